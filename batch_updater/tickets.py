@@ -1,0 +1,189 @@
+"""The domain types: ticket states, the update to send, row outcomes and the result of a row.
+
+Nothing here does I/O. Every other module speaks in these types, so that the sheet reader, the
+validator, the sender and the report writer agree on what a row is and what became of it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePath
+from enum import Enum, IntEnum
+
+
+class TicketState(IntEnum):
+    """The states CCS knows, by the integer the API takes."""
+
+    OPEN = 1
+    REMEDIATION_PERFORMED = 2
+    VERIFIED = 3
+    FAILED = 4
+    NOT_APPLICABLE = 5
+
+    @property
+    def label(self) -> str:
+        """The status name as the CCS console shows it, e.g. 'Remediation Performed'."""
+        return self.name.replace("_", " ").title()
+
+    @classmethod
+    def labels(cls) -> str:
+        """'1 Open, 2 Remediation Performed, ...' for messages."""
+        return ", ".join(f"{state.value} {state.label}" for state in cls)
+
+
+class Outcome(str, Enum):
+    """What became of one row of the input."""
+
+    UPDATED = "Updated"
+    FAILED = "Failed"
+    INVALID = "Invalid"
+    SKIPPED = "Skipped"
+    NOT_SENT = "Not sent"
+    VALID = "Valid (dry run)"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Field(str, Enum):
+    """The API fields a column can map to, by their documented spelling."""
+
+    TICKET_NUMBER = "TicketNumber"
+    TICKET_STATE = "TicketState"
+    TICKET_DESCRIPTION = "TicketDescription"
+    PRIORITY = "Priority"
+    ASSIGNED_TO = "AssignedTo"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class TicketUpdate:
+    """One PATCH: the ticket and the fields to change. None means 'leave as it is'."""
+
+    ticket_number: str
+    state: TicketState | None = None
+    description: str | None = None
+    priority: str | int | None = None
+    assigned_to: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The request body with the documented field names; unchanged fields are left out."""
+        body: dict[str, object] = {Field.TICKET_NUMBER.value: self.ticket_number}
+        if self.state is not None:
+            body[Field.TICKET_STATE.value] = int(self.state)
+        if self.description is not None:
+            body[Field.TICKET_DESCRIPTION.value] = self.description
+        if self.priority is not None:
+            body[Field.PRIORITY.value] = self.priority
+        if self.assigned_to is not None:
+            body[Field.ASSIGNED_TO.value] = self.assigned_to
+        return body
+
+    def to_json_text(self) -> str:
+        """The request body exactly as sent on the wire."""
+        return json.dumps(self.to_json(), ensure_ascii=False)
+
+    def changed_fields(self) -> list[Field]:
+        """The fields this update sets, in request order."""
+        return [Field(name) for name in self.to_json() if name != Field.TICKET_NUMBER.value]
+
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One data row as read: its spreadsheet row number (as Excel shows it) and its cell values.
+
+    values are aligned with Sheet.headers; an empty cell is None. Numbers stay numbers (an integral
+    float such as 2.0 becomes the int 2), dates stay dates, text stays exactly as written.
+    """
+
+    row_number: int
+    values: tuple[object, ...]
+
+
+@dataclass
+class Sheet:
+    """A sheet read from the input file: where it came from, its header row and its data rows."""
+
+    path: str
+    sheet_name: str
+    header_row: int
+    headers: list[str]
+    rows: list[SheetRow]
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def file_name(self) -> str:
+        """The input's file name as it is shown in messages."""
+        return PurePath(self.path).name
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one cell (or with the row, when column is None)."""
+
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        if self.column is None:
+            return self.message
+        return f'column "{self.column}": {self.message}'
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """The verdict of validation on one spreadsheet row."""
+
+    row_number: int
+    update: TicketUpdate | None = None
+    problems: tuple[Problem, ...] = ()
+    blank: bool = False
+
+    @property
+    def ticket_number(self) -> str:
+        return self.update.ticket_number if self.update else ""
+
+    @property
+    def is_valid(self) -> bool:
+        return self.update is not None and not self.problems and not self.blank
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """What became of one row: the outcome and the evidence for it."""
+
+    row_number: int
+    outcome: Outcome
+    ticket_number: str = ""
+    status: int | None = None
+    message: str = ""
+    attempts: int = 0
+    sent_at: datetime | None = None
+    duration_ms: int | None = None
+    request_json: str | None = None
+
+
+@dataclass
+class RunInfo:
+    """Facts about the run for the Summary sheet and the terminal summary."""
+
+    input_path: str
+    input_sha256: str
+    sheet_name: str
+    tool_version: str
+    operator: str
+    started: datetime
+    finished: datetime | None = None
+    server_url: str = ""
+    ccs_user: str = ""
+    rate: float | None = None
+    concurrency: int | None = None
+    dry_run: bool = False
+    simulated: bool = False
+    stopped_reason: str = ""
+    notes: list[str] = field(default_factory=list)
