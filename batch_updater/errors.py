@@ -37,3 +37,7 @@ class ServerUnreachable(BatchUpdateError):
 
 class TlsError(ServerUnreachable):
     """The server's certificate could not be verified."""
+
+
+class OutputError(BatchUpdateError):
+    """A results file cannot be written (exists already, folder missing, no permission...)."""

@@ -1,0 +1,410 @@
+"""The CCS REST API client: tokens, one ticket update, one ticket read, and error messages.
+
+It knows HTTP and the CCS API, nothing of spreadsheets and nothing of retries: it sends one
+request and says what came back as a `Reply`. The one thing it repeats on its own is a request
+that got a 401: it gets a new token (refresh grant, then password grant) and re-sends once, as
+the contract asks; a second 401 raises AuthError, which stops the run.
+
+requests is imported here and nowhere else. Each worker thread gets its own Session (a Session
+has no documented thread-safety contract); the token is shared by all of them under a lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from . import __version__
+from .errors import AuthError, ServerUnreachable, TlsError
+from .tickets import TicketUpdate
+
+TOKEN_PATH = "/ccs/api/v1/oauth/tokens"
+TICKETS_PATH = "/ccs/api/v1/RemediationTickets/"
+TICKET_QUERY_PATH = "/ccs/api/v1/RemediationTickets"
+DEFAULT_TIMEOUT = (10.0, 60.0)
+# Long enough for any server sentence, short enough for a spreadsheet cell and a log line.
+MAX_MESSAGE_LENGTH = 500
+USER_AGENT = f"batch-update/{__version__}"
+MESSAGE_KEYS = ("Message", "message", "error_description", "error", "detail", "title")
+
+
+class SecretLike(Protocol):
+    def reveal(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one request got back. status is None when no HTTP answer came (timeout, reset)."""
+
+    status: int | None
+    message: str = ""
+    retry_after: float | None = None
+    elapsed_ms: int = 0
+    body: object = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def encode_password(password: str, encoding: str) -> str:
+    """The password as the token request carries it: Base64 of its UTF-8 bytes, or plain."""
+    if str(encoding) in ("base64", "PasswordEncoding.BASE64"):
+        return base64.b64encode(password.encode("utf-8")).decode("ascii")
+    return password
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After in seconds, from either form the HTTP spec allows (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _truncate(text: str, limit: int = MAX_MESSAGE_LENGTH) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def extract_message(body: bytes, content_type: str = "") -> str:
+    """The server's message from an error body: JSON (several styles), HTML, text, or nothing."""
+    if not body:
+        return ""
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return ""
+    if text[:1] in "{[\"" or "json" in content_type.lower():
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, str):
+            return _truncate(_squash(data))
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            data = data[0]
+        if isinstance(data, dict):
+            found = [str(data[k]) for k in MESSAGE_KEYS if isinstance(data.get(k), (str, int))]
+            if "error" in data and "error_description" in data:
+                found = [f"{data['error']}: {data['error_description']}"]
+            if found:
+                return _truncate(_squash(found[0]))
+            return _truncate(_squash(json.dumps(data, ensure_ascii=False)))
+    if "<" in text and re.search(r"<(html|body|title|h1|!doctype)", text, re.I):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        if title and title.group(1).strip():
+            return _truncate(_squash(html.unescape(title.group(1))))
+        stripped = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", text, flags=re.I | re.S)
+        stripped = re.sub(r"<[^>]+>", " ", stripped)
+        return _truncate(_squash(html.unescape(stripped)))
+    return _truncate(_squash(text))
+
+
+def describe_status(status: int, reason: str = "") -> str:
+    """'HTTP 503 Service Unavailable' for a message when the server said nothing itself."""
+    return f"HTTP {status} {reason}".strip()
+
+
+class CcsClient:
+    """A client for one CCS server and one account, safe to use from many threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: SecretLike,
+        *,
+        password_encoding: str = "base64",
+        verify: bool | str = True,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self._password_encoding = str(getattr(password_encoding, "value", password_encoding))
+        self._verify = verify
+        self._timeout = timeout
+        self._local = threading.local()
+        self._token_lock = threading.Lock()
+        self._access_token: str | None = None
+        self._refresh_token: str | None = None
+        self._token_generation = 0
+        self.token_renewals = 0
+        self._sessions: list[requests.Session] = []
+
+    def __repr__(self) -> str:
+        return f"CcsClient({self.base_url!r}, user={self.username!r})"
+
+    @property
+    def host(self) -> str:
+        parts = urlsplit(self.base_url)
+        return parts.netloc or self.base_url
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.verify = self._verify
+            self._local.session = session
+            with self._token_lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every worker's connections."""
+        with self._token_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def login(self) -> None:
+        """Get the first token; raises AuthError, TlsError or ServerUnreachable with advice."""
+        with self._token_lock:
+            self._password_grant()
+
+    def _token_request(self, form: dict[str, str]) -> requests.Response:
+        try:
+            return self._session().post(
+                self.base_url + TOKEN_PATH,
+                data=form,  # requests form-encodes and URL-encodes every value
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise TlsError(
+                f"Could not verify the TLS certificate of {self.host}: {_ssl_reason(exc)}.",
+                tip="If the server uses an internal certificate authority, give its certificate "
+                "with --ca-bundle PATH (or server.ca_bundle in the config file).",
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise ServerUnreachable(
+                f"Could not connect to {self.base_url}: {_connection_reason(exc)}.",
+                tip="Check the server URL (--url or CCS_URL; the CCS REST API listens on port "
+                "12431 unless configured otherwise) and that this machine can reach it.",
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise ServerUnreachable(
+                f"{self.base_url} did not answer the token request within "
+                f"{self._timeout[1]:g} seconds.",
+                tip="Check that the CCS Application Server service is running.",
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise ServerUnreachable(f"The token request to {self.base_url} failed: {exc}") from exc
+
+    def _store_tokens(self, response: requests.Response) -> None:
+        try:
+            data = response.json()
+            access = data["access_token"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServerUnreachable(
+                f"{self.base_url} answered the token request with HTTP {response.status_code} "
+                "but without an access token; is this a CCS server?",
+            ) from exc
+        if not isinstance(access, str) or not access:
+            raise ServerUnreachable(
+                f"{self.base_url} answered the token request with an empty access token."
+            )
+        self._access_token = access
+        refresh = data.get("refresh_token")
+        self._refresh_token = refresh if isinstance(refresh, str) and refresh else None
+        self._token_generation += 1
+
+    def _password_grant(self) -> None:
+        response = self._token_request(
+            {
+                "grant_type": "password",
+                "username": self.username,
+                "password": encode_password(self._password.reveal(), self._password_encoding),
+            }
+        )
+        if 300 <= response.status_code < 400:
+            raise ServerUnreachable(
+                f"{self.base_url} redirected the token request to "
+                f"{response.headers.get('Location', '(no location)')}; credentials are not "
+                "sent after a redirect.",
+                tip="Set the server URL to the address the server redirects to.",
+            )
+        if response.status_code != 200:
+            message = extract_message(response.content, response.headers.get("Content-Type", ""))
+            raise AuthError(
+                f"The CCS server refused the user name or password for {self.username} "
+                f"(HTTP {response.status_code}"
+                + (f": {message}" if message else "")
+                + ").",
+                tip="Check CCS_USERNAME and CCS_PASSWORD, and auth.password_encoding in the "
+                "config (base64 or plain: the server expects one of them).",
+            )
+        self._store_tokens(response)
+
+    def _refresh_grant(self) -> bool:
+        if not self._refresh_token:
+            return False
+        try:
+            response = self._token_request(
+                {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
+            )
+        except ServerUnreachable:
+            return False
+        if response.status_code != 200:
+            return False
+        try:
+            self._store_tokens(response)
+        except ServerUnreachable:
+            return False
+        return True
+
+    def _renew_token(self, seen_generation: int) -> None:
+        """A 401 came back for a token of `seen_generation`: get a new one, once for all threads."""
+        with self._token_lock:
+            if self._token_generation != seen_generation:
+                return  # another worker already renewed it
+            self.token_renewals += 1
+            if not self._refresh_grant():
+                self._password_grant()
+
+    def _current_token(self) -> tuple[str, int]:
+        with self._token_lock:
+            if self._access_token is None:
+                self._password_grant()
+            return self._access_token or "", self._token_generation
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, **kwargs: object) -> Reply:
+        """Send one request with the current token; on 401 renew the token and send once more."""
+        for attempt in (1, 2):
+            token, generation = self._current_token()
+            reply = self._send_once(method, url, token, **kwargs)
+            if reply.status != 401:
+                return reply
+            if attempt == 2:
+                raise AuthError(
+                    f"The CCS server refused {self.username} twice in a row with HTTP 401 "
+                    f"(\"{reply.message or 'Unauthorized'}\"), even with a new token.",
+                    tip="The account may have been disabled or its password changed during the "
+                    "run; check it in CCS and run again (rows already updated are in the "
+                    "results workbook).",
+                )
+            self._renew_token(generation)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(
+        self, method: str, url: str, token: str, *, content_type: str | None = None,
+        **kwargs: object,
+    ) -> Reply:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        started = time.perf_counter()
+        try:
+            response = self._session().request(
+                method, url, headers=headers, timeout=self._timeout, allow_redirects=False,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        except requests.exceptions.SSLError as exc:
+            return Reply(None, f"TLS error: {_ssl_reason(exc)}", elapsed_ms=_ms(started))
+        except requests.exceptions.Timeout:
+            return Reply(
+                None, f"no answer within {self._timeout[1]:g} s (timeout)", elapsed_ms=_ms(started)
+            )
+        except requests.exceptions.ConnectionError as exc:
+            return Reply(None, f"connection failed: {_connection_reason(exc)}", elapsed_ms=_ms(started))
+        except requests.exceptions.RequestException as exc:
+            return Reply(None, f"request failed: {type(exc).__name__}", elapsed_ms=_ms(started))
+        elapsed = _ms(started)
+        status = response.status_code
+        content_type = response.headers.get("Content-Type", "")
+        message = extract_message(response.content, content_type)
+        if 300 <= status < 400:
+            message = (
+                f"redirected to {response.headers.get('Location', '(no location)')}; not followed "
+                "with credentials"
+            )
+        elif not message and status >= 400:
+            message = describe_status(status, response.reason or "")
+        body: object = None
+        if status == 200 and "json" in content_type.lower():
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        return Reply(
+            status,
+            message,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            elapsed_ms=elapsed,
+            body=body,
+        )
+
+    def update(self, update: TicketUpdate) -> Reply:
+        """PATCH one ticket. 204 means updated; anything else is described in the Reply."""
+        return self._send(
+            "PATCH",
+            self.base_url + TICKETS_PATH,
+            data=update.to_json_text().encode("utf-8"),
+            content_type="application/json; charset=utf-8",
+        )
+
+    def get_ticket(self, ticket_number: str) -> Reply:
+        """Read one ticket (GET ...?TicketNumber=); the parsed JSON is in Reply.body."""
+        return self._send(
+            "GET", self.base_url + TICKET_QUERY_PATH, params={"TicketNumber": ticket_number}
+        )
+
+
+def _ms(started: float) -> int:
+    return int(round((time.perf_counter() - started) * 1000))
+
+
+def _ssl_reason(exc: Exception) -> str:
+    text = str(exc)
+    match = re.search(r"certificate verify failed: ([^(\"')]+)", text)
+    if match:
+        return "certificate verify failed: " + match.group(1).strip()
+    return _squash(text)[:200]
+
+
+def _connection_reason(exc: Exception) -> str:
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host name not found"),
+        ("getaddrinfo failed", "host name not found"),
+        ("nodename nor servname", "host name not found"),
+        ("Connection reset", "connection reset by the server"),
+        ("RemoteDisconnected", "the server closed the connection without answering"),
+        ("Connection aborted", "the connection was aborted"),
+        ("timed out", "timed out"),
+    ):
+        if needle in text:
+            return reason
+    return _squash(text)[:200]

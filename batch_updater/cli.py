@@ -1,0 +1,544 @@
+"""The command line: options, wiring, exit codes, and what the administrator sees on the terminal.
+
+A thin shell over the core: it builds the settings, calls read -> validate -> send -> report, and
+turns the project's exceptions into one clear message and an exit code. It is the only module
+that prints, prompts or exits, and the only one that imports click.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+from collections import Counter
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from enum import IntEnum
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import click
+
+from . import __version__
+from .errors import AuthError, BatchUpdateError, ServerUnreachable
+from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet
+
+log = logging.getLogger("batch_updater")
+
+MAX_PROBLEMS_SHOWN = 20
+
+
+class ExitStatus(IntEnum):
+    """The exit codes, as documented in --help and the README."""
+
+    OK = 0
+    ROWS_FAILED = 1
+    USAGE = 2
+    STOPPED = 3
+    INTERRUPTED = 130
+
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    every row Updated (or Valid in a dry run, or Skipped)
+  1    some rows Failed or Invalid (see the results workbook)
+  2    usage, config or input-file error: nothing was sent
+  3    the run stopped early (credentials refused, server unreachable,
+       the account lacks the role, too many server errors)
+  130  interrupted by Ctrl-C (the workbook lists the rest as Not sent)"""
+
+
+def _echo(message: str = "", *, err: bool = True) -> None:
+    click.echo(message, err=err)
+
+
+def _fail(error: BatchUpdateError) -> None:
+    _echo(f"Error: {error.message}")
+    if error.tip:
+        _echo(f"Tip: {error.tip}")
+
+
+def _operator() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # getuser raises different things on different platforms
+        user = "unknown"
+    domain = os.environ.get("USERDOMAIN")
+    if domain and "\\" not in user:
+        user = f"{domain}\\{user}"
+    return f"{user} on {socket.gethostname()}"
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+class TerminalProgress:
+    """Progress for a person: a tqdm bar on a terminal, a line every tenth otherwise."""
+
+    def __init__(self, total: int, *, quiet: bool) -> None:
+        self.total = total
+        self.quiet = quiet
+        self.counts: Counter[str] = Counter()
+        self.done = 0
+        self.bar = None
+        self._next_line = 0
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="ticket", file=sys.stderr, dynamic_ncols=True)
+
+    def row_done(self, result: RowResult) -> None:
+        self.done += 1
+        self.counts[result.outcome.value] += 1
+        log.info(
+            "row %d %s -> %s %s%s (%d attempt%s, %s ms)",
+            result.row_number,
+            result.ticket_number,
+            result.status if result.status is not None else "-",
+            result.outcome.value,
+            f": {result.message}" if result.message else "",
+            result.attempts,
+            "" if result.attempts == 1 else "s",
+            result.duration_ms if result.duration_ms is not None else "-",
+        )
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(
+                updated=self.counts[Outcome.UPDATED.value],
+                failed=self.counts[Outcome.FAILED.value],
+                refresh=False,
+            )
+        elif not self.quiet and (self.done >= self._next_line or self.done == self.total):
+            step = max(1, self.total // 10)
+            self._next_line = self.done + step
+            _echo(
+                f"  {self.done:,}/{self.total:,} sent: "
+                f"{self.counts[Outcome.UPDATED.value]:,} updated, "
+                f"{self.counts[Outcome.FAILED.value]:,} failed"
+            )
+
+    def retrying(self, row_number: int, ticket: str, attempt: int, reason: str, delay: float) -> None:
+        log.info("row %d %s: %s, retrying in %.1f s", row_number, ticket, reason, delay)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- signals -------------------------------------------------------------------------------------
+
+
+class Interrupts:
+    """First Ctrl-C (or SIGTERM): stop dispatching. Second: stop waiting for requests in flight."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.abandon = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if not self.cancel.is_set():
+            self.cancel.set()
+            _echo(
+                "\nStopping: no new requests will be sent; waiting for the ones in flight "
+                "(press Ctrl-C again to stop waiting)."
+            )
+        else:
+            self.abandon.set()
+
+    def __enter__(self) -> "Interrupts":
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                try:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+                except (ValueError, OSError):  # not the main thread, or not supported here
+                    pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def _planned_results(plan_rows: Sequence[PlannedRow], dry_run: bool) -> Iterator[RowResult]:
+    """The results that validation alone decides: Invalid, Skipped, and Valid in a dry run."""
+    for row in plan_rows:
+        if row.blank:
+            yield RowResult(row.row_number, Outcome.SKIPPED, message="blank row")
+        elif not row.is_valid:
+            yield RowResult(
+                row.row_number,
+                Outcome.INVALID,
+                ticket_number=row.ticket_number or "",
+                message="; ".join(str(p) for p in row.problems),
+            )
+        elif dry_run:
+            yield RowResult(
+                row.row_number,
+                Outcome.VALID,
+                ticket_number=row.ticket_number,
+                message="would be sent",
+                request_json=row.update.to_json_text() if row.update else None,
+            )
+
+
+def _summary_lines(sheet: Sheet, results: Sequence[RowResult], out: Path, extra: Sequence[Path]) -> list[str]:
+    counts = Counter(r.outcome for r in results)
+    statuses = Counter(r.status for r in results if r.outcome is Outcome.FAILED)
+    lines = [
+        f"{len(results):,} rows in {sheet.file_name}"
+        + (f' (sheet "{sheet.sheet_name}")' if sheet.sheet_name else "")
+        + ":"
+    ]
+    for outcome in Outcome:
+        if counts[outcome] or outcome in (Outcome.UPDATED, Outcome.FAILED, Outcome.INVALID):
+            detail = ""
+            if outcome is Outcome.FAILED and statuses:
+                detail = "   (" + ", ".join(
+                    f"{'HTTP ' + str(s) if s is not None else 'no answer'}: {n}"
+                    for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+                ) + ")"
+            lines.append(f"  {outcome.value:<16}{counts[outcome]:>7,}{detail}")
+    lines.append(f"Results workbook: {out}")
+    for path in extra:
+        lines.append(f"Results CSV:      {path}")
+    return lines
+
+
+def _exit_status(results: Sequence[RowResult], stopped: bool, interrupted: bool) -> ExitStatus:
+    if interrupted:
+        return ExitStatus.INTERRUPTED
+    if stopped:
+        return ExitStatus.STOPPED
+    if any(r.outcome in (Outcome.FAILED, Outcome.INVALID) for r in results):
+        return ExitStatus.ROWS_FAILED
+    return ExitStatus.OK
+
+
+def _configure_logging(verbose: bool, log_file: Path | None) -> None:
+    logger = logging.getLogger("batch_updater")
+    logger.setLevel(logging.DEBUG if (verbose or log_file) else logging.WARNING)
+    logger.propagate = False
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        handler.setLevel(logging.INFO)
+        logger.addHandler(handler)
+    if log_file:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(formatter)
+        logger.addHandler(file_handler)
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Validate every row and write the workbook; send nothing.")
+@click.option(
+    "--simulate",
+    is_flag=True,
+    help="Run against the built-in CCS simulator on this machine (nothing real is touched).",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation before a live run.")
+@click.option("--url", help="CCS server, e.g. https://ccs01.corp.local:12431 [env CCS_URL].")
+@click.option("--user", "username", help="CCS user name, e.g. corp\\svc-ccs [env CCS_USERNAME].")
+@click.option(
+    "--password-encoding",
+    type=click.Choice(["base64", "plain"]),
+    help="How the token request carries the password [default: base64].",
+)
+@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA certificate(s) for an internal CA.")
+@click.option("--rate", type=float, help="Requests per second, never exceeded [default: 5].")
+@click.option("--concurrency", type=int, help="Requests in flight at once [default: 4].")
+@click.option("--sheet", help="Sheet to read [default: the only one, or one named like Tickets].")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Results workbook path [default: beside the input].")
+@click.option("--csv", "write_csv", is_flag=True, default=None, help="Also write the results as CSV.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Config file [default: ./batch-update.yaml, then the user config folder].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices; errors and the summary only.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request on the terminal (never secrets).")
+@click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), help="Write the per-request log to this file.")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="batch-update")
+def command(**options: object) -> None:
+    """Update CCS remediation tickets from FILE (.xlsx, .xlsm, .xls, .ods or .csv).
+
+    Every row is checked before anything is sent; then one PATCH per ticket goes to the CCS
+    server at a steady pace, and a results workbook records what happened to each row.
+
+    \b
+    Examples:
+      batch-update samples/tickets.xlsx --simulate     try it against the built-in simulator
+      batch-update tickets.xlsx --dry-run              check the sheet, send nothing
+      batch-update tickets.xlsx --url https://ccs01:12431 --user corp\\svc-ccs
+    """
+    debug = bool(options.pop("debug"))
+    try:
+        status = run(**options)  # type: ignore[arg-type]
+    except BatchUpdateError as error:
+        if debug:
+            raise
+        _fail(error)
+        status = ExitStatus.USAGE
+    sys.exit(int(status))
+
+
+def run(
+    file: Path,
+    *,
+    dry_run: bool = False,
+    simulate: bool = False,
+    yes: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    config_path: Path | None = None,
+    **cli: object,
+) -> ExitStatus:
+    """Read, validate, send and report; returns the exit status."""
+    from .report import check_output_path, default_results_path, write_results
+    from .settings import load_settings
+    from .sheet import file_sha256, read_sheet
+    from .validate import plan_rows, rules_from_settings
+
+    started = datetime.now(timezone.utc)
+    settings = load_settings(
+        cli={k: v for k, v in cli.items() if k != "out"}, env=os.environ, config_path=config_path
+    )
+    _configure_logging(verbose, settings.log_file)
+
+    rules = rules_from_settings(settings)
+    sheet = read_sheet(
+        file, settings.sheet, is_header_row=rules.is_header_row, max_rows=settings.max_rows
+    )
+    plan = plan_rows(sheet, rules)
+    notices = [*sheet.notices, *plan.notices]
+    if not quiet:
+        for notice in notices:
+            _echo(f"Note: {notice}")
+    invalid = [row for row in plan.rows if not row.blank and not row.is_valid]
+    _show_problems(sheet, invalid, quiet=quiet)
+
+    out = cli.get("out") or default_results_path(file, started, settings.output_dir)
+    out = Path(out)  # type: ignore[arg-type]
+    check_output_path(out, input_path=file)
+    csv_path = out.with_suffix(".csv") if settings.write_csv else None
+    if csv_path is not None:
+        check_output_path(csv_path, input_path=file)
+
+    info = RunInfo(
+        input_path=str(file.resolve()),
+        input_sha256=file_sha256(file),
+        sheet_name=sheet.sheet_name,
+        tool_version=__version__,
+        operator=_operator(),
+        started=started,
+        rate=settings.rate,
+        concurrency=settings.concurrency,
+        dry_run=dry_run,
+        simulated=simulate,
+        notes=notices,
+    )
+    valid = [row for row in plan.rows if row.is_valid]
+    decided = {r.row_number: r for r in _planned_results(plan.rows, dry_run)}
+
+    interrupted = stopped = False
+    if dry_run:
+        results = [decided[row.row_number] for row in plan.rows]
+        if not quiet:
+            _echo(f"Dry run: {len(valid):,} of {len(plan.rows):,} rows would be sent; nothing was sent.")
+    else:
+        sent, interrupted, stopped = _send(valid, settings, info, simulate=simulate, yes=yes, quiet=quiet)
+        decided.update(sent)
+        results = [decided[row.row_number] for row in plan.rows]
+
+    info.finished = datetime.now(timezone.utc)
+    write_results(out, sheet, results, info, csv_path=csv_path)
+    for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else []):
+        click.echo(line)
+    if info.stopped_reason:
+        _echo(f"The run stopped early: {info.stopped_reason}.")
+    return _exit_status(results, stopped, interrupted)
+
+
+def _show_problems(sheet: Sheet, invalid: Sequence[PlannedRow], *, quiet: bool) -> None:
+    from .validate import format_problem
+
+    shown = 0
+    for row in invalid:
+        for problem in row.problems:
+            if shown < MAX_PROBLEMS_SHOWN:
+                _echo(format_problem(sheet, row.row_number, problem))
+            shown += 1
+    if shown > MAX_PROBLEMS_SHOWN:
+        _echo(f"... and {shown - MAX_PROBLEMS_SHOWN:,} more problems; the results workbook lists every one.")
+    if invalid and not quiet:
+        _echo(f"{len(invalid):,} row{'s' if len(invalid) != 1 else ''} will not be sent (Invalid).")
+
+
+def _send(
+    valid: Sequence[PlannedRow],
+    settings: object,
+    info: RunInfo,
+    *,
+    simulate: bool,
+    yes: bool,
+    quiet: bool,
+) -> tuple[dict[int, RowResult], bool, bool]:
+    """Connect, confirm, and send the valid rows; returns (results by row, interrupted, stopped)."""
+    from .ccs import CcsClient
+    from .pacing import RateLimiter
+    from .runner import RetryPolicy, Sender, StopPolicy
+    from .settings import Secret
+
+    with ExitStack() as stack:
+        if simulate:
+            from .sim import DEMO_ADMIN, DEMO_PASSWORD, Simulator
+
+            sim = stack.enter_context(Simulator(port=0, **SIMULATED_SERVER))
+            url, username, password = sim.url, DEMO_ADMIN, Secret(DEMO_PASSWORD)
+            encoding = "base64"
+            if not quiet:
+                _echo(f"Simulated CCS server at {url} (nothing real is touched).")
+        else:
+            url, username, password, encoding = _credentials(settings, valid, yes=yes)
+        info.server_url = url
+        info.ccs_user = username
+
+        def not_sent(reason: str) -> dict[int, RowResult]:
+            return {
+                row.row_number: RowResult(
+                    row.row_number,
+                    Outcome.NOT_SENT,
+                    ticket_number=row.ticket_number,
+                    message=f"not sent: {reason}",
+                    request_json=row.update.to_json_text() if row.update else None,
+                )
+                for row in valid
+            }
+
+        if not valid:
+            return {}, False, False
+        if not simulate and not yes:
+            _confirm(len(valid), url, username, settings)
+        verify: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
+        client = CcsClient(
+            url,
+            username,
+            password,
+            password_encoding=encoding,
+            verify=verify,
+            timeout=(settings.connect_timeout, settings.read_timeout),
+        )
+        stack.callback(client.close)
+        try:
+            client.login()
+        except (AuthError, ServerUnreachable) as error:
+            _fail(error)
+            info.stopped_reason = error.message.rstrip(".")
+            return not_sent(info.stopped_reason), False, True
+
+        progress = TerminalProgress(len(valid), quiet=quiet)
+        stack.callback(progress.close)
+        if not quiet:
+            _echo(
+                f"Sending {len(valid):,} updates to {url} as {username} at "
+                f"{settings.rate:g} requests/s ({settings.concurrency} at a time)."
+            )
+        with Interrupts() as interrupts:
+            sender = Sender(
+                client,
+                RateLimiter(settings.rate),
+                concurrency=settings.concurrency,
+                retry=RetryPolicy(
+                    max_attempts=settings.max_attempts,
+                    backoff_base=settings.backoff_base,
+                    backoff_cap=settings.backoff_cap,
+                    max_throttled=settings.max_throttled,
+                ),
+                stop_policy=StopPolicy(
+                    forbidden_at_start=settings.stop_forbidden_at_start,
+                    transient_streak=settings.stop_transient_streak,
+                ),
+                progress=progress,
+                cancel=interrupts.cancel,
+                abandon=interrupts.abandon,
+            )
+            report = sender.run(valid)
+        progress.close()
+        if report.stopped_reason and not report.interrupted:
+            info.stopped_reason = report.stopped_reason
+        elif report.interrupted:
+            info.stopped_reason = "interrupted (Ctrl-C or a stop signal)"
+        if client.token_renewals:
+            info.notes.append(f"The access token was renewed {client.token_renewals} time(s) during the run.")
+        return report.results, report.interrupted, report.stopped and not report.interrupted
+
+
+# The simulated server of --simulate: the samples' tickets exist, a few are restricted (403) and
+# one always fails (500), so that the demo shows every outcome a real sweep can have.
+SIMULATED_SERVER: dict[str, object] = {"tickets": 1000, "seed": 7, "fail_tickets": {"INCA0000777"}}
+
+
+def _credentials(settings: object, valid: Sequence[PlannedRow], *, yes: bool) -> tuple[str, str, object, str]:
+    from .errors import ConfigError
+    from .settings import Secret
+
+    interactive = sys.stdin.isatty()
+    url = settings.url
+    if not url:
+        raise ConfigError(
+            "No CCS server given.",
+            tip="Pass --url https://ccs01.corp.local:12431, set CCS_URL, or set server.url in "
+            "batch-update.yaml. To try the tool first, add --simulate.",
+        )
+    username = settings.username
+    if not username:
+        if not interactive:
+            raise ConfigError(
+                "No CCS user name given.",
+                tip="Pass --user 'corp\\svc-ccs', set CCS_USERNAME, or set auth.username in the config.",
+            )
+        username = click.prompt("CCS user name (domain\\user)")
+    password = settings.password
+    if password is None:
+        if not interactive:
+            raise ConfigError(
+                f"No password for {username}.",
+                tip="Set the CCS_PASSWORD environment variable (it is never read from the config "
+                "file or the command line), or run in a terminal to be asked.",
+            )
+        password = Secret(click.prompt(f"Password for {username} on {url}", hide_input=True))
+    encoding = getattr(settings.password_encoding, "value", settings.password_encoding)
+    return url, username, password, str(encoding)
+
+
+def _confirm(count: int, url: str, username: str, settings: object) -> None:
+    from .errors import ConfigError
+
+    question = (
+        f"About to update {count:,} ticket{'s' if count != 1 else ''} on {url} as {username} "
+        f"at {settings.rate:g} requests/s. Continue?"
+    )
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            question.replace(" Continue?", "") + " Refusing without a terminal to confirm.",
+            tip="Add --yes to confirm in advance (for scheduled or scripted runs).",
+        )
+    if not click.confirm(question, default=False, err=True):
+        raise ConfigError("Cancelled; nothing was sent.")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the batch-update command."""
+    command.main(args=list(argv) if argv is not None else None, prog_name="batch-update")

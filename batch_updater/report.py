@@ -1,0 +1,771 @@
+"""The results workbook (and CSV) that goes to the auditors.
+
+One sheet "Results" repeats every input column exactly as read and adds what became of each row;
+a sheet "Summary" says who ran what, where, when, with which input, and reconciles the counts; a
+sheet "Legend" explains the columns and outcomes, so that the workbook explains itself.
+
+Every value passes `safe_text()` on its way out, so no cell is ever a formula (OWASP CSV injection)
+and nothing openpyxl or Excel would refuse or mangle reaches the file. Files are written to a
+temporary file beside the target and moved into place at the end; an existing file is never
+overwritten and the input is never written to. openpyxl is imported here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import numbers
+import os
+import re
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import IO, Sequence
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from .errors import OutputError
+from .tickets import Outcome, RowResult, RunInfo, Sheet, SheetRow
+
+# Excel's documented maximum number of characters in one cell (counted in UTF-16 code units).
+EXCEL_CELL_LIMIT = 32_767
+
+# A leading character that makes Excel, LibreOffice or Google Sheets evaluate a cell (OWASP).
+FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\0")
+
+# Shown instead of a character that XML 1.0 (and so .xlsx) cannot hold: C0 controls other than
+# tab/CR/LF, lone surrogates and the non-characters U+FFFE/U+FFFF.
+REPLACEMENT_CHARACTER = "\ufffd"
+_UNWRITABLE_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+TRUNCATION_MARKER = " … [cut by batch-update: {total:,} characters in all, Excel holds {limit:,}]"
+
+# Excel keeps 15 significant digits; longer integers would silently lose their last digits.
+_LARGEST_EXACT_INTEGER = 10**15 - 1
+
+# The columns added after the input's own columns, in this order.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "Row",
+    "Outcome",
+    "HTTP Status",
+    "Message",
+    "Attempts",
+    "Sent At",
+    "Duration ms",
+    "Request",
+)
+
+# When an input column already has one of the names above, the input keeps its name (its data is
+# the evidence) and ours gets this suffix: "Outcome (batch-update)", then "(batch-update 2)"...
+COLLISION_SUFFIX = "batch-update"
+
+# The fixed order of outcomes in the Summary, so that months can be compared line by line.
+OUTCOME_ORDER: tuple[Outcome, ...] = (
+    Outcome.UPDATED,
+    Outcome.FAILED,
+    Outcome.INVALID,
+    Outcome.SKIPPED,
+    Outcome.NOT_SENT,
+    Outcome.VALID,
+)
+
+OUTCOME_COLOURS: dict[Outcome, str] = {
+    Outcome.UPDATED: "C6EFCE",  # green
+    Outcome.FAILED: "FFC7CE",  # red
+    Outcome.INVALID: "F8CBAD",  # orange
+    Outcome.SKIPPED: "D9D9D9",  # grey
+    Outcome.NOT_SENT: "FFEB9C",  # yellow
+    Outcome.VALID: "DDEBF7",  # light blue
+}
+
+OUTCOME_MEANINGS: dict[Outcome, str] = {
+    Outcome.UPDATED: "The server accepted the change (HTTP 204).",
+    Outcome.FAILED: "The server refused the change (400, 403, 404) or it still failed after "
+    "the last retry. The ticket was not changed by this row.",
+    Outcome.INVALID: "The row did not pass validation; nothing was sent. Message says why.",
+    Outcome.SKIPPED: "Blank row, or already updated by the run being resumed; nothing was sent.",
+    Outcome.NOT_SENT: "The run stopped (Ctrl-C, credentials, stop policy) before this row was "
+    "sent.",
+    Outcome.VALID: "Dry run: the row passed validation and would be sent. Nothing was sent.",
+}
+
+COLUMN_MEANINGS: dict[str, str] = {
+    "Row": "The row's number in the input sheet, as Excel shows it.",
+    "Outcome": "What became of the row; the outcomes are explained below.",
+    "HTTP Status": "The HTTP status code of the server's answer; empty if no answer was received.",
+    "Message": "The server's message, the validation problems, or why the row was not sent.",
+    "Attempts": "How many requests were sent for this row, retries included; 0 if none.",
+    "Sent At": "When the request was sent, in UTC (ISO 8601, e.g. 2026-11-30T14:03:07.123Z).",
+    "Duration ms": "How long the request took, in milliseconds.",
+    "Request": "The JSON body of the PATCH request; empty if no request was made.",
+}
+
+SAFETY_NOTE = (
+    "Text beginning with = + - @, a tab, CR, LF or NUL is shown with a leading ' so that it is "
+    "never run as a formula; characters a workbook cannot hold are shown as \ufffd; text longer "
+    "than Excel's 32,767-character cell limit is cut with a visible marker. Every other value is "
+    "exactly as read from the input."
+)
+
+TITLE = "batch-update results"
+RESULTS_SHEET = "Results"
+SUMMARY_SHEET = "Summary"
+LEGEND_SHEET = "Legend"
+
+_MIN_WIDTH = 8
+_MAX_WIDTH = 60
+# Rows looked at to size the columns; the widths are fixed before the first row is streamed.
+_WIDTH_SAMPLE_ROWS = 500
+
+_BOLD = Font(bold=True)
+_TITLE_FONT = Font(bold=True, size=14)
+_TOP = Alignment(vertical="top", wrap_text=True)
+_FILLS = {
+    outcome: PatternFill(fill_type="solid", start_color=colour, end_color=colour)
+    for outcome, colour in OUTCOME_COLOURS.items()
+}
+
+# Text openpyxl would store as an error cell rather than as text.
+_EXCEL_ERROR_TEXTS = frozenset(
+    ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
+)
+# Excel and other readers decode "_xHHHH_" inside cell text as a character; "_x005F_" is "_".
+_OOXML_ESCAPE_RE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+
+
+def safe_text(value: object) -> object:
+    """Return value as it may be written to a workbook or CSV: never a formula, never refused."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        number = int(value)  # IntEnum and friends become plain numbers
+        if abs(number) > _LARGEST_EXACT_INTEGER:
+            return _safe_string(str(number))
+        return number
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return float(value)
+        return _safe_string(str(value))  # Excel has no NaN or infinity
+    if isinstance(value, datetime):
+        return _safe_datetime(value)
+    if isinstance(value, date):
+        # Excel's calendar starts in 1900; earlier dates would show as #### or as a wrong date.
+        return value if value.year >= 1900 else _safe_string(value.isoformat())
+    if isinstance(value, time):
+        return _naive_time(value)
+    if isinstance(value, str):
+        return _safe_string(value if type(value) is str else str.__str__(value))
+    if isinstance(value, numbers.Integral):
+        return safe_text(int(value))
+    if isinstance(value, numbers.Real):
+        return safe_text(float(value))
+    try:
+        text = str(value)
+    except Exception:  # a broken __str__ must not cost the auditors their workbook
+        text = object.__repr__(value)
+    return _safe_string(text)
+
+
+def _safe_string(text: str) -> str:
+    if text and text[0] in FORMULA_TRIGGERS:
+        text = "'" + text
+    if _UNWRITABLE_CHARS_RE.search(text):
+        text = _UNWRITABLE_CHARS_RE.sub(REPLACEMENT_CHARACTER, text)
+    # A UTF-16 length is at most twice the character count, so short text needs no counting.
+    if len(text) * 2 > EXCEL_CELL_LIMIT:
+        text = _truncate(text)
+    return text
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _truncate(text: str) -> str:
+    total = _utf16_length(text)
+    if total <= EXCEL_CELL_LIMIT:
+        return text
+    marker = TRUNCATION_MARKER.format(total=len(text), limit=EXCEL_CELL_LIMIT)
+    budget = EXCEL_CELL_LIMIT - _utf16_length(marker)
+    cut = budget
+    # Each character is one or two UTF-16 units, so cutting the excess in characters converges.
+    while (excess := _utf16_length(text[:cut]) - budget) > 0:
+        cut -= excess
+    return text[:cut] + marker
+
+
+def _safe_datetime(value: datetime) -> object:
+    if value.tzinfo is not None:
+        offset = value.utcoffset()
+        if offset is not None:
+            value = (value - offset).replace(tzinfo=None)  # naive UTC, as openpyxl requires
+        else:
+            value = value.replace(tzinfo=None)
+    if value.year < 1900:
+        return _safe_string(value.isoformat())
+    return value
+
+
+def _naive_time(value: time) -> time:
+    if value.tzinfo is None:
+        return value
+    offset = value.utcoffset()
+    naive = value.replace(tzinfo=None)
+    if offset is None:
+        return naive
+    shifted = datetime.combine(date(2000, 1, 1), naive) - offset
+    return shifted.time()
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _iso_utc(moment: datetime | None, *, milliseconds: bool = True) -> str:
+    if moment is None:
+        return ""
+    moment = _as_utc(moment)
+    if milliseconds:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration_text(elapsed: timedelta) -> str:
+    seconds = elapsed.total_seconds()
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d} ({seconds:.1f} s)"
+
+
+# --------------------------------------------------------------------------------------------
+# Paths
+
+
+def default_results_path(
+    input_path: Path, started: datetime, out_dir: Path | None = None, suffix: str = ".xlsx"
+) -> Path:
+    """'<input stem>.results-<UTC yyyymmdd-HHMMSS>.xlsx' beside the input, or in out_dir."""
+    stamp = _as_utc(started).strftime("%Y%m%d-%H%M%S")
+    folder = Path(out_dir) if out_dir is not None else Path(input_path).parent
+    return folder / f"{Path(input_path).stem}.results-{stamp}{suffix}"
+
+
+def check_output_path(
+    path: Path, *, input_path: Path | None = None, option: str = "--out"
+) -> None:
+    """Raise OutputError unless path is a new file in a writable folder and not the input."""
+    path = Path(path)
+    if input_path is not None and _same_file(path, Path(input_path)):
+        raise OutputError(
+            f"{path} is the input file; batch-update never writes to its input.",
+            tip=f"Choose another name for the results with {option}.",
+        )
+    if os.path.lexists(path):
+        what = "is a folder" if path.is_dir() else "exists already"
+        raise OutputError(
+            f"{path} {what}; batch-update will not overwrite it.",
+            tip=f"Move it away, or choose another name with {option}.",
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(
+            f"Cannot write {path}: the folder {folder} does not exist.",
+            tip=f"Create the folder, or choose another place with {option}.",
+        )
+    # os.access does not see Windows ACLs or read-only mounts; creating a file does.
+    try:
+        probe = _create_temp_beside(path)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write {path}: no permission to create files in {folder} "
+            f"({exc.strerror or exc}).",
+            tip=f"Choose a folder you can write to with {option}.",
+        ) from exc
+    _remove_quietly(probe)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def _create_temp_beside(target: Path) -> Path:
+    """Create an empty temporary file in target's folder (honouring the umask, unlike mkstemp)."""
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(candidate, "xb"):
+                pass
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _remove_quietly(path: Path | None) -> None:
+    if path is None:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # best effort: the original error matters more than a leftover temp file
+
+
+def _move_into_place(temp: Path, target: Path, option: str) -> None:
+    """Give temp the name target, failing (never overwriting) if target exists meanwhile."""
+    exists_error = OutputError(
+        f"{target} appeared while the results were being written; batch-update will not "
+        f"overwrite it.",
+        tip=f"Move it away, or choose another name with {option}, and write the results again.",
+    )
+    if os.path.lexists(target):
+        raise exists_error
+    # A hard link is created only if the name is free, atomically: no window in which a file
+    # that appears at the last moment could be overwritten.
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise exists_error from None
+    except OSError:
+        # File systems without hard links (FAT, some network shares): check, then replace.
+        if os.path.lexists(target):
+            raise exists_error from None
+        os.replace(temp, target)
+        return
+    _remove_quietly(temp)
+
+
+# --------------------------------------------------------------------------------------------
+# Layout
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The column names of the Results sheet and the facts the Summary reports about them."""
+
+    original: list[str]
+    ours: list[str]
+    renamed: list[tuple[str, str]]  # (our usual name, the name used because of a collision)
+
+    @property
+    def headers(self) -> list[str]:
+        return self.original + self.ours
+
+
+def result_headers(input_headers: Sequence[str]) -> list[str]:
+    """The Results sheet's header row for an input with these headers."""
+    return _layout(list(input_headers), len(input_headers)).headers
+
+
+def _layout(input_headers: list[str], width: int) -> _Layout:
+    original = [str(h) if h is not None else "" for h in input_headers]
+    # Cells beyond the header row's last column are kept too, under a name saying where they were.
+    for index in range(len(original), width):
+        original.append(f"Column {get_column_letter(index + 1)}")
+    taken = {_header_key(h) for h in original}
+    ours: list[str] = []
+    renamed: list[tuple[str, str]] = []
+    for name in RESULT_COLUMNS:
+        chosen = name
+        number = 1
+        while _header_key(chosen) in taken:
+            label = COLLISION_SUFFIX if number == 1 else f"{COLLISION_SUFFIX} {number}"
+            chosen = f"{name} ({label})"
+            number += 1
+        if chosen != name:
+            renamed.append((name, chosen))
+        taken.add(_header_key(chosen))
+        ours.append(chosen)
+    return _Layout(original, ours, renamed)
+
+
+def _header_key(header: str) -> str:
+    # Excel users see "Outcome", "outcome " and "OUTCOME" as the same column.
+    return header.strip().casefold()
+
+
+def _check_results(sheet: Sheet, results: Sequence[RowResult]) -> None:
+    """Refuse to write a workbook whose rows would not match their results (a bug, not input)."""
+    if len(results) != len(sheet.rows):
+        raise ValueError(
+            f"internal error: {len(results)} results for {len(sheet.rows)} rows of "
+            f"{sheet.file_name}; the results workbook was not written"
+        )
+    for position, (row, result) in enumerate(zip(sheet.rows, results)):
+        if row.row_number != result.row_number:
+            raise ValueError(
+                f"internal error: result {position + 1} is for row {result.row_number} but the "
+                f"sheet's row {position + 1} is row {row.row_number}; the results workbook was "
+                f"not written"
+            )
+        if not isinstance(result.outcome, Outcome):
+            raise ValueError(
+                f"internal error: row {row.row_number} has outcome {result.outcome!r}, "
+                f"not an Outcome; the results workbook was not written"
+            )
+
+
+def _result_values(result: RowResult) -> list[object]:
+    return [
+        result.row_number,
+        result.outcome.value,
+        result.status,
+        result.message,
+        result.attempts,
+        _iso_utc(result.sent_at) or None,
+        result.duration_ms,
+        result.request_json or None,
+    ]
+
+
+@dataclass
+class _Tally:
+    """What the Summary reports, counted from the rows as they are written."""
+
+    rows: int = 0
+    outcomes: Counter | None = None
+    statuses: Counter | None = None
+    no_response: int = 0
+    no_request: int = 0
+    text_made_safe: int = 0
+
+    def __post_init__(self) -> None:
+        self.outcomes = Counter()
+        self.statuses = Counter()
+
+
+def _row_values(row: SheetRow, result: RowResult, width: int, tally: _Tally) -> list[object]:
+    """The row's cells, every one through safe_text."""
+    raw = list(row.values)
+    if len(raw) < width:
+        raw.extend([None] * (width - len(raw)))
+    raw.extend(_result_values(result))
+    values: list[object] = []
+    for value in raw:
+        cleaned = safe_text(value)
+        if cleaned is not value and isinstance(value, str) and cleaned != value:
+            tally.text_made_safe += 1
+        values.append(cleaned)
+    tally.rows += 1
+    tally.outcomes[result.outcome] += 1
+    if result.status is not None:
+        tally.statuses[result.status] += 1
+    elif result.attempts:
+        tally.no_response += 1
+    else:
+        tally.no_request += 1
+    return values
+
+
+def _column_widths(headers: list[str], sample: list[list[object]]) -> list[float]:
+    widths = []
+    for index, header in enumerate(headers):
+        # Room for the bold header and the autofilter button.
+        longest = _display_length(header) + 4
+        for values in sample:
+            if index < len(values):
+                longest = max(longest, _display_length(values[index]) + 1)
+        widths.append(float(min(_MAX_WIDTH, max(_MIN_WIDTH, longest))))
+    return widths
+
+
+def _display_length(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        return 19
+    if isinstance(value, (date, time)):
+        return 10
+    text = str(value)
+    if len(text) > _MAX_WIDTH * 4:
+        return _MAX_WIDTH
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_results(
+    path: Path,
+    sheet: Sheet,
+    results: Sequence[RowResult],
+    run: RunInfo,
+    *,
+    csv_path: Path | None = None,
+) -> None:
+    """Write the results workbook (and the CSV, if asked) without ever overwriting a file."""
+    _check_results(sheet, results)
+    path = Path(path)
+    targets = [(path, "--out")]
+    if csv_path is not None:
+        csv_path = Path(csv_path)
+        if _same_file(csv_path, path):
+            raise OutputError(
+                f"{csv_path} is both the results workbook and the results CSV.",
+                tip="Give the CSV its own name with --csv.",
+            )
+        targets.append((csv_path, "--csv"))
+    inputs = [Path(p) for p in {sheet.path, run.input_path} if p]
+    for target, option in targets:
+        for input_path in inputs:
+            check_output_path(target, input_path=input_path, option=option)
+
+    width = max([len(sheet.headers)] + [len(row.values) for row in sheet.rows])
+    layout = _layout(list(sheet.headers), width)
+
+    temps: list[Path] = []
+    current = path
+    option = "--out"
+    try:
+        temp_xlsx = _create_temp_beside(path)
+        temps.append(temp_xlsx)
+        temp_csv = None
+        if csv_path is not None:
+            current, option = csv_path, "--csv"
+            temp_csv = _create_temp_beside(csv_path)
+            temps.append(temp_csv)
+        current, option = path, "--out"
+        if temp_csv is None:
+            _write_files(temp_xlsx, None, sheet, results, run, layout, width)
+        else:
+            with open(temp_csv, "w", encoding="utf-8-sig", newline="") as csv_file:
+                _write_files(temp_xlsx, csv_file, sheet, results, run, layout, width)
+        _move_into_place(temp_xlsx, path, "--out")
+        if csv_path is not None and temp_csv is not None:
+            current, option = csv_path, "--csv"
+            _move_into_place(temp_csv, csv_path, "--csv")
+    except OSError as exc:
+        raise OutputError(
+            f"Could not write {current}: {exc.strerror or exc}.",
+            tip=f"Check the free space and the permissions of {current.parent}, or choose "
+            f"another place with {option}.",
+        ) from exc
+    finally:
+        for temp in temps:
+            _remove_quietly(temp)
+
+
+def _write_files(
+    xlsx_path: Path,
+    csv_file: IO[str] | None,
+    sheet: Sheet,
+    results: Sequence[RowResult],
+    run: RunInfo,
+    layout: _Layout,
+    width: int,
+) -> None:
+    workbook = Workbook(write_only=True)
+    workbook.properties.creator = f"batch-update {run.tool_version}"
+    workbook.properties.title = TITLE
+    tally = _Tally()
+    _write_results_sheet(workbook, csv_file, sheet, results, layout, width, tally)
+    _write_summary_sheet(workbook, sheet, run, layout, tally)
+    _write_legend_sheet(workbook, layout)
+    workbook.save(str(xlsx_path))
+
+
+def _write_results_sheet(
+    workbook: Workbook,
+    csv_file: IO[str] | None,
+    sheet: Sheet,
+    results: Sequence[RowResult],
+    layout: _Layout,
+    width: int,
+    tally: _Tally,
+) -> None:
+    ws = workbook.create_sheet(RESULTS_SHEET)
+    headers = [safe_text(h) for h in layout.headers]
+    outcome_index = width + RESULT_COLUMNS.index("Outcome")
+
+    # Write-only sheets stream rows, so widths, panes and the filter are fixed up front.
+    sample_tally = _Tally()
+    sample = [
+        _row_values(row, result, width, sample_tally)
+        for row, result in zip(sheet.rows[:_WIDTH_SAMPLE_ROWS], results[:_WIDTH_SAMPLE_ROWS])
+    ]
+    for index, column_width in enumerate(_column_widths(headers, sample), start=1):
+        ws.column_dimensions[get_column_letter(index)].width = column_width
+    ws.freeze_panes = "A2"
+    last = f"{get_column_letter(len(headers))}{len(sheet.rows) + 1}"
+    ws.auto_filter.ref = f"A1:{last}"
+
+    ws.append([_styled(ws, header, font=_BOLD) for header in headers])
+    writer = csv.writer(csv_file) if csv_file is not None else None
+    if writer is not None:
+        writer.writerow([_csv_value(h) for h in headers])
+
+    for row, result in zip(sheet.rows, results):
+        values = _row_values(row, result, width, tally)
+        if writer is not None:
+            writer.writerow([_csv_value(v) for v in values])
+        cells = [_xlsx_value(ws, v) for v in values]
+        cells[outcome_index] = _styled(ws, values[outcome_index], fill=_FILLS[result.outcome])
+        ws.append(cells)
+
+
+def _xlsx_value(ws: object, value: object) -> object:
+    """The value, or a cell forcing text where openpyxl or Excel would not read it as text."""
+    if type(value) is not str:
+        return value
+    if "_x" in value:
+        # Excel decodes "_x0041_" in cell text as "A"; escaping the underscore keeps the text.
+        value = _OOXML_ESCAPE_RE.sub(r"_x005F_\1", value)
+        if len(value) > EXCEL_CELL_LIMIT:
+            value = _truncate(value)
+    if value in _EXCEL_ERROR_TEXTS or value[:1] == "=":
+        # openpyxl stores "#N/A" as an error value and "=..." as a formula; text must stay text.
+        # ("=" cannot come out of safe_text; this is a second lock on the same door.)
+        cell = WriteOnlyCell(ws, value=value)
+        cell.data_type = "s"
+        return cell
+    return value
+
+
+def _styled(
+    ws: object,
+    value: object,
+    *,
+    font: Font | None = None,
+    fill: PatternFill | None = None,
+    alignment: Alignment | None = None,
+) -> WriteOnlyCell:
+    """A cell with a style, for the few cells that have one (header, Outcome, Summary keys)."""
+    prepared = _xlsx_value(ws, safe_text(value))
+    cell = prepared if isinstance(prepared, WriteOnlyCell) else WriteOnlyCell(ws, value=prepared)
+    if font is not None:
+        cell.font = font
+    if fill is not None:
+        cell.fill = fill
+    if alignment is not None:
+        cell.alignment = alignment
+    return cell
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    return value
+
+
+def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -> list[
+    tuple[str, object]
+]:
+    items: list[tuple[str, object]] = [
+        ("Input file", Path(run.input_path).name if run.input_path else sheet.file_name),
+        ("Input path", run.input_path or sheet.path),
+        ("Input SHA-256", run.input_sha256),
+        ("Sheet", run.sheet_name or sheet.sheet_name),
+        ("Header row", sheet.header_row),
+        ("Rows read", len(sheet.rows)),
+    ]
+    for outcome in OUTCOME_ORDER:
+        items.append((outcome.value, tally.outcomes[outcome]))
+    counted = sum(tally.outcomes[outcome] for outcome in OUTCOME_ORDER)
+    balanced = counted == len(sheet.rows) == tally.rows
+    terms = " + ".join(f"{tally.outcomes[o]} {o.value}" for o in OUTCOME_ORDER)
+    items.append(
+        (
+            "Reconciliation",
+            f"{'balanced' if balanced else 'NOT balanced'}: {len(sheet.rows)} rows read "
+            f"{'=' if balanced else '≠'} {terms} (= {counted}, counted from the Results sheet)",
+        )
+    )
+    for status in sorted(tally.statuses):
+        items.append((f"HTTP {status}", tally.statuses[status]))
+    items.append(("No response", tally.no_response))
+    items.append(("No request sent", tally.no_request))
+
+    if run.dry_run:
+        mode = "Dry run, no network"
+    elif run.simulated:
+        mode = "Simulated server"
+    else:
+        mode = "Live run"
+    duration = ""
+    if run.finished is not None:
+        duration = _duration_text(_as_utc(run.finished) - _as_utc(run.started))
+    items += [
+        ("Server URL", run.server_url),
+        ("CCS user", run.ccs_user),
+        ("Operator", run.operator),
+        ("Started (UTC)", _iso_utc(run.started, milliseconds=False)),
+        ("Finished (UTC)", _iso_utc(run.finished, milliseconds=False) or "not recorded"),
+        ("Duration", duration or "not recorded"),
+        ("Rate (requests/s)", run.rate if run.rate is not None else ""),
+        ("Concurrency", run.concurrency if run.concurrency is not None else ""),
+        ("Mode", mode),
+        ("Stopped early", run.stopped_reason or "No"),
+        ("Tool version", run.tool_version),
+        ("Text cells made safe", tally.text_made_safe),
+        ("About safe text", SAFETY_NOTE),
+    ]
+    for ours, used in layout.renamed:
+        items.append(
+            (
+                "Column renamed",
+                f'The input already has a column "{ours}", kept as it is; the result column '
+                f'"{ours}" is named "{used}".',
+            )
+        )
+    for number, notice in enumerate(sheet.notices, start=1):
+        items.append((f"Input notice {number}", notice))
+    for number, note in enumerate(run.notes, start=1):
+        items.append((f"Note {number}", note))
+    return items
+
+
+def _write_summary_sheet(
+    workbook: Workbook, sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally
+) -> None:
+    ws = workbook.create_sheet(SUMMARY_SHEET)
+    ws.column_dimensions["A"].width = 24
+    ws.column_dimensions["B"].width = 90
+    ws.append([_styled(ws, TITLE, font=_TITLE_FONT)])
+    for key, value in _summary_items(sheet, run, layout, tally):
+        cell = _styled(ws, value, alignment=_TOP) if isinstance(value, str) else safe_text(value)
+        ws.append([_styled(ws, key, font=_BOLD, alignment=_TOP), cell])
+
+
+def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:
+    ws = workbook.create_sheet(LEGEND_SHEET)
+    ws.column_dimensions["A"].width = 24
+    ws.column_dimensions["B"].width = 100
+    ws.append([_styled(ws, "Column", font=_BOLD), _styled(ws, "Meaning", font=_BOLD)])
+    ws.append(["(the input's columns)", "Every column of the input, in its order, as read."])
+    for name, used in zip(RESULT_COLUMNS, layout.ours):
+        ws.append([_styled(ws, used), _styled(ws, COLUMN_MEANINGS[name], alignment=_TOP)])
+    ws.append([])
+    ws.append([_styled(ws, "Outcome", font=_BOLD), _styled(ws, "Meaning", font=_BOLD)])
+    for outcome in OUTCOME_ORDER:
+        ws.append(
+            [
+                _styled(ws, outcome.value, fill=_FILLS[outcome]),
+                _styled(ws, OUTCOME_MEANINGS[outcome], alignment=_TOP),
+            ]
+        )
+    ws.append([])
+    ws.append([_styled(ws, "Safe text", font=_BOLD), _styled(ws, SAFETY_NOTE, alignment=_TOP)])

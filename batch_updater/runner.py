@@ -1,0 +1,393 @@
+"""The send loop: a pool of workers, the retry policy, the stop policy, and cancellation.
+
+Rows are fed to the workers through a small bounded queue, so memory stays flat however long
+the sheet is. Every attempt (first try or retry) takes a slot from the one shared RateLimiter.
+Each row's outcome is handed to `on_result` (the journal, the progress bar) the moment it is
+known, from one place and under one lock, so that those listeners never race.
+
+Retry only what can succeed: 429 (paced down, after Retry-After), 5xx, timeouts and resets are
+retried with backoff; 400, 403, 404 and any other answer are recorded and the run moves on.
+Stop early when the run is hopeless: credentials refused (AuthError), the first requests all
+refused with 403 (the account lacks the role), or a long streak of rows that failed on transient
+errors (the server is down). What was not sent by then is recorded as Not sent.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Protocol
+
+from .ccs import Reply
+from .errors import AuthError
+from .pacing import RateLimiter, backoff_delay
+from .tickets import Outcome, PlannedRow, RowResult, TicketUpdate
+
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+THROTTLED = 429
+FORBIDDEN = 403
+DEFAULT_CONCURRENCY = 4
+
+
+class UpdateClient(Protocol):
+    """What the runner needs of a CCS client."""
+
+    def update(self, update: TicketUpdate) -> Reply: ...
+
+
+class Progress(Protocol):
+    """Callbacks the CLI attaches (a progress bar, a log). All optional to implement."""
+
+    def row_done(self, result: RowResult) -> None: ...
+
+    def retrying(self, row_number: int, ticket: str, attempt: int, reason: str, delay: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently one row is retried."""
+
+    max_attempts: int = 4
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+    max_throttled: int = 20
+
+
+@dataclass(frozen=True)
+class StopPolicy:
+    """When the whole run is judged hopeless and stops sending."""
+
+    forbidden_at_start: int = 5
+    transient_streak: int = 10
+
+
+@dataclass
+class SendReport:
+    """What the send loop did: one result per row it was given, and why it stopped, if it did."""
+
+    results: dict[int, RowResult] = field(default_factory=dict)
+    stopped_reason: str = ""
+    auth_failed: bool = False
+    interrupted: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.stopped_reason)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _answer(reply: Reply) -> str:
+    """'HTTP 500' or 'timeout' for a retry history."""
+    if reply.status is None:
+        return reply.message.split(":")[0] if reply.message else "no answer"
+    return f"HTTP {reply.status}"
+
+
+class _Halted(Exception):
+    """The run is stopping; the row in hand ends without another attempt."""
+
+
+class Sender:
+    """One send run. Use `send_updates()` unless you need the object (tests, the CLI's signals)."""
+
+    def __init__(
+        self,
+        client: UpdateClient,
+        limiter: RateLimiter,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        stop_policy: StopPolicy | None = None,
+        progress: Progress | None = None,
+        on_result: Callable[[RowResult], None] | None = None,
+        cancel: threading.Event | None = None,
+        abandon: threading.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.limiter = limiter
+        self.concurrency = max(1, concurrency)
+        self.retry = retry or RetryPolicy()
+        self.stop_policy = stop_policy or StopPolicy()
+        self.progress = progress
+        self.on_result = on_result
+        # cancel: stop dispatching, let requests in flight finish (first Ctrl-C, SIGTERM).
+        self.cancel = cancel or threading.Event()
+        # abandon: stop waiting for requests in flight too (second Ctrl-C).
+        self.abandon = abandon or threading.Event()
+        self._rng = rng or random.Random()
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+        self._report = SendReport()
+        self._finished = False
+        self._answered = 0
+        self._forbidden = 0
+        self._transient_streak = 0
+        self._in_flight: dict[int, tuple[PlannedRow, datetime]] = {}
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self, rows: Iterable[PlannedRow]) -> SendReport:
+        """Send every row (each must have an update); return one result per row."""
+        work: queue.Queue[PlannedRow | None] = queue.Queue(maxsize=self.concurrency * 2)
+        workers = [
+            threading.Thread(target=self._work, args=(work,), name=f"sender-{n}", daemon=True)
+            for n in range(self.concurrency)
+        ]
+        for worker in workers:
+            worker.start()
+        for row in rows:
+            if self._halting():
+                self._record(self._not_sent(row))
+                continue
+            while not self._put(work, row):
+                if self._halting():
+                    self._record(self._not_sent(row))
+                    break
+        for _ in workers:
+            while not self._put(work, None):
+                if self.abandon.is_set():
+                    break
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(0.1)
+                if self.abandon.is_set():
+                    break
+            if self.abandon.is_set():
+                break
+        return self._finish(work)
+
+    def _halting(self) -> bool:
+        if self.cancel.is_set() and not self._halt.is_set():
+            with self._lock:
+                self._report.interrupted = True
+                if not self._report.stopped_reason:
+                    self._report.stopped_reason = "interrupted"
+            self._halt.set()
+        return self._halt.is_set()
+
+    def _put(self, work: queue.Queue[PlannedRow | None], item: PlannedRow | None) -> bool:
+        try:
+            work.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            return False
+
+    def _finish(self, work: queue.Queue[PlannedRow | None]) -> SendReport:
+        with self._lock:
+            self._finished = True
+            report = self._report
+            # Rows still in the queue (abandoned) were never sent.
+            while True:
+                try:
+                    row = work.get_nowait()
+                except queue.Empty:
+                    break
+                if row is not None and row.row_number not in report.results:
+                    report.results[row.row_number] = self._not_sent(row)
+            # Rows in flight when the run was abandoned: the server may or may not have
+            # applied them; say so rather than guess.
+            for row, sent_at in self._in_flight.values():
+                report.results[row.row_number] = RowResult(
+                    row_number=row.row_number,
+                    outcome=Outcome.FAILED,
+                    ticket_number=row.ticket_number,
+                    message="interrupted while the request was in flight: the outcome is "
+                    "unknown; check this ticket in CCS",
+                    attempts=1,
+                    sent_at=sent_at,
+                    request_json=row.update.to_json_text() if row.update else None,
+                )
+            self._in_flight.clear()
+        return report
+
+    # -- one worker ---------------------------------------------------------------------------
+
+    def _work(self, work: queue.Queue[PlannedRow | None]) -> None:
+        while True:
+            row = work.get()
+            if row is None:
+                return
+            if self._halting():
+                self._record(self._not_sent(row))
+                continue
+            self._record(self._send_row(row))
+
+    def _send_row(self, row: PlannedRow) -> RowResult:
+        assert row.update is not None, "only valid rows are sent"
+        update = row.update
+        request_json = update.to_json_text()
+        attempts = transient = throttled = 0
+        history: list[str] = []
+        sent_at: datetime | None = None
+        started = 0.0
+        reply: Reply | None = None
+
+        def result(outcome: Outcome, message: str) -> RowResult:
+            return RowResult(
+                row_number=row.row_number,
+                outcome=outcome,
+                ticket_number=update.ticket_number,
+                status=reply.status if reply else None,
+                message=message,
+                attempts=attempts,
+                sent_at=sent_at,
+                duration_ms=int(round((time.perf_counter() - started) * 1000)) if sent_at else None,
+                request_json=request_json,
+            )
+
+        while True:
+            if self._halting():
+                if attempts == 0:
+                    return self._not_sent(row)
+                return result(
+                    Outcome.FAILED,
+                    f"{reply.message if reply else ''} (not retried: {self._report.stopped_reason})"
+                )
+            if not self.limiter.acquire(self._halt):
+                continue
+            if sent_at is None:
+                sent_at = _utc_now()
+                started = time.perf_counter()
+            attempts += 1
+            with self._lock:
+                self._in_flight[row.row_number] = (row, _utc_now())
+            try:
+                reply = self.client.update(update)
+            except AuthError as exc:
+                self._stop(str(exc), auth=True)
+                reply = Reply(401, "Unauthorized")
+                return result(Outcome.FAILED, "HTTP 401: credentials refused; the run stopped")
+            finally:
+                with self._lock:
+                    self._in_flight.pop(row.row_number, None)
+            status = reply.status
+            if reply.ok:
+                self.limiter.succeeded()
+                message = reply.message if status != 204 else ""
+                if status != 204:
+                    message = f"HTTP {status} where 204 was expected; treated as updated" + (
+                        f": {reply.message}" if reply.message else ""
+                    )
+                if history:
+                    message = (message + "; " if message else "") + (
+                        f"updated on attempt {attempts} after " + ", ".join(history)
+                    )
+                return result(Outcome.UPDATED, message)
+            if status == THROTTLED:
+                throttled += 1
+                history.append("HTTP 429")
+                self.limiter.throttled(reply.retry_after)
+                if throttled > self.retry.max_throttled:
+                    return result(
+                        Outcome.FAILED,
+                        f"throttled (HTTP 429) {throttled} times; gave up. {reply.message}".strip()
+                    )
+                self._notify_retry(row, attempts, "HTTP 429 (throttled)", reply.retry_after or 0.0)
+                continue
+            self.limiter.succeeded()
+            if status is None or status in RETRYABLE_STATUSES:
+                transient += 1
+                history.append(_answer(reply))
+                if transient >= self.retry.max_attempts:
+                    return result(
+                        Outcome.FAILED,
+                        f"{reply.message} (gave up after {transient} attempts: "
+                        + ", ".join(history)
+                        + ")"
+                    )
+                delay = backoff_delay(
+                    transient, self.retry.backoff_base, self.retry.backoff_cap, self._rng
+                )
+                if reply.retry_after:
+                    delay = max(delay, min(reply.retry_after, self.retry.backoff_cap))
+                self._notify_retry(row, attempts, _answer(reply), delay)
+                self._halt.wait(delay)
+                continue
+            return result(Outcome.FAILED, reply.message or f"HTTP {status}")
+
+    def _notify_retry(self, row: PlannedRow, attempt: int, reason: str, delay: float) -> None:
+        if self.progress is not None and hasattr(self.progress, "retrying"):
+            self.progress.retrying(row.row_number, row.ticket_number, attempt, reason, delay)
+
+    def _not_sent(self, row: PlannedRow) -> RowResult:
+        reason = self._report.stopped_reason or "the run stopped"
+        if reason == "interrupted":
+            reason = "the run was interrupted (Ctrl-C) before this row was sent"
+        return RowResult(
+            row_number=row.row_number,
+            outcome=Outcome.NOT_SENT,
+            ticket_number=row.ticket_number,
+            message=f"not sent: {_first_sentence(reason)}",
+            request_json=row.update.to_json_text() if row.update else None,
+        )
+
+    # -- results and the stop policy ----------------------------------------------------------
+
+    def _stop(self, reason: str, *, auth: bool = False) -> None:
+        with self._lock:
+            if not self._report.stopped_reason or self._report.stopped_reason == "interrupted":
+                self._report.stopped_reason = reason
+            self._report.auth_failed = self._report.auth_failed or auth
+        self._halt.set()
+
+    def _record(self, result: RowResult) -> None:
+        stop_reason = ""
+        with self._lock:
+            if self._finished:
+                return
+            self._report.results[result.row_number] = result
+            if result.outcome is not Outcome.NOT_SENT:
+                self._answered += 1
+                if result.status == FORBIDDEN:
+                    self._forbidden += 1
+                if _is_transient_failure(result):
+                    self._transient_streak += 1
+                else:
+                    self._transient_streak = 0
+                limit = self.stop_policy.forbidden_at_start
+                if limit and self._answered == self._forbidden == limit:
+                    stop_reason = (
+                        f"the first {limit} requests were all refused with HTTP 403: the account "
+                        "probably lacks the Remediation Administrator role in CCS"
+                    )
+                limit = self.stop_policy.transient_streak
+                if limit and self._transient_streak >= limit:
+                    stop_reason = (
+                        f"{self._transient_streak} rows in a row failed on server or network "
+                        "errors after every retry: the server looks unavailable"
+                    )
+            if self.on_result is not None:
+                self.on_result(result)
+            if self.progress is not None and hasattr(self.progress, "row_done"):
+                self.progress.row_done(result)
+        if stop_reason:
+            self._stop(stop_reason)
+
+
+def _is_transient_failure(result: RowResult) -> bool:
+    """Failed after every retry on a network error, a 5xx or throttling."""
+    return result.outcome is Outcome.FAILED and (
+        result.status is None or result.status in RETRYABLE_STATUSES or result.status == THROTTLED
+    )
+
+
+def _first_sentence(text: str) -> str:
+    return text.split("\n")[0].rstrip(".")
+
+
+def send_updates(
+    rows: Iterable[PlannedRow],
+    client: UpdateClient,
+    limiter: RateLimiter,
+    **options: object,
+) -> SendReport:
+    """Send every row's update through a pool of workers; one RowResult per row comes back."""
+    return Sender(client, limiter, **options).run(rows)  # type: ignore[arg-type]
