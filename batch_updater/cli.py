@@ -403,10 +403,11 @@ def _send(
 
     with ExitStack() as stack:
         if simulate:
-            from .sim import DEMO_ADMIN, DEMO_PASSWORD, Simulator
+            from .sim import DEFAULT_USERS, Simulator
 
+            admin = next(user for user in DEFAULT_USERS if user.remediation_admin)
             sim = stack.enter_context(Simulator(port=0, **SIMULATED_SERVER))
-            url, username, password = sim.url, DEMO_ADMIN, Secret(DEMO_PASSWORD)
+            url, username, password = sim.url, admin.name, Secret(admin.password)
             encoding = "base64"
             if not quiet:
                 _echo(f"Simulated CCS server at {url} (nothing real is touched).")

@@ -1,0 +1,43 @@
+"""Shared fixtures: a CCS simulator running on a free loopback port, for tests that need one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from batch_updater.sim import Simulator
+
+# One seed for every simulator the tests start, so that injected faults repeat run after run.
+SIMULATOR_SEED = 20240531
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """A default simulator (1000 tickets, the demo accounts, no faults), closed after the test.
+
+    Change its behaviour during a test with `simulator.configure(...)`.
+    """
+    with Simulator(port=0, seed=SIMULATOR_SEED) as sim:
+        yield sim
+
+
+@pytest.fixture
+def make_simulator() -> Iterator[Callable[..., Simulator]]:
+    """A factory for simulators with other constructor arguments (seed file, TLS, users...).
+
+    Every simulator it makes is closed after the test.
+    """
+    made: list[Simulator] = []
+
+    def make(**kwargs: Any) -> Simulator:
+        kwargs.setdefault("port", 0)
+        kwargs.setdefault("seed", SIMULATOR_SEED)
+        sim = Simulator(**kwargs)
+        made.append(sim)
+        return sim
+
+    yield make
+    for sim in made:
+        sim.close()
