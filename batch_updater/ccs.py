@@ -154,6 +154,7 @@ class CcsClient:
         self._token_generation = 0
         self.token_renewals = 0
         self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"CcsClient({self.base_url!r}, user={self.username!r})"
@@ -170,15 +171,17 @@ class CcsClient:
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
+            # verify is also passed with every request: requests lets REQUESTS_CA_BUNDLE in the
+            # environment override a Session's own verify setting, but not a request's.
             session.verify = self._verify
             self._local.session = session
-            with self._token_lock:
+            with self._sessions_lock:
                 self._sessions.append(session)
         return session
 
     def close(self) -> None:
         """Close every worker's connections."""
-        with self._token_lock:
+        with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
@@ -198,6 +201,7 @@ class CcsClient:
                 headers={"Accept": "application/json"},
                 timeout=self._timeout,
                 allow_redirects=False,
+                verify=self._verify,
             )
         except requests.exceptions.SSLError as exc:
             raise TlsError(
@@ -328,6 +332,7 @@ class CcsClient:
         try:
             response = self._session().request(
                 method, url, headers=headers, timeout=self._timeout, allow_redirects=False,
+                verify=self._verify,
                 **kwargs,  # type: ignore[arg-type]
             )
         except requests.exceptions.SSLError as exc:

@@ -19,14 +19,14 @@ import os
 import re
 import secrets
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import IO, Sequence
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter
 
 from .errors import OutputError
@@ -43,7 +43,9 @@ FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\0")
 REPLACEMENT_CHARACTER = "\ufffd"
 _UNWRITABLE_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
-TRUNCATION_MARKER = " … [cut by batch-update: {total:,} characters in all, Excel holds {limit:,}]"
+TRUNCATION_MARKER = (
+    " … [cut by batch-update: {total:,} characters in all, Excel holds {limit:,}]"
+)
 
 # Excel keeps 15 significant digits; longer integers would silently lose their last digits.
 _LARGEST_EXACT_INTEGER = 10**15 - 1
@@ -135,7 +137,10 @@ _EXCEL_ERROR_TEXTS = frozenset(
     ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
 )
 # Excel and other readers decode "_xHHHH_" inside cell text as a character; "_x005F_" is "_".
+# (openpyxl's reader does not decode them; Excel, LibreOffice and calamine do.)
 _OOXML_ESCAPE_RE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+_ODD_FIRST = "#="
+_XML_BLANK_RE = re.compile("[ \t\n\r]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,17 +149,30 @@ _OOXML_ESCAPE_RE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 
 def safe_text(value: object) -> object:
     """Return value as it may be written to a workbook or CSV: never a formula, never refused."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        number = int(value)  # IntEnum and friends become plain numbers
-        if abs(number) > _LARGEST_EXACT_INTEGER:
-            return _safe_string(str(number))
-        return number
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return float(value)
+    # Exact-type checks first: this runs for every cell of a 100,000-row sheet.
+    kind = type(value)
+    if kind is str:
+        return _safe_string(value)  # type: ignore[arg-type]
+    if kind is int:
+        if -_LARGEST_EXACT_INTEGER <= value <= _LARGEST_EXACT_INTEGER:  # type: ignore[operator]
+            return value
+        return _safe_string(str(value))
+    if kind is float:
+        if math.isfinite(value):  # type: ignore[arg-type]
+            return value
         return _safe_string(str(value))  # Excel has no NaN or infinity
+    if value is None or kind is bool:
+        return value
+    return _safe_other(value)
+
+
+def _safe_other(value: object) -> object:
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return safe_text(int(value))  # IntEnum and friends become plain numbers
+    if isinstance(value, float):
+        return safe_text(float(value))
     if isinstance(value, datetime):
         return _safe_datetime(value)
     if isinstance(value, date):
@@ -163,7 +181,7 @@ def safe_text(value: object) -> object:
     if isinstance(value, time):
         return _naive_time(value)
     if isinstance(value, str):
-        return _safe_string(value if type(value) is str else str.__str__(value))
+        return _safe_string(str.__str__(value))  # the text itself, not a subclass's __str__
     if isinstance(value, numbers.Integral):
         return safe_text(int(value))
     if isinstance(value, numbers.Real):
@@ -176,7 +194,9 @@ def safe_text(value: object) -> object:
 
 
 def _safe_string(text: str) -> str:
-    if text and text[0] in FORMULA_TRIGGERS:
+    if not text:
+        return text
+    if text[0] in FORMULA_TRIGGERS:
         text = "'" + text
     if _UNWRITABLE_CHARS_RE.search(text):
         text = _UNWRITABLE_CHARS_RE.sub(REPLACEMENT_CHARACTER, text)
@@ -196,10 +216,11 @@ def _truncate(text: str) -> str:
         return text
     marker = TRUNCATION_MARKER.format(total=len(text), limit=EXCEL_CELL_LIMIT)
     budget = EXCEL_CELL_LIMIT - _utf16_length(marker)
-    cut = budget
-    # Each character is one or two UTF-16 units, so cutting the excess in characters converges.
+    cut = min(budget, len(text))
+    # A character is one or two UTF-16 units: dropping half the excess (rounded up) in characters
+    # never drops more than one unit too many, and every round drops at least one character.
     while (excess := _utf16_length(text[:cut]) - budget) > 0:
-        cut -= excess
+        cut -= (excess + 1) // 2
     return text[:cut] + marker
 
 
@@ -267,12 +288,16 @@ def check_output_path(
     path: Path, *, input_path: Path | None = None, option: str = "--out"
 ) -> None:
     """Raise OutputError unless path is a new file in a writable folder and not the input."""
-    path = Path(path)
-    if input_path is not None and _same_file(path, Path(input_path)):
-        raise OutputError(
-            f"{path} is the input file; batch-update never writes to its input.",
-            tip=f"Choose another name for the results with {option}.",
-        )
+    _check_target(Path(path), [Path(input_path)] if input_path is not None else [], option)
+
+
+def _check_target(path: Path, inputs: Sequence[Path], option: str) -> None:
+    for input_path in inputs:
+        if _same_file(path, input_path):
+            raise OutputError(
+                f"{path} is the input file; batch-update never writes to its input.",
+                tip=f"Choose another name for the results with {option}.",
+            )
     if os.path.lexists(path):
         what = "is a folder" if path.is_dir() else "exists already"
         raise OutputError(
@@ -281,8 +306,9 @@ def check_output_path(
         )
     folder = path.parent
     if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
         raise OutputError(
-            f"Cannot write {path}: the folder {folder} does not exist.",
+            f"Cannot write {path}: the folder {folder} {what}.",
             tip=f"Create the folder, or choose another place with {option}.",
         )
     # os.access does not see Windows ACLs or read-only mounts; creating a file does.
@@ -290,8 +316,7 @@ def check_output_path(
         probe = _create_temp_beside(path)
     except OSError as exc:
         raise OutputError(
-            f"Cannot write {path}: no permission to create files in {folder} "
-            f"({exc.strerror or exc}).",
+            f"Cannot write {path}: cannot create files in {folder} ({exc.strerror or exc}).",
             tip=f"Choose a folder you can write to with {option}.",
         ) from exc
     _remove_quietly(probe)
@@ -309,7 +334,8 @@ def _same_file(a: Path, b: Path) -> bool:
 def _create_temp_beside(target: Path) -> Path:
     """Create an empty temporary file in target's folder (honouring the umask, unlike mkstemp)."""
     for _ in range(100):
-        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        # Shortened so that a long but legal target name still leaves room for the temp name.
+        candidate = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}.tmp")
         try:
             with open(candidate, "xb"):
                 pass
@@ -332,11 +358,7 @@ def _remove_quietly(path: Path | None) -> None:
 
 def _move_into_place(temp: Path, target: Path, option: str) -> None:
     """Give temp the name target, failing (never overwriting) if target exists meanwhile."""
-    exists_error = OutputError(
-        f"{target} appeared while the results were being written; batch-update will not "
-        f"overwrite it.",
-        tip=f"Move it away, or choose another name with {option}, and write the results again.",
-    )
+    exists_error = _appeared_error(target, option)
     if os.path.lexists(target):
         raise exists_error
     # A hard link is created only if the name is free, atomically: no window in which a file
@@ -352,6 +374,14 @@ def _move_into_place(temp: Path, target: Path, option: str) -> None:
         os.replace(temp, target)
         return
     _remove_quietly(temp)
+
+
+def _appeared_error(target: Path, option: str) -> OutputError:
+    return OutputError(
+        f"{target} appeared while the results were being written; batch-update will not "
+        f"overwrite it.",
+        tip=f"Move it away, or choose another name with {option}, and write the results again.",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,8 +402,8 @@ class _Layout:
 
 
 def result_headers(input_headers: Sequence[str]) -> list[str]:
-    """The Results sheet's header row for an input with these headers."""
-    return _layout(list(input_headers), len(input_headers)).headers
+    """The Results sheet's header row, as written, for an input with these headers."""
+    return [str(safe_text(h)) for h in _layout(list(input_headers), len(input_headers)).headers]
 
 
 def _layout(input_headers: list[str], width: int) -> _Layout:
@@ -442,15 +472,11 @@ class _Tally:
     """What the Summary reports, counted from the rows as they are written."""
 
     rows: int = 0
-    outcomes: Counter | None = None
-    statuses: Counter | None = None
-    no_response: int = 0
-    no_request: int = 0
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    no_response: int = 0  # sent, but no HTTP answer (timeouts, resets)
+    no_request: int = 0  # never sent (invalid, skipped, not sent, dry run)
     text_made_safe: int = 0
-
-    def __post_init__(self) -> None:
-        self.outcomes = Counter()
-        self.statuses = Counter()
 
 
 def _row_values(row: SheetRow, result: RowResult, width: int, tally: _Tally) -> list[object]:
@@ -459,12 +485,11 @@ def _row_values(row: SheetRow, result: RowResult, width: int, tally: _Tally) -> 
     if len(raw) < width:
         raw.extend([None] * (width - len(raw)))
     raw.extend(_result_values(result))
-    values: list[object] = []
-    for value in raw:
-        cleaned = safe_text(value)
-        if cleaned is not value and isinstance(value, str) and cleaned != value:
+    values = [safe_text(value) for value in raw]
+    for before, after in zip(raw, values):
+        # safe_text returns unchanged text as the very same object, so this is cheap.
+        if before is not after and isinstance(before, str) and before != after:
             tally.text_made_safe += 1
-        values.append(cleaned)
     tally.rows += 1
     tally.outcomes[result.outcome] += 1
     if result.status is not None:
@@ -525,40 +550,39 @@ def write_results(
                 tip="Give the CSV its own name with --csv.",
             )
         targets.append((csv_path, "--csv"))
-    inputs = [Path(p) for p in {sheet.path, run.input_path} if p]
+    inputs = [Path(p) for p in dict.fromkeys((sheet.path, run.input_path)) if p]
     for target, option in targets:
-        for input_path in inputs:
-            check_output_path(target, input_path=input_path, option=option)
+        _check_target(target, inputs, option)
 
     width = max([len(sheet.headers)] + [len(row.values) for row in sheet.rows])
     layout = _layout(list(sheet.headers), width)
 
     temps: list[Path] = []
-    current = path
-    option = "--out"
     try:
         temp_xlsx = _create_temp_beside(path)
         temps.append(temp_xlsx)
-        temp_csv = None
-        if csv_path is not None:
-            current, option = csv_path, "--csv"
-            temp_csv = _create_temp_beside(csv_path)
-            temps.append(temp_csv)
-        current, option = path, "--out"
-        if temp_csv is None:
+        if csv_path is None:
             _write_files(temp_xlsx, None, sheet, results, run, layout, width)
         else:
+            temp_csv = _create_temp_beside(csv_path)
+            temps.append(temp_csv)
+            # Excel needs the BOM to read UTF-8; newline="" lets the csv module write CRLF.
             with open(temp_csv, "w", encoding="utf-8-sig", newline="") as csv_file:
                 _write_files(temp_xlsx, csv_file, sheet, results, run, layout, width)
-        _move_into_place(temp_xlsx, path, "--out")
-        if csv_path is not None and temp_csv is not None:
-            current, option = csv_path, "--csv"
-            _move_into_place(temp_csv, csv_path, "--csv")
+        # Both names are checked before either file is moved, so that a clash leaves neither.
+        for target, option in targets:
+            if os.path.lexists(target):
+                raise _appeared_error(target, option)
+        for (target, option), temp in zip(targets, temps):
+            _move_into_place(temp, target, option)
     except OSError as exc:
+        names = " and ".join(str(target) for target, _ in targets)
+        folders = " and ".join(dict.fromkeys(str(target.parent) for target, _ in targets))
+        options = " or ".join(option for _, option in targets)
         raise OutputError(
-            f"Could not write {current}: {exc.strerror or exc}.",
-            tip=f"Check the free space and the permissions of {current.parent}, or choose "
-            f"another place with {option}.",
+            f"Could not write {names}: {exc.strerror or exc}.",
+            tip=f"Check the free space and the permissions of {folders}, or choose another "
+            f"place with {options}.",
         ) from exc
     finally:
         for temp in temps:
@@ -578,10 +602,24 @@ def _write_files(
     workbook.properties.creator = f"batch-update {run.tool_version}"
     workbook.properties.title = TITLE
     tally = _Tally()
-    _write_results_sheet(workbook, csv_file, sheet, results, layout, width, tally)
-    _write_summary_sheet(workbook, sheet, run, layout, tally)
-    _write_legend_sheet(workbook, layout)
-    workbook.save(str(xlsx_path))
+    try:
+        _write_results_sheet(workbook, csv_file, sheet, results, layout, width, tally)
+        _write_summary_sheet(workbook, sheet, run, layout, tally)
+        _write_legend_sheet(workbook, layout)
+        workbook.save(str(xlsx_path))
+    except BaseException:
+        _abandon(workbook)
+        raise
+
+
+def _abandon(workbook: Workbook) -> None:
+    """Close half-written sheets now, rather than when the garbage collector finds them."""
+    for ws in workbook.worksheets:
+        try:
+            if not ws.closed:
+                ws.close()
+        except Exception:
+            pass  # the error that got us here is the one to report
 
 
 def _write_results_sheet(
@@ -610,28 +648,54 @@ def _write_results_sheet(
     ws.auto_filter.ref = f"A1:{last}"
 
     ws.append([_styled(ws, header, font=_BOLD) for header in headers])
+    # The csv module writes None as an empty field and dates in ISO form, as Excel reads them.
     writer = csv.writer(csv_file) if csv_file is not None else None
     if writer is not None:
-        writer.writerow([_csv_value(h) for h in headers])
+        writer.writerow(headers)
+
+    # A named style per outcome: assigning one by name is cheaper than a fill per cell.
+    for outcome in OUTCOME_ORDER:
+        workbook.add_named_style(NamedStyle(name=_outcome_style(outcome), fill=_FILLS[outcome]))
 
     for row, result in zip(sheet.rows, results):
         values = _row_values(row, result, width, tally)
         if writer is not None:
-            writer.writerow([_csv_value(v) for v in values])
-        cells = [_xlsx_value(ws, v) for v in values]
-        cells[outcome_index] = _styled(ws, values[outcome_index], fill=_FILLS[result.outcome])
+            writer.writerow(values)
+        # Only text that openpyxl or Excel would not take as plain text needs a cell of its own.
+        cells = [
+            _xlsx_value(ws, v)
+            if type(v) is str
+            and (not v or v[0] in _ODD_FIRST or v[0].isspace() or "_x" in v or "\r" in v)
+            else v
+            for v in values
+        ]
+        outcome_cell = WriteOnlyCell(ws, value=values[outcome_index])
+        outcome_cell.style = _outcome_style(result.outcome)
+        cells[outcome_index] = outcome_cell
         ws.append(cells)
+
+
+def _outcome_style(outcome: Outcome) -> str:
+    return f"Outcome {outcome.value}"
 
 
 def _xlsx_value(ws: object, value: object) -> object:
     """The value, or a cell forcing text where openpyxl or Excel would not read it as text."""
     if type(value) is not str:
         return value
-    if "_x" in value:
+    if not value:
+        return None  # no cell at all, rather than an empty text cell
+    if "_x" in value or "\r" in value:
         # Excel decodes "_x0041_" in cell text as "A"; escaping the underscore keeps the text.
         value = _OOXML_ESCAPE_RE.sub(r"_x005F_\1", value)
+        # XML readers turn a raw CR into LF; Excel itself writes CR as "_x000D_".
+        value = value.replace("\r", "_x000D_")
         if len(value) > EXCEL_CELL_LIMIT:
             value = _truncate(value)
+    if value.isspace() and len(value) * 7 <= EXCEL_CELL_LIMIT:
+        # openpyxl marks only text with non-blank content as xml:space="preserve", and readers
+        # drop the XML blanks of a blank-only text; written as escapes, the blanks survive.
+        value = _XML_BLANK_RE.sub(_ooxml_escape, value)
     if value in _EXCEL_ERROR_TEXTS or value[:1] == "=":
         # openpyxl stores "#N/A" as an error value and "=..." as a formula; text must stay text.
         # ("=" cannot come out of safe_text; this is a second lock on the same door.)
@@ -641,6 +705,10 @@ def _xlsx_value(ws: object, value: object) -> object:
     return value
 
 
+def _ooxml_escape(match: re.Match[str]) -> str:
+    return f"_x{ord(match.group()):04X}_"
+
+
 def _styled(
     ws: object,
     value: object,
@@ -648,10 +716,10 @@ def _styled(
     font: Font | None = None,
     fill: PatternFill | None = None,
     alignment: Alignment | None = None,
-) -> WriteOnlyCell:
+) -> Cell:
     """A cell with a style, for the few cells that have one (header, Outcome, Summary keys)."""
     prepared = _xlsx_value(ws, safe_text(value))
-    cell = prepared if isinstance(prepared, WriteOnlyCell) else WriteOnlyCell(ws, value=prepared)
+    cell = prepared if isinstance(prepared, Cell) else WriteOnlyCell(ws, value=prepared)
     if font is not None:
         cell.font = font
     if fill is not None:
@@ -659,16 +727,6 @@ def _styled(
     if alignment is not None:
         cell.alignment = alignment
     return cell
-
-
-def _csv_value(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    return value
 
 
 def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -> list[
@@ -694,7 +752,7 @@ def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -
             f"{'=' if balanced else '≠'} {terms} (= {counted}, counted from the Results sheet)",
         )
     )
-    for status in sorted(tally.statuses):
+    for status in sorted(tally.statuses, key=lambda code: (len(str(code)), str(code))):
         items.append((f"HTTP {status}", tally.statuses[status]))
     items.append(("No response", tally.no_response))
     items.append(("No request sent", tally.no_request))
@@ -723,12 +781,13 @@ def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -
         ("Text cells made safe", tally.text_made_safe),
         ("About safe text", SAFETY_NOTE),
     ]
-    for ours, used in layout.renamed:
+    if layout.renamed:
+        renames = "; ".join(f'"{ours}" is named "{used}"' for ours, used in layout.renamed)
         items.append(
             (
-                "Column renamed",
-                f'The input already has a column "{ours}", kept as it is; the result column '
-                f'"{ours}" is named "{used}".',
+                "Columns renamed",
+                f"The input has columns with the names of result columns; the input's columns "
+                f"are kept as they are, and of the result columns {renames}.",
             )
         )
     for number, notice in enumerate(sheet.notices, start=1):
