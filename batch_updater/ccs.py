@@ -17,10 +17,10 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -43,15 +43,24 @@ class SecretLike(Protocol):
     def reveal(self) -> str: ...
 
 
+# Called right before a request goes out; returns False if the run is stopping instead.
+Pace = Callable[[], bool]
+
+
 @dataclass(frozen=True)
 class Reply:
-    """What one request got back. status is None when no HTTP answer came (timeout, reset)."""
+    """What one request got back. status is None when no HTTP answer came (timeout, reset).
+
+    sends counts the requests that went out for it: 1, 2 after a 401 and a new token, or 0 when
+    the run stopped before it could be sent.
+    """
 
     status: int | None
     message: str = ""
     retry_after: float | None = None
     elapsed_ms: int = 0
     body: object = None
+    sends: int = 1
 
     @property
     def ok(self) -> bool:
@@ -303,11 +312,19 @@ class CcsClient:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, **kwargs: object) -> Reply:
-        """Send one request with the current token; on 401 renew the token and send once more."""
+    def _send(self, method: str, url: str, pace: Pace | None, **kwargs: object) -> Reply:
+        """Send one request with the current token; on 401 renew the token and send once more.
+
+        `pace` is called right before each send, after the token is in hand, so that a send
+        waiting for a token renewal cannot hold a slot and then burst out with the others.
+        """
         for attempt in (1, 2):
             token, generation = self._current_token()
+            if pace is not None and not pace():
+                return Reply(None, "not sent: the run is stopping", sends=attempt - 1)
             reply = self._send_once(method, url, token, **kwargs)
+            if attempt == 2:
+                reply = replace(reply, sends=2)
             if reply.status != 401:
                 return reply
             if attempt == 2:
@@ -370,19 +387,20 @@ class CcsClient:
             body=body,
         )
 
-    def update(self, update: TicketUpdate) -> Reply:
+    def update(self, update: TicketUpdate, pace: Pace | None = None) -> Reply:
         """PATCH one ticket. 204 means updated; anything else is described in the Reply."""
         return self._send(
             "PATCH",
             self.base_url + TICKETS_PATH,
+            pace,
             data=update.to_json_text().encode("utf-8"),
             content_type="application/json; charset=utf-8",
         )
 
-    def get_ticket(self, ticket_number: str) -> Reply:
+    def get_ticket(self, ticket_number: str, pace: Pace | None = None) -> Reply:
         """Read one ticket (GET ...?TicketNumber=); the parsed JSON is in Reply.body."""
         return self._send(
-            "GET", self.base_url + TICKET_QUERY_PATH, params={"TicketNumber": ticket_number}
+            "GET", self.base_url + TICKET_QUERY_PATH, pace, params={"TicketNumber": ticket_number}
         )
 
 

@@ -1,9 +1,9 @@
 """Pacing: one rate limiter shared by every worker, and the backoff schedule for retries.
 
 The configured rate is a ceiling the CCS server never sees exceeded, retries included: every
-request, first try or retry, PATCH or GET, takes a slot from the same limiter. Slots are handed
-out strictly spaced (no bursts), a little wider than 1/rate so that scheduling jitter between
-here and the server cannot squeeze rate+1 requests into one second at the server's end.
+request, first try or retry, PATCH or GET, takes a slot from the same limiter. Slots are evenly
+spaced (no bursts), a little wider than 1/rate, and a guard over the real send times keeps a
+late wake-up from squeezing rate+1 requests into one second at the server's end.
 
 A 429 pauses every worker until the server's Retry-After has passed and halves the pace; each
 success afterwards wins back a small step, so the pace recovers slowly instead of snapping back
@@ -12,14 +12,16 @@ into the limit that was just hit.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
+from collections import deque
 from typing import Callable
 
-# Slots are spaced 1% wider than 1/rate: any one-second window at the server then holds at
-# most `rate` requests even when one request is delayed by up to ~10 ms on its way.
-DEFAULT_SPACING_MARGIN = 1.01
+# Slots are spaced 2.5% wider than 1/rate: any one-second window at the server then holds at
+# most `rate` requests even when requests are delayed unevenly by up to ~25 ms on their way.
+DEFAULT_SPACING_MARGIN = 1.025
 # After a 429 the pace drops to this fraction of the current pace ...
 THROTTLE_FACTOR = 0.5
 # ... never below this fraction of the configured rate ...
@@ -31,7 +33,14 @@ MAX_RETRY_AFTER = 300.0
 
 
 class RateLimiter:
-    """A token bucket of depth one shared by all workers: strictly spaced slots, no bursts."""
+    """The pace shared by all workers: evenly spaced slots, and never a burst above the rate.
+
+    Two rules hold together. Slots follow an even schedule 1/rate apart (kept across small
+    delays so a late wake-up costs no throughput). And a guard over the times requests really
+    left: at most ceil(rate) of them in any stretch of ceil(rate)/rate seconds, widened by a small
+    margin. The guard is what makes "never above the rate" true at the server's end too: a
+    worker that woke late cannot squeeze an extra request into someone else's second.
+    """
 
     def __init__(
         self,
@@ -49,6 +58,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self._paused_until = 0.0
+        self._sent: deque[float] = deque(maxlen=math.ceil(self.max_rate) + 1)
         self.throttle_count = 0
 
     @property
@@ -61,27 +71,32 @@ class RateLimiter:
         """Seconds between two slots at the current pace."""
         return self._margin / self._rate
 
-    def reserve(self) -> float:
-        """Book the next free slot and return its time on the limiter's clock."""
+    def try_acquire(self) -> float:
+        """Take a slot now and return 0.0, or return how many seconds to wait before asking again."""
         with self._lock:
-            slot = max(self._clock(), self._next_slot, self._paused_until)
-            self._next_slot = slot + self.interval
-            return slot
+            now = self._clock()
+            due = max(self._next_slot, self._paused_until)
+            burst = math.ceil(self._rate - 1e-9)
+            if len(self._sent) >= burst:
+                due = max(due, self._sent[-burst] + self._margin * burst / self._rate)
+            if now < due:
+                return due - now
+            # Keep the even schedule through small delays; after idling, start afresh from now.
+            base = due if now - due < self.interval else now
+            self._next_slot = base + self.interval
+            self._sent.append(now)
+            return 0.0
 
     def acquire(self, stop: threading.Event | None = None) -> bool:
         """Wait for a slot. Returns False, without a slot, if `stop` was set while waiting."""
         stop = stop or threading.Event()
-        while True:
-            slot = self.reserve()
-            delay = slot - self._clock()
-            if delay > 0 and stop.wait(delay):
+        while not stop.is_set():
+            wait = self.try_acquire()
+            if wait <= 0:
+                return True
+            if stop.wait(wait):
                 return False
-            if stop.is_set():
-                return False
-            # A 429 that arrived while we waited moves every booked slot past the pause.
-            with self._lock:
-                if self._clock() >= self._paused_until:
-                    return True
+        return False
 
     def throttled(self, retry_after: float | None) -> None:
         """A 429 came back: pause every worker for Retry-After and lower the pace."""

@@ -36,7 +36,7 @@ DEFAULT_CONCURRENCY = 4
 class UpdateClient(Protocol):
     """What the runner needs of a CCS client."""
 
-    def update(self, update: TicketUpdate) -> Reply: ...
+    def update(self, update: TicketUpdate, pace: Callable[[], bool] | None = None) -> Reply: ...
 
 
 class Progress(Protocol):
@@ -243,6 +243,14 @@ class Sender:
                 request_json=request_json,
             )
 
+        def pace() -> bool:
+            nonlocal sent_at, started
+            if not self._pace(row):
+                return False
+            if sent_at is None:
+                sent_at, started = _utc_now(), time.perf_counter()
+            return True
+
         while True:
             if self._halting():
                 if attempts == 0:
@@ -251,23 +259,25 @@ class Sender:
                     Outcome.FAILED,
                     f"{reply.message if reply else ''} (not retried: {self._report.stopped_reason})"
                 )
-            if not self.limiter.acquire(self._halt):
-                continue
-            if sent_at is None:
-                sent_at = _utc_now()
-                started = time.perf_counter()
-            attempts += 1
-            with self._lock:
-                self._in_flight[row.row_number] = (row, _utc_now())
             try:
-                reply = self.client.update(update)
+                answer = self.client.update(update, pace=pace)
             except AuthError as exc:
+                attempts += 2
                 self._stop(str(exc), auth=True)
                 reply = Reply(401, "Unauthorized")
-                return result(Outcome.FAILED, "HTTP 401: credentials refused; the run stopped")
+                return result(
+                    Outcome.FAILED,
+                    "HTTP 401 twice, even with a new token: credentials refused; the run stopped",
+                )
             finally:
                 with self._lock:
                     self._in_flight.pop(row.row_number, None)
+            attempts += answer.sends
+            if answer.sends == 0:
+                if attempts == 0:
+                    return self._not_sent(row)
+                continue  # the halt check at the top ends the row with its last answer
+            reply = answer
             status = reply.status
             if reply.ok:
                 self.limiter.succeeded()
@@ -312,6 +322,14 @@ class Sender:
                 self._halt.wait(delay)
                 continue
             return result(Outcome.FAILED, reply.message or f"HTTP {status}")
+
+    def _pace(self, row: PlannedRow) -> bool:
+        """Wait for a slot from the shared limiter; the row is in flight from then on."""
+        if not self.limiter.acquire(self._halt):
+            return False
+        with self._lock:
+            self._in_flight[row.row_number] = (row, _utc_now())
+        return True
 
     def _notify_retry(self, row: PlannedRow, attempt: int, reason: str, delay: float) -> None:
         if self.progress is not None and hasattr(self.progress, "retrying"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 
@@ -26,33 +27,58 @@ class FakeClock:
         return self.now
 
 
-def test_slots_are_spaced_at_least_one_over_rate() -> None:
+def take(limiter: RateLimiter, clock: FakeClock, lateness: float = 0.0) -> float:
+    """Wait (on the fake clock) for the next slot, waking `lateness` seconds late; its time."""
+    while (wait := limiter.try_acquire()) > 0:
+        clock.now += wait + lateness
+    return clock.now
+
+
+def most_in_one_second(times: list[float]) -> int:
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+def test_slots_are_evenly_spaced_at_just_under_the_rate() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock)
-    slots = [limiter.reserve() for _ in range(50)]
+    slots = [take(limiter, clock) for _ in range(50)]
     gaps = [b - a for a, b in zip(slots, slots[1:])]
     assert min(gaps) == pytest.approx(DEFAULT_SPACING_MARGIN / 10)
-    # any window of one second holds at most `rate` slots
-    for i, start in enumerate(slots):
-        assert sum(1 for s in slots if start <= s < start + 1.0) <= 10
+    assert most_in_one_second(slots) <= 10
+
+
+@pytest.mark.parametrize("rate", [0.5, 1, 2.5, 7, 20, 50])
+@pytest.mark.parametrize("lateness", [0.0, 0.003, 0.015])
+def test_late_wake_ups_never_put_more_than_the_rate_in_one_second(rate, lateness) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate, clock=clock)
+    rng = random.Random(7)
+    times = [take(limiter, clock, lateness * rng.random()) for _ in range(int(rate * 6) + 3)]
+    assert most_in_one_second(times) <= math.ceil(rate)
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    if lateness == 0 and rate == int(rate):
+        assert achieved == pytest.approx(rate / DEFAULT_SPACING_MARGIN, rel=0.01)
+    else:
+        assert achieved >= rate * 0.85
 
 
 def test_idle_time_does_not_build_up_a_burst() -> None:
     clock = FakeClock()
     limiter = RateLimiter(5, clock=clock)
-    limiter.reserve()
+    take(limiter, clock)
     clock.now += 60  # a minute with nothing to send
-    first, second = limiter.reserve(), limiter.reserve()
+    first, second = take(limiter, clock), take(limiter, clock)
     assert second - first == pytest.approx(DEFAULT_SPACING_MARGIN / 5)
 
 
 def test_throttle_pauses_everyone_and_halves_the_rate() -> None:
     clock = FakeClock()
     limiter = RateLimiter(20, clock=clock)
-    limiter.reserve()
+    take(limiter, clock)
+    throttled_at = clock.now
     limiter.throttled(retry_after=3)
     assert limiter.current_rate == pytest.approx(10)
-    assert limiter.reserve() >= clock.now + 3
+    assert take(limiter, clock) >= throttled_at + 3
 
 
 def test_rate_never_drops_below_the_floor_and_recovers_slowly() -> None:
@@ -71,7 +97,7 @@ def test_retry_after_is_capped() -> None:
     clock = FakeClock()
     limiter = RateLimiter(1, clock=clock)
     limiter.throttled(retry_after=86400)
-    assert limiter.reserve() <= clock.now + MAX_RETRY_AFTER + 1e-9
+    assert limiter.try_acquire() <= MAX_RETRY_AFTER + 1e-9
 
 
 def test_acquire_returns_false_when_stopped_while_waiting() -> None:

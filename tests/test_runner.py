@@ -1,0 +1,241 @@
+"""The send loop against the simulator: pacing, retries, stop policies, cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from batch_updater.ccs import CcsClient
+from batch_updater.pacing import RateLimiter
+from batch_updater.runner import RetryPolicy, Sender, StopPolicy
+from batch_updater.settings import Secret
+from batch_updater.tickets import Outcome, PlannedRow, TicketState, TicketUpdate
+
+FAST_RETRY = RetryPolicy(max_attempts=6, backoff_base=0.01, backoff_cap=0.05, max_throttled=50)
+
+
+def rows(count: int, first: int = 1, **fields) -> list[PlannedRow]:
+    fields.setdefault("priority", "High")
+    fields.setdefault("state", TicketState.REMEDIATION_PERFORMED)
+    return [
+        PlannedRow(row_number=n + 4, update=TicketUpdate(f"INCA{n:07d}", **fields))
+        for n in range(first, first + count)
+    ]
+
+
+def sender_for(sim, *, rate=200.0, user="corp\\ccsadmin", password="Demo-Passw0rd!", **options):
+    client = CcsClient(sim.url, user, Secret(password), timeout=(5.0, 5.0))
+    options.setdefault("retry", FAST_RETRY)
+    options.setdefault("concurrency", 4)
+    client.login()
+    return Sender(client, RateLimiter(rate), **options)
+
+
+def outcomes(report) -> dict[Outcome, int]:
+    counts: dict[Outcome, int] = {}
+    for result in report.results.values():
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return counts
+
+
+def test_every_row_updated_and_recorded_once(simulator) -> None:
+    batch = rows(60)
+    seen: list[int] = []
+    report = sender_for(simulator, on_result=lambda r: seen.append(r.row_number)).run(batch)
+    assert outcomes(report) == {Outcome.UPDATED: 60}
+    assert sorted(seen) == [row.row_number for row in batch]
+    for row in batch:
+        result = report.results[row.row_number]
+        assert (result.status, result.attempts, result.message) == (204, 1, "")
+        assert result.sent_at is not None and result.duration_ms is not None
+        assert result.request_json == row.update.to_json_text()
+        assert simulator.ticket(row.ticket_number)["TicketState"] == 2
+    assert not report.stopped
+
+
+def test_refusals_are_recorded_without_retry(simulator) -> None:
+    batch = [
+        PlannedRow(5, update=TicketUpdate("INCA0099999", priority="Low")),
+        PlannedRow(6, update=TicketUpdate("INCA0000995", priority="Low")),
+        PlannedRow(7, update=TicketUpdate("INCA0000001", priority="Low")),
+    ]
+    report = sender_for(simulator).run(batch)
+    assert [(r.outcome, r.status, r.attempts) for r in (report.results[n] for n in (5, 6, 7))] == [
+        (Outcome.FAILED, 404, 1),
+        (Outcome.FAILED, 403, 1),
+        (Outcome.UPDATED, 204, 1),
+    ]
+    assert report.results[5].message == "Ticket not found. Provide valid ticket number."
+
+
+def test_twenty_percent_server_errors_end_with_every_row_updated(simulator) -> None:
+    simulator.configure(error_rate=0.2)
+    report = sender_for(simulator).run(rows(100))
+    assert outcomes(report) == {Outcome.UPDATED: 100}
+    retried = [r for r in report.results.values() if r.attempts > 1]
+    assert retried, "with 20% errors some rows must have needed a retry"
+    for result in retried:
+        assert f"updated on attempt {result.attempts} after HTTP 500" in result.message
+    sent = sum(r.attempts for r in report.results.values())
+    assert sent == len([r for r in simulator.requests if r.method == "PATCH"])
+
+
+def test_a_429_storm_slows_down_and_ends_with_every_row_updated(simulator) -> None:
+    simulator.configure(rate_limit=20, retry_after=1)
+    sender = sender_for(simulator, rate=60)
+    report = sender.run(rows(60))
+    assert outcomes(report) == {Outcome.UPDATED: 60}
+    assert sender.limiter.throttle_count > 0
+    throttled_rows = [r for r in report.results.values() if "HTTP 429" in r.message]
+    assert throttled_rows and all(r.attempts > 1 for r in throttled_rows)
+    assert simulator.max_requests_in_window(1.0, "PATCH", statuses={204}) <= 20
+
+
+def test_retry_after_as_an_http_date_is_honoured(simulator) -> None:
+    simulator.configure(rate_limit=5, retry_after=1, retry_after_format="http-date")
+    report = sender_for(simulator, rate=30).run(rows(15))
+    assert outcomes(report) == {Outcome.UPDATED: 15}
+
+
+def test_the_rate_is_never_exceeded_at_the_server(simulator) -> None:
+    simulator.configure(latency_ms=20, jitter_ms=20)
+    report = sender_for(simulator, rate=25, concurrency=8).run(rows(75))
+    assert outcomes(report) == {Outcome.UPDATED: 75}
+    assert simulator.max_requests_in_window(1.0, "PATCH") <= 25
+
+
+def test_retries_take_slots_from_the_same_limiter(simulator) -> None:
+    simulator.configure(error_rate=0.5)
+    report = sender_for(simulator, rate=20).run(rows(30))
+    assert outcomes(report) == {Outcome.UPDATED: 30}
+    assert simulator.max_requests_in_window(1.0, "PATCH") <= 20
+
+
+def test_restart_in_the_middle_of_a_run_loses_no_row(simulator) -> None:
+    batch = rows(40)
+    restarted = threading.Event()
+
+    def restart_once(result) -> None:
+        if result.row_number == 14 and not restarted.is_set():
+            restarted.set()
+            simulator.restart()
+
+    sender = sender_for(simulator, rate=100, on_result=restart_once)
+    report = sender.run(batch)
+    assert restarted.is_set()
+    assert outcomes(report) == {Outcome.UPDATED: 40}
+    assert sender.client.token_renewals >= 1
+    assert [r.status for r in simulator.requests if r.method == "PATCH"].count(401) >= 1
+
+
+def test_role_less_account_stops_the_run_after_the_first_refusals(simulator) -> None:
+    sender = sender_for(
+        simulator,
+        user="corp\\auditor",
+        password="Audit-Passw0rd!",
+        concurrency=1,
+        stop_policy=StopPolicy(forbidden_at_start=5),
+    )
+    report = sender.run(rows(50))
+    assert report.stopped and not report.auth_failed
+    assert "lacks the Remediation Administrator role" in report.stopped_reason
+    counts = outcomes(report)
+    assert counts[Outcome.FAILED] == 5
+    assert counts[Outcome.NOT_SENT] == 45
+    assert len(report.results) == 50
+    not_sent = next(r for r in report.results.values() if r.outcome is Outcome.NOT_SENT)
+    assert not_sent.message.startswith("not sent: the first 5 requests were all refused")
+
+
+def test_some_403s_among_successes_do_not_stop_the_run(simulator) -> None:
+    batch = rows(3, first=993) + rows(20)
+    report = sender_for(simulator, concurrency=1, stop_policy=StopPolicy(forbidden_at_start=3)).run(batch)
+    # the first three are refused (restricted standard) -- exactly the threshold -- so the run stops;
+    # that is the documented policy. With threshold 4 the run goes on.
+    assert report.stopped
+    report = sender_for(simulator, concurrency=1, stop_policy=StopPolicy(forbidden_at_start=4)).run(batch)
+    assert not report.stopped
+    assert outcomes(report) == {Outcome.FAILED: 3, Outcome.UPDATED: 20}
+
+
+def test_a_dead_server_stops_the_run_after_a_streak_of_failures(simulator) -> None:
+    simulator.configure(unavailable_rate=1.0)
+    sender = sender_for(
+        simulator,
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_cap=0.01),
+        stop_policy=StopPolicy(transient_streak=5),
+        concurrency=1,
+    )
+    report = sender.run(rows(30))
+    assert report.stopped
+    assert "failed on server or network errors" in report.stopped_reason
+    counts = outcomes(report)
+    assert counts[Outcome.FAILED] == 5
+    assert counts[Outcome.NOT_SENT] == 25
+    failed = [r for r in report.results.values() if r.outcome is Outcome.FAILED]
+    assert all(r.attempts == 2 and r.status == 503 for r in failed)
+    assert "gave up after 2 attempts: HTTP 503, HTTP 503" in failed[0].message
+
+
+def test_credentials_refused_twice_stop_the_run(make_simulator) -> None:
+    sim = make_simulator(access_token_lifetime=0.05)
+    sender = sender_for(sim, concurrency=1)
+    sim.configure(latency_ms=120)  # every token expires before the server reads it
+    report = sender.run(rows(5))
+    assert report.stopped and report.auth_failed
+    counts = outcomes(report)
+    assert counts[Outcome.FAILED] == 1
+    assert counts[Outcome.NOT_SENT] == 4
+
+
+def test_cancel_stops_dispatching_and_marks_the_rest_not_sent(simulator) -> None:
+    cancel = threading.Event()
+
+    def cancel_after_ten(result) -> None:
+        if sum(1 for _ in [result]) and result.row_number >= 14:
+            cancel.set()
+
+    sender = sender_for(simulator, rate=50, cancel=cancel, on_result=cancel_after_ten)
+    report = sender.run(rows(200))
+    assert report.interrupted
+    counts = outcomes(report)
+    assert len(report.results) == 200
+    assert counts[Outcome.NOT_SENT] > 150
+    assert counts[Outcome.UPDATED] + counts[Outcome.NOT_SENT] == 200
+    patched = {r.ticket for r in simulator.requests if r.method == "PATCH"}
+    updated = {r.ticket_number for r in report.results.values() if r.outcome is Outcome.UPDATED}
+    assert patched == updated
+
+
+def test_abandon_does_not_wait_for_requests_in_flight(simulator) -> None:
+    simulator.configure(latency_ms=3000)
+    cancel, abandon = threading.Event(), threading.Event()
+    sender = sender_for(simulator, rate=100, cancel=cancel, abandon=abandon)
+    threading.Timer(0.5, cancel.set).start()
+    threading.Timer(0.7, abandon.set).start()
+    started = time.monotonic()
+    report = sender.run(rows(20))
+    assert time.monotonic() - started < 2.5
+    in_flight = [r for r in report.results.values() if "outcome is unknown" in r.message]
+    assert in_flight and all(r.outcome is Outcome.FAILED for r in in_flight)
+    assert len(report.results) == 20
+
+
+def test_memory_stays_flat_the_queue_is_bounded(simulator) -> None:
+    produced = 0
+
+    def generate():
+        nonlocal produced
+        for row in rows(300):
+            produced += 1
+            yield row
+
+    seen_ahead: list[int] = []
+    sender = sender_for(simulator, rate=1000, concurrency=2)
+    sender.on_result = lambda r: seen_ahead.append(produced - len(seen_ahead))
+    report = sender.run(generate())
+    assert len(report.results) == 300
+    # the feeder never runs more than the queue plus the workers ahead of the results
+    assert max(seen_ahead) <= 2 * 2 + 2 + 1
