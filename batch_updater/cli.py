@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import platform
 import signal
 import socket
 import sys
@@ -136,18 +135,22 @@ class TerminalProgress:
 class Interrupts:
     """First Ctrl-C (or SIGTERM): stop dispatching. Second: stop waiting for requests in flight."""
 
-    def __init__(self) -> None:
+    SENDING = (
+        "Stopping: no new requests will be sent; waiting for the ones in flight "
+        "(press Ctrl-C again to stop waiting)."
+    )
+    WRITING = "Finishing the results workbook first, so that no evidence is lost."
+
+    def __init__(self, message: str = SENDING) -> None:
         self.cancel = threading.Event()
         self.abandon = threading.Event()
+        self.message = message
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         if not self.cancel.is_set():
             self.cancel.set()
-            _echo(
-                "\nStopping: no new requests will be sent; waiting for the ones in flight "
-                "(press Ctrl-C again to stop waiting)."
-            )
+            _echo(f"\n{self.message}")
         else:
             self.abandon.set()
 
@@ -191,7 +194,9 @@ def _planned_results(plan_rows: Sequence[PlannedRow], dry_run: bool) -> Iterator
             )
 
 
-def _summary_lines(sheet: Sheet, results: Sequence[RowResult], out: Path, extra: Sequence[Path]) -> list[str]:
+def _summary_lines(
+    sheet: Sheet, results: Sequence[RowResult], out: Path, extra: Sequence[Path], *, dry_run: bool
+) -> list[str]:
     counts = Counter(r.outcome for r in results)
     statuses = Counter(r.status for r in results if r.outcome is Outcome.FAILED)
     lines = [
@@ -199,8 +204,9 @@ def _summary_lines(sheet: Sheet, results: Sequence[RowResult], out: Path, extra:
         + (f' (sheet "{sheet.sheet_name}")' if sheet.sheet_name else "")
         + ":"
     ]
+    always = (Outcome.VALID, Outcome.INVALID) if dry_run else (Outcome.UPDATED, Outcome.FAILED, Outcome.INVALID)
     for outcome in Outcome:
-        if counts[outcome] or outcome in (Outcome.UPDATED, Outcome.FAILED, Outcome.INVALID):
+        if counts[outcome] or outcome in always:
             detail = ""
             if outcome is Outcome.FAILED and statuses:
                 detail = "   (" + ", ".join(
@@ -291,6 +297,22 @@ def command(**options: object) -> None:
             raise
         _fail(error)
         status = ExitStatus.USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C before sending started (while reading, validating or at a prompt).
+        if debug:
+            raise
+        _echo("\nInterrupted; nothing was sent.")
+        status = ExitStatus.INTERRUPTED
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+        if debug:
+            raise
+        log.exception("internal error")
+        _echo(
+            f"Internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in batch-update. Run again with --debug to see the traceback, and "
+            "report it with the command you ran."
+        )
+        status = ExitStatus.ROWS_FAILED
     sys.exit(int(status))
 
 
@@ -347,7 +369,7 @@ def run(
         concurrency=settings.concurrency,
         dry_run=dry_run,
         simulated=simulate,
-        notes=notices,
+        notes=list(plan.notices),  # the sheet's own notices are written from sheet.notices
     )
     valid = [row for row in plan.rows if row.is_valid]
     decided = {r.row_number: r for r in _planned_results(plan.rows, dry_run)}
@@ -363,8 +385,9 @@ def run(
         results = [decided[row.row_number] for row in plan.rows]
 
     info.finished = datetime.now(timezone.utc)
-    write_results(out, sheet, results, info, csv_path=csv_path)
-    for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else []):
+    with Interrupts(Interrupts.WRITING):
+        write_results(out, sheet, results, info, csv_path=csv_path)
+    for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else [], dry_run=dry_run):
         click.echo(line)
     if info.stopped_reason:
         _echo(f"The run stopped early: {info.stopped_reason}.")
