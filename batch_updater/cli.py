@@ -247,7 +247,11 @@ def _configure_logging(verbose: bool, log_file: Path | None) -> None:
 
 
 @click.command(
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "terminal_width": 100,
+    },
     epilog=EXIT_CODES_HELP,
 )
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
