@@ -46,7 +46,7 @@ import platformdirs
 import yaml
 
 from .errors import ConfigError
-from .tickets import Field
+from .tickets import Field, PriorityFormat
 
 APP_NAME = "batch-update"
 DEFAULT_CONFIG_FILE_NAME = "batch-update.yaml"
@@ -157,16 +157,6 @@ class PasswordEncoding(str, Enum):
 
     BASE64 = "base64"
     PLAIN = "plain"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class PriorityFormat(str, Enum):
-    """How Priority is sent: the name from the priorities list, or an integer."""
-
-    NAME = "name"
-    INTEGER = "integer"
 
     def __str__(self) -> str:
         return self.value

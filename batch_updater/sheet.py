@@ -18,7 +18,7 @@ import io
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
@@ -63,17 +63,6 @@ _FIX_PASSWORD = (
 )
 _SAVE_AS_XLSX = 'open it in Excel and save it as an "Excel Workbook (.xlsx)"'
 _SAVE_AS_CSV_UTF8 = 'save it from Excel as "CSV UTF-8 (Comma delimited)"'
-
-
-@dataclass
-class LocatedSheet(Sheet):
-    """A Sheet that also knows each kept column's letter in the spreadsheet (A, B, ... AA).
-
-    Columns that are empty from top to bottom are dropped, so a header's position in
-    Sheet.headers is not its spreadsheet column; messages that name a column use these letters.
-    """
-
-    column_letters: list[str] = field(default_factory=list)
 
 
 def column_letter(index: int) -> str:
@@ -494,7 +483,7 @@ class _Reader:
         notice = _merge_notice(merges, header_index)
         if notice:
             notices.append(notice)
-        return LocatedSheet(
+        return Sheet(
             path=str(self.path),
             sheet_name=sheet_name,
             header_row=header_index + 1,

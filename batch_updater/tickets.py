@@ -60,6 +60,16 @@ class Field(str, Enum):
         return self.value
 
 
+class PriorityFormat(str, Enum):
+    """How Priority is sent: the name from the priorities list, or an integer."""
+
+    NAME = "name"
+    INTEGER = "integer"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class TicketUpdate:
     """One PATCH: the ticket and the fields to change. None means 'leave as it is'."""
@@ -92,7 +102,6 @@ class TicketUpdate:
         return [Field(name) for name in self.to_json() if name != Field.TICKET_NUMBER.value]
 
 
-
 @dataclass(frozen=True)
 class SheetRow:
     """One data row as read: its spreadsheet row number (as Excel shows it) and its cell values.
@@ -115,6 +124,9 @@ class Sheet:
     headers: list[str]
     rows: list[SheetRow]
     notices: list[str] = field(default_factory=list)
+    # Each kept column's letter in the spreadsheet (A, B, ... AA): columns empty from top to
+    # bottom are dropped, so a header's position is not always its column.
+    column_letters: list[str] = field(default_factory=list)
 
     @property
     def file_name(self) -> str:

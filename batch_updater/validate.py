@@ -20,10 +20,10 @@ from operator import itemgetter
 from types import MappingProxyType
 
 from .errors import ConfigError, InputError
-from .settings import PriorityFormat
 from .tickets import (
     Field,
     PlannedRow,
+    PriorityFormat,
     Problem,
     Sheet,
     SheetRow,
@@ -387,7 +387,7 @@ def plan(sheet: Sheet, rules: ValidationRules = DEFAULT_RULES) -> Plan:
     """Judge every row of the sheet: an update to send, problems, or blank."""
     where = sheet_location(sheet)
     try:
-        columns = map_columns(sheet.headers, rules, letters=getattr(sheet, "column_letters", None))
+        columns = map_columns(sheet.headers, rules, letters=sheet.column_letters or None)
     except InputError as exc:
         raise InputError(f"{where}: {exc.message}", tip=exc.tip) from exc
     if Field.TICKET_NUMBER not in columns.fields:
