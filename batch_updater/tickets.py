@@ -155,10 +155,11 @@ class PlannedRow:
     update: TicketUpdate | None = None
     problems: tuple[Problem, ...] = ()
     blank: bool = False
+    ticket_text: str = ""  # the ticket number as written, also for an Invalid row
 
     @property
     def ticket_number(self) -> str:
-        return self.update.ticket_number if self.update else ""
+        return self.update.ticket_number if self.update else self.ticket_text
 
     @property
     def is_valid(self) -> bool:

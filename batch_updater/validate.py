@@ -504,6 +504,8 @@ class _RowChecker:
         at = self.at
         problems: list[tuple[int, Problem]] = []
         ticket, message = _check_ticket(raw_ticket, rules)
+        # The ticket as written, kept for the results even when the row is Invalid.
+        as_written = ticket or ("" if raw_ticket is None else _text(raw_ticket).strip())
         if message:
             problems.append(
                 (at[Field.TICKET_NUMBER], Problem(header[Field.TICKET_NUMBER], message))
@@ -522,7 +524,9 @@ class _RowChecker:
         has_description = raw_description is not None and not _is_blank(raw_description)
         if not (has_state or has_priority or has_assigned or has_description):
             problems.append((_ROW_LEVEL, Problem(None, self.nothing_to_change)))
-            return PlannedRow(row.row_number, problems=tuple(p for _, p in problems))
+            return PlannedRow(
+                row.row_number, problems=tuple(p for _, p in problems), ticket_text=as_written
+            )
 
         state = None
         if has_state:
@@ -570,7 +574,9 @@ class _RowChecker:
 
         if problems:
             problems.sort(key=lambda item: item[0])
-            return PlannedRow(row.row_number, problems=tuple(p for _, p in problems))
+            return PlannedRow(
+                row.row_number, problems=tuple(p for _, p in problems), ticket_text=as_written
+            )
         return PlannedRow(
             row.row_number,
             update=TicketUpdate(
@@ -620,7 +626,9 @@ def _mark_duplicates(rows: list[PlannedRow], tickets: Sequence[tuple[int, str, s
         problem = Problem(
             None, f"ticket {shown} also appears in {word} {listed}; keep one row per ticket."
         )
-        rows[position] = PlannedRow(row.row_number, problems=(*row.problems, problem))
+        rows[position] = PlannedRow(
+            row.row_number, problems=(*row.problems, problem), ticket_text=ticket
+        )
 
 
 @contextmanager

@@ -782,3 +782,10 @@ def test_plan_never_raises_on_any_cell_values(
             assert format_problem(make_sheet([]), planned.row_number, problem)
         if planned.update is not None:
             assert planned.update.to_json_text()
+
+
+def test_an_invalid_row_keeps_its_ticket_number_as_written() -> None:
+    sheet = make_sheet([row(state="Done"), row(ticket=" INCA 0000010 "), row(ticket="INCA0000011"), row(ticket="inca0000011")])
+    planned = plan(sheet, RULES).rows
+    assert [p.ticket_number for p in planned] == ["INCA0000009", "INCA 0000010", "INCA0000011", "inca0000011"]
+    assert all(not p.is_valid for p in planned)
