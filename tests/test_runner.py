@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 
 from batch_updater.ccs import CcsClient
 from batch_updater.pacing import RateLimiter
