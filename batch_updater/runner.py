@@ -107,6 +107,7 @@ class Sender:
         stop_policy: StopPolicy | None = None,
         progress: Progress | None = None,
         on_result: Callable[[RowResult], None] | None = None,
+        on_sending: Callable[[PlannedRow], None] | None = None,
         cancel: threading.Event | None = None,
         abandon: threading.Event | None = None,
         rng: random.Random | None = None,
@@ -118,6 +119,9 @@ class Sender:
         self.stop_policy = stop_policy or StopPolicy()
         self.progress = progress
         self.on_result = on_result
+        # Called with the slot in hand, right before each request goes out (the journal commits
+        # its intent there). If it fails, the request is not sent and the run stops.
+        self.on_sending = on_sending
         # cancel: stop dispatching, let requests in flight finish (first Ctrl-C, SIGTERM).
         self.cancel = cancel or threading.Event()
         # abandon: stop waiting for requests in flight too (second Ctrl-C).
@@ -327,6 +331,12 @@ class Sender:
         """Wait for a slot from the shared limiter; the row is in flight from then on."""
         if not self.limiter.acquire(self._halt):
             return False
+        if self.on_sending is not None:
+            try:
+                self.on_sending(row)
+            except Exception as exc:  # nothing is sent that the journal does not know about
+                self._stop(f"could not record the request before sending it: {exc}")
+                return False
         with self._lock:
             self._in_flight[row.row_number] = (row, _utc_now())
         return True

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+
+import pytest
+import requests
 
 
 from batch_updater.ccs import CcsClient
@@ -12,7 +20,7 @@ from batch_updater.runner import RetryPolicy, Sender, StopPolicy
 from batch_updater.settings import Secret
 from batch_updater.tickets import Outcome, PlannedRow, TicketState, TicketUpdate
 
-FAST_RETRY = RetryPolicy(max_attempts=6, backoff_base=0.01, backoff_cap=0.05, max_throttled=50)
+FAST_RETRY = RetryPolicy(max_attempts=10, backoff_base=0.01, backoff_cap=0.05, max_throttled=50)
 
 
 def rows(count: int, first: int = 1, **fields) -> list[PlannedRow]:
@@ -98,18 +106,63 @@ def test_retry_after_as_an_http_date_is_honoured(simulator) -> None:
     assert outcomes(report) == {Outcome.UPDATED: 15}
 
 
-def test_the_rate_is_never_exceeded_at_the_server(simulator) -> None:
-    simulator.configure(latency_ms=20, jitter_ms=20)
-    report = sender_for(simulator, rate=25, concurrency=8).run(rows(75))
+class ExternalSimulator:
+    """ccs-sim in its own process: its arrival times do not wait on the client's threads."""
+
+    def __init__(self, *args: str) -> None:
+        command = Path(sys.executable).parent / ("ccs-sim.exe" if os.name == "nt" else "ccs-sim")
+        self.process = subprocess.Popen(
+            [str(command), "--port", "0", "--quiet", "--seed", "5", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        line = self.process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert match, f"ccs-sim did not print its address: {line!r}"
+        self.url = match.group(0)
+
+    def patch_times(self) -> list[float]:
+        log = requests.get(self.url + "/_sim/requests", timeout=10).json()
+        return sorted(r["t"] for r in log if r["method"] == "PATCH")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def external_simulator():
+    made: list[ExternalSimulator] = []
+
+    def make(*args: str) -> ExternalSimulator:
+        made.append(ExternalSimulator(*args))
+        return made[-1]
+
+    yield make
+    for sim in made:
+        sim.close()
+
+
+def most_in_one_second(times: list[float]) -> int:
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+def test_the_rate_is_never_exceeded_at_the_server(external_simulator) -> None:
+    sim = external_simulator("--latency-ms", "20", "--jitter-ms", "20")
+    report = sender_for(sim, rate=25, concurrency=8).run(rows(75))
     assert outcomes(report) == {Outcome.UPDATED: 75}
-    assert simulator.max_requests_in_window(1.0, "PATCH") <= 25
+    assert most_in_one_second(sim.patch_times()) <= 25
 
 
-def test_retries_take_slots_from_the_same_limiter(simulator) -> None:
-    simulator.configure(error_rate=0.5)
-    report = sender_for(simulator, rate=20).run(rows(30))
+def test_retries_take_slots_from_the_same_limiter(external_simulator) -> None:
+    sim = external_simulator("--error-rate", "0.3")
+    report = sender_for(sim, rate=20).run(rows(30))
     assert outcomes(report) == {Outcome.UPDATED: 30}
-    assert simulator.max_requests_in_window(1.0, "PATCH") <= 20
+    times = sim.patch_times()
+    assert len(times) == sum(r.attempts for r in report.results.values()) > 30
+    assert most_in_one_second(times) <= 20
 
 
 def test_restart_in_the_middle_of_a_run_loses_no_row(simulator) -> None:
@@ -238,3 +291,21 @@ def test_memory_stays_flat_the_queue_is_bounded(simulator) -> None:
     assert len(report.results) == 300
     # the feeder never runs more than the queue plus the workers ahead of the results
     assert max(seen_ahead) <= 2 * 2 + 2 + 1
+
+
+def test_on_sending_comes_before_every_request_and_a_failure_stops_the_run(simulator) -> None:
+    announced: list[tuple[int, int]] = []
+
+    def announce(row) -> None:
+        announced.append((row.row_number, len([r for r in simulator.requests if r.method == "PATCH"])))
+        if len(announced) == 6:
+            raise OSError("disk full")
+
+    sender = sender_for(simulator, concurrency=1, on_sending=announce)
+    report = sender.run(rows(10))
+    # each announcement came before its own PATCH reached the server
+    assert [count for _, count in announced] == list(range(6))
+    assert report.stopped and "could not record the request before sending it: disk full" in report.stopped_reason
+    counts = outcomes(report)
+    assert counts[Outcome.UPDATED] == 5 and counts[Outcome.NOT_SENT] == 5
+    assert len([r for r in simulator.requests if r.method == "PATCH"]) == 5
