@@ -20,12 +20,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Collection, Iterable, Protocol
 
 from .ccs import Reply
 from .errors import AuthError
 from .pacing import RateLimiter, backoff_delay
-from .tickets import Outcome, PlannedRow, RowResult, TicketUpdate
+from .tickets import Outcome, PlannedRow, RowResult, TicketUpdate, compare_ticket
 
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 THROTTLED = 429
@@ -37,6 +37,8 @@ class UpdateClient(Protocol):
     """What the runner needs of a CCS client."""
 
     def update(self, update: TicketUpdate, pace: Callable[[], bool] | None = None) -> Reply: ...
+
+    def get_ticket(self, ticket_number: str, pace: Callable[[], bool] | None = None) -> Reply: ...
 
 
 class Progress(Protocol):
@@ -111,6 +113,7 @@ class Sender:
         cancel: threading.Event | None = None,
         abandon: threading.Event | None = None,
         rng: random.Random | None = None,
+        read_back_first: Collection[int] = (),
     ) -> None:
         self.client = client
         self.limiter = limiter
@@ -122,6 +125,9 @@ class Sender:
         # Called with the slot in hand, right before each request goes out (the journal commits
         # its intent there). If it fails, the request is not sent and the run stops.
         self.on_sending = on_sending
+        # Rows whose earlier request may or may not have been applied (a run killed while it
+        # was in flight): read the ticket first, and send only if it does not hold the values.
+        self.read_back_first = frozenset(read_back_first)
         # cancel: stop dispatching, let requests in flight finish (first Ctrl-C, SIGTERM).
         self.cancel = cancel or threading.Event()
         # abandon: stop waiting for requests in flight too (second Ctrl-C).
@@ -247,13 +253,31 @@ class Sender:
                 request_json=request_json,
             )
 
-        def pace() -> bool:
+        def pace(announce: bool = True) -> bool:
             nonlocal sent_at, started
-            if not self._pace(row):
+            if not self._pace(row, announce=announce):
                 return False
             if sent_at is None:
                 sent_at, started = _utc_now(), time.perf_counter()
             return True
+
+        if row.row_number in self.read_back_first and not self._halting():
+            try:
+                reply = self.client.get_ticket(update.ticket_number, pace=lambda: pace(False))
+            except AuthError as exc:
+                self._stop(str(exc), auth=True)
+                return self._not_sent(row)
+            finally:
+                with self._lock:
+                    self._in_flight.pop(row.row_number, None)
+            attempts += reply.sends
+            held = reply.body[0] if isinstance(reply.body, list) and reply.body else reply.body
+            if reply.ok and isinstance(held, dict) and not compare_ticket(update, held):
+                return result(
+                    Outcome.UPDATED,
+                    "the ticket already held these values when read back (GET), so it was not "
+                    "sent again (verified by read-back)",
+                )
 
         while True:
             if self._halting():
@@ -327,11 +351,11 @@ class Sender:
                 continue
             return result(Outcome.FAILED, reply.message or f"HTTP {status}")
 
-    def _pace(self, row: PlannedRow) -> bool:
+    def _pace(self, row: PlannedRow, *, announce: bool = True) -> bool:
         """Wait for a slot from the shared limiter; the row is in flight from then on."""
         if not self.limiter.acquire(self._halt):
             return False
-        if self.on_sending is not None:
+        if announce and self.on_sending is not None:
             try:
                 self.on_sending(row)
             except Exception as exc:  # nothing is sent that the journal does not know about

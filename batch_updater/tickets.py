@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
+from typing import Mapping
 from enum import Enum, IntEnum
 
 
@@ -204,3 +205,42 @@ class RunInfo:
     simulated: bool = False
     stopped_reason: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+def _field_value(ticket: Mapping[str, object], name: str) -> tuple[bool, object]:
+    """A field of a ticket as the server returned it, its key matched case-insensitively."""
+    wanted = name.casefold()
+    for key, value in ticket.items():
+        if isinstance(key, str) and key.casefold() == wanted:
+            return True, value
+    return False, None
+
+
+def _same(field_name: str, sent: object, held: object) -> bool:
+    if field_name == "TicketState":
+        try:
+            return int(str(held).strip()) == int(sent)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return str(held).strip().casefold() == TicketState(int(sent)).label.casefold()  # type: ignore[arg-type]
+    if field_name == "Priority":
+        return str(held).strip().casefold() == str(sent).strip().casefold()
+    return (held if held is not None else "") == sent
+
+
+def compare_ticket(update: TicketUpdate, ticket: Mapping[str, object]) -> list[str]:
+    """What the server holds that differs from what the update set; empty when every field matches.
+
+    Each difference reads like 'Priority is "Low", expected "High"', for a Verification column or
+    a resume decision. Only the fields the update set are compared.
+    """
+    differences = []
+    for name, sent in update.to_json().items():
+        if name == "TicketNumber":
+            continue
+        found, held = _field_value(ticket, name)
+        if not found:
+            differences.append(f"{name} is missing from the server's answer")
+        elif not _same(name, sent, held):
+            differences.append(f"{name} is {json.dumps(held, ensure_ascii=False)}, expected "
+                               f"{json.dumps(sent, ensure_ascii=False)}")
+    return differences

@@ -309,3 +309,25 @@ def test_on_sending_comes_before_every_request_and_a_failure_stops_the_run(simul
     counts = outcomes(report)
     assert counts[Outcome.UPDATED] == 5 and counts[Outcome.NOT_SENT] == 5
     assert len([r for r in simulator.requests if r.method == "PATCH"]) == 5
+
+
+def test_read_back_first_skips_rows_the_server_already_holds(simulator) -> None:
+    batch = rows(3)
+    client = CcsClient(simulator.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
+    assert client.update(batch[0].update).status == 204  # applied before a "crash"
+    simulator.clear_requests()
+    announced: list[int] = []
+    sender = sender_for(
+        simulator,
+        read_back_first={batch[0].row_number, batch[1].row_number},
+        on_sending=lambda row: announced.append(row.row_number),
+    )
+    report = sender.run(batch)
+    first, second, third = (report.results[row.row_number] for row in batch)
+    assert first.outcome is Outcome.UPDATED and first.status == 200
+    assert "verified by read-back" in first.message and first.attempts == 1
+    assert (second.outcome, second.status, second.attempts) == (Outcome.UPDATED, 204, 2)
+    assert (third.outcome, third.status, third.attempts) == (Outcome.UPDATED, 204, 1)
+    patched = [r.ticket for r in simulator.requests if r.method == "PATCH"]
+    assert sorted(patched) == [batch[1].ticket_number, batch[2].ticket_number]
+    assert sorted(announced) == [batch[1].row_number, batch[2].row_number]
