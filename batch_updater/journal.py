@@ -46,7 +46,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from pathlib import Path, PurePath
@@ -1335,3 +1335,72 @@ __all__ = [
     "safe_stem",
     "settings_digest",
 ]
+
+
+# -- carrying a run forward (resume, retry-failed) -----------------------------------------------
+
+
+@dataclass
+class Continuation:
+    """What a run that continues an earlier one does with each valid row of the input.
+
+    send: rows to send again; read_back: those of them whose earlier request may have been
+    applied without its answer reaching us (caught in flight, or timed out), to be read back
+    before any re-send; carried: rows the earlier run already updated, Skipped with the evidence.
+    """
+
+    send: list[PlannedRow] = field(default_factory=list)
+    read_back: set[int] = field(default_factory=set)
+    carried: dict[int, RowResult] = field(default_factory=dict)
+
+
+def continue_run(previous: Journal, planned: Iterable[PlannedRow]) -> Continuation:
+    """Decide, row by row, what a resume or a retry of `previous` sends again.
+
+    Rows the earlier run updated (or carried from a run before it) are not sent again; rows that
+    failed, were not sent, or were never reached are; a row whose outcome is unknown is read
+    back first. Row numbers are the link, so the input must be the same file (same SHA-256).
+    """
+    earlier = {row.row_number: row for row in previous.rows()}
+    run_id = previous.run_id
+    plan = Continuation()
+    for row in planned:
+        before = earlier.get(row.row_number)
+        if before is not None and _already_applied(before):
+            plan.carried[row.row_number] = _carried(before, run_id, row)
+            continue
+        plan.send.append(row)
+        if before is not None and (
+            before.phase is Phase.SENDING
+            or (before.outcome is Outcome.FAILED and before.status is None and before.sent_at)
+        ):
+            plan.read_back.add(row.row_number)
+    return plan
+
+
+def _already_applied(row: JournalRow) -> bool:
+    if row.phase is not Phase.DONE:
+        return False
+    if row.outcome is Outcome.UPDATED:
+        return True
+    # Carried forward from an earlier run of the chain: Skipped, with the 2xx evidence kept.
+    return row.outcome is Outcome.SKIPPED and row.status is not None and 200 <= row.status < 300
+
+
+def _carried(before: JournalRow, run_id: str, row: PlannedRow) -> RowResult:
+    if before.outcome is Outcome.SKIPPED:
+        message = before.message  # already names the run that updated it
+    else:
+        when = before.sent_at.strftime("%Y-%m-%d %H:%M:%S UTC") if before.sent_at else "an earlier time"
+        message = f"updated in run {run_id} at {when}; not sent again"
+    return RowResult(
+        row_number=row.row_number,
+        outcome=Outcome.SKIPPED,
+        ticket_number=row.ticket_number,
+        status=before.status,
+        message=message,
+        attempts=0,
+        sent_at=before.sent_at,
+        duration_ms=None,
+        request_json=before.request_json,
+    )

@@ -735,3 +735,41 @@ def test_the_settings_objects_own_description_is_accepted(tmp_path: Path) -> Non
     with Journal.create(tmp_path, start(settings=settings.describe()), planned(1)) as journal:
         assert journal.run.settings["password"] == "********"
     assert b"Demo-Passw0rd!" not in journal.path.read_bytes()
+
+
+# -- carrying a run forward ----------------------------------------------------------------------
+
+
+def test_continue_run_sends_only_what_was_not_applied(tmp_path: Path) -> None:
+    from batch_updater.journal import continue_run
+
+    rows = planned(6)  # rows 2..7
+    journal = Journal.create(tmp_path, start(), rows)
+    sent_at = datetime(2026, 11, 30, 9, 15, 2, tzinfo=timezone.utc)
+
+    def done(row: PlannedRow, outcome: Outcome, status: int | None, message: str = "") -> None:
+        journal.mark_sending(row.row_number, at=sent_at)
+        journal.record(RowResult(row.row_number, outcome, row.ticket_number, status, message, 1, sent_at, 5, row.update.to_json_text()))
+
+    done(rows[0], Outcome.UPDATED, 204)
+    done(rows[1], Outcome.FAILED, 404, "Ticket not found. Provide valid ticket number.")
+    done(rows[2], Outcome.FAILED, None, "no answer within 60 s (timeout)")
+    journal.mark_sending(rows[3].row_number, at=sent_at)  # killed while in flight
+    journal.record(RowResult(rows[4].row_number, Outcome.NOT_SENT, rows[4].ticket_number, message="not sent: interrupted"))
+    # rows[5] never reached
+
+    plan = continue_run(journal, rows)
+    assert [r.row_number for r in plan.send] == [3, 4, 5, 6, 7]
+    assert plan.read_back == {4, 5}
+    carried = plan.carried[2]
+    assert (carried.outcome, carried.status, carried.sent_at, carried.attempts) == (Outcome.SKIPPED, 204, sent_at, 0)
+    assert carried.message == f"updated in run {journal.run_id} at 2026-11-30 09:15:02 UTC; not sent again"
+    assert carried.request_json == rows[0].update.to_json_text()
+    journal.close()
+
+    # a resume of the resume keeps naming the run that really updated the row
+    second = Journal.create(tmp_path, start(resumed_from=journal.run_id), [])
+    second.record(carried)
+    again = continue_run(second, rows[:1])
+    assert again.send == [] and again.carried[2].message == carried.message
+    second.close()
