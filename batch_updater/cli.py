@@ -24,10 +24,18 @@ from typing import Iterator, Sequence
 import click
 
 from . import __version__
-from .errors import AuthError, BatchUpdateError, ServerUnreachable
+from .errors import AuthError, BatchUpdateError, OutputError, ServerUnreachable
 from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet
 
 log = logging.getLogger("batch_updater")
+# Without a handler, logging's last resort would print "internal error" and its traceback on
+# stderr, which is for --debug only.
+log.addHandler(logging.NullHandler())
+
+# The name of the handlers a run adds for --verbose and --log-file, so that they can be found
+# and closed when the run ends (a second run in the same process must not write to the first
+# run's log file or stream).
+RUN_LOG_HANDLER = "batch-update run"
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -115,10 +123,13 @@ class TerminalProgress:
         elif not self.quiet and (self.done >= self._next_line or self.done == self.total):
             step = max(1, self.total // 10)
             self._next_line = self.done + step
+            # "done", not "sent": after Ctrl-C or a stop, the rest are done without being sent.
+            not_sent = self.counts[Outcome.NOT_SENT.value]
             _echo(
-                f"  {self.done:,}/{self.total:,} sent: "
+                f"  {self.done:,}/{self.total:,} done: "
                 f"{self.counts[Outcome.UPDATED.value]:,} updated, "
                 f"{self.counts[Outcome.FAILED.value]:,} failed"
+                + (f", {not_sent:,} not sent" if not_sent else "")
             )
 
     def retrying(self, row_number: int, ticket: str, attempt: int, reason: str, delay: float) -> None:
@@ -230,20 +241,43 @@ def _exit_status(results: Sequence[RowResult], stopped: bool, interrupted: bool)
     return ExitStatus.OK
 
 
-def _configure_logging(verbose: bool, log_file: Path | None) -> None:
+def _configure_logging(verbose: bool, log_file: Path | None, input_path: Path) -> None:
+    _close_logging()
     logger = logging.getLogger("batch_updater")
     logger.setLevel(logging.DEBUG if (verbose or log_file) else logging.WARNING)
     logger.propagate = False
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    handlers: list[logging.Handler] = []
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(formatter)
         handler.setLevel(logging.INFO)
-        logger.addHandler(handler)
+        handlers.append(handler)
     if log_file:
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        file_handler.setFormatter(formatter)
-        logger.addHandler(file_handler)
+        if log_file.exists() and input_path.exists() and os.path.samefile(log_file, input_path):
+            raise OutputError(
+                f"{log_file} is the input file; batch-update never writes to its input.",
+                tip="Choose another name for the log with --log-file.",
+            )
+        try:
+            handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot write the log file {log_file}: {exc.strerror or exc}.",
+                tip="Choose a file in a folder you can write to with --log-file.",
+            ) from exc
+    for handler in handlers:
+        handler.set_name(RUN_LOG_HANDLER)
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+
+
+def _close_logging() -> None:
+    """Remove and close the handlers of the last run, releasing its log file."""
+    logger = logging.getLogger("batch_updater")
+    for handler in list(logger.handlers):
+        if handler.get_name() == RUN_LOG_HANDLER:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 @click.command(
@@ -301,8 +335,9 @@ def command(**options: object) -> None:
             raise
         _fail(error)
         status = ExitStatus.USAGE
-    except KeyboardInterrupt:
-        # Ctrl-C before sending started (while reading, validating or at a prompt).
+    except (KeyboardInterrupt, click.Abort):
+        # Ctrl-C before sending started (while reading, validating or at a prompt: click's
+        # prompts turn Ctrl-C, and the end of input, into Abort).
         if debug:
             raise
         _echo("\nInterrupted; nothing was sent.")
@@ -317,6 +352,8 @@ def command(**options: object) -> None:
             "report it with the command you ran."
         )
         status = ExitStatus.ROWS_FAILED
+    finally:
+        _close_logging()
     sys.exit(int(status))
 
 
@@ -341,7 +378,7 @@ def run(
     settings = load_settings(
         cli={k: v for k, v in cli.items() if k != "out"}, env=os.environ, config_path=config_path
     )
-    _configure_logging(verbose, settings.log_file)
+    _configure_logging(verbose, settings.log_file, file)
 
     rules = rules_from_settings(settings)
     sheet = read_sheet(
@@ -360,6 +397,13 @@ def run(
     check_output_path(out, input_path=file)
     csv_path = out.with_suffix(".csv") if settings.write_csv else None
     if csv_path is not None:
+        # Found now, not when the results are written: by then the tickets have been updated.
+        if out.suffix.lower() == ".csv":
+            raise OutputError(
+                f"{out} would be both the results workbook and the results CSV.",
+                tip="Give the workbook a name ending in .xlsx with --out; the CSV is written "
+                "beside it, under the same name ending in .csv.",
+            )
         check_output_path(csv_path, input_path=file)
 
     info = RunInfo(

@@ -1,0 +1,340 @@
+"""The command line in-process (click's CliRunner): exit codes, --help, and every usage error.
+
+What needs a real process (signals, a terminal, the installed entry point) is in test_e2e.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from batch_updater import cli
+from batch_updater.cli import ExitStatus, command
+from helpers import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    live_args,
+    patched,
+    read_results,
+    results_files,
+    ticket_rows,
+    write_sheet,
+)
+
+PROBLEM_FREE = "tickets.xlsx"
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tmp_path as the current folder, with no CCS_* variable and no user config file."""
+    for name in list(os.environ):
+        if name.upper().startswith("CCS_"):
+            monkeypatch.delenv(name)
+    for name in ("HOME", "USERPROFILE", "XDG_CONFIG_HOME", "APPDATA", "LOCALAPPDATA"):
+        monkeypatch.setenv(name, str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    write_sheet(tmp_path / PROBLEM_FREE, ticket_rows(3))
+    return tmp_path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(command, list(args), prog_name="batch-update")
+
+
+def error_lines(result: Result) -> list[str]:
+    assert "Traceback" not in result.output
+    return result.stderr.splitlines()
+
+
+# --- the exit codes -------------------------------------------------------------------------------
+
+
+def test_exit_codes_are_the_documented_ones() -> None:
+    assert {status.name: int(status) for status in ExitStatus} == {
+        "OK": 0,
+        "ROWS_FAILED": 1,
+        "USAGE": 2,
+        "STOPPED": 3,
+        "INTERRUPTED": 130,
+    }
+
+
+# --- --help ---------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_exit_code_and_every_option() -> None:
+    result = invoke("--help")
+
+    assert result.exit_code == 0
+    text = result.stdout
+    assert text.startswith("Usage: batch-update [OPTIONS] FILE\n")
+    exit_codes = text.split("\n  Exit codes:\n", 1)[1].splitlines()
+    codes = [line.split()[0] for line in exit_codes if line.startswith("    ")]
+    assert [code for code in codes if code.isdigit()] == [str(int(s)) for s in ExitStatus]
+    for status, words in (
+        (ExitStatus.OK, "every row Updated"),
+        (ExitStatus.ROWS_FAILED, "some rows Failed or Invalid"),
+        (ExitStatus.USAGE, "usage, config or input-file error"),
+        (ExitStatus.STOPPED, "the run stopped early"),
+        (ExitStatus.INTERRUPTED, "interrupted by Ctrl-C"),
+    ):
+        assert f"    {int(status):<5}{words}" in text
+    for param in command.params:
+        if getattr(param, "hidden", False) or param.param_type_name == "argument":
+            continue
+        for name in [*param.opts, *param.secondary_opts]:
+            assert name in text, name
+    assert "--debug" not in text
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert (result.exit_code, result.stdout) == (0, f"batch-update, version {cli.__version__}\n")
+
+
+# --- usage, config and input errors: exit 2, one message naming the culprit -----------------------
+
+
+def test_a_missing_input_file(here: Path) -> None:
+    result = invoke("missing.xlsx", "--dry-run")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        f"Error: missing.xlsx: file not found ({here / 'missing.xlsx'})."
+    ]
+    assert results_files(here) == []
+
+
+def test_a_sheet_without_a_ticket_number_column_lists_the_headers_found(here: Path) -> None:
+    (here / "export.csv").write_text("Ref,Asset,Status\nA-1,WEB-01,done\n", encoding="utf-8")
+
+    result = invoke("export.csv", "--dry-run")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        'Error: export.csv: no ticket-number column in the first 20 rows. The first non-empty row '
+        '(row 1) has: "Ref", "Asset", "Status".',
+        'Tip: name the column "Ticket Number", or map your header in the config '
+        '(columns: {"Your header": TicketNumber}).',
+    ]
+    assert results_files(here) == []
+
+
+def test_a_sheet_name_that_is_not_there(here: Path) -> None:
+    result = invoke(PROBLEM_FREE, "--dry-run", "--sheet", "Tickts")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        'Error: tickets.xlsx: no sheet named "Tickts"; the workbook has 1 sheet: Tickets.',
+        'Tip: did you mean "Tickets"?',
+    ]
+
+
+def test_an_unknown_config_key_gets_a_did_you_mean(here: Path) -> None:
+    (here / "batch-update.yaml").write_text("pacing:\n  rat: 5\n", encoding="utf-8")
+
+    result = invoke(PROBLEM_FREE, "--dry-run")  # ./batch-update.yaml is read by default
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        'Error: batch-update.yaml: unknown key "pacing.rat"; did you mean "pacing.rate"?',
+        'Tip: The keys under "pacing" are rate, concurrency.',
+    ]
+
+
+def test_a_password_in_the_config_file_is_refused_and_not_repeated(here: Path) -> None:
+    (here / "settings.yaml").write_text("auth:\n  password: Hunter2-secret\n", encoding="utf-8")
+
+    result = invoke(PROBLEM_FREE, "--dry-run", "--config", "settings.yaml")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        'Error: settings.yaml: a password does not belong in a config file (key "auth.password"). '
+        "Set the CCS_PASSWORD environment variable, or leave it unset to be asked at the prompt."
+    ]
+    assert "Hunter2-secret" not in result.output
+
+
+def test_a_config_file_that_does_not_exist(here: Path) -> None:
+    result = invoke(PROBLEM_FREE, "--dry-run", "--config", "nope.yaml")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        f'Error: config file "{here / "nope.yaml"}" does not exist.',
+        "Tip: config.example.yaml, beside the README, shows every key.",
+    ]
+
+
+def test_a_rate_out_of_range_names_the_option(here: Path) -> None:
+    result = invoke(PROBLEM_FREE, "--dry-run", "--rate", "0")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        "Error: command line option --rate: 0.0 is out of range; use a number of requests per "
+        "second above 0 and at most 1000, e.g. 5."
+    ]
+
+
+def test_an_existing_out_file_is_not_overwritten(here: Path) -> None:
+    (here / "done.xlsx").write_bytes(b"keep me")
+
+    result = invoke(PROBLEM_FREE, "--dry-run", "--out", "done.xlsx")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        "Error: done.xlsx exists already; batch-update will not overwrite it.",
+        "Tip: Move it away, or choose another name with --out.",
+    ]
+    assert (here / "done.xlsx").read_bytes() == b"keep me"
+
+
+def test_out_may_not_be_the_input(here: Path) -> None:
+    before = (here / PROBLEM_FREE).read_bytes()
+
+    result = invoke(PROBLEM_FREE, "--dry-run", "--out", PROBLEM_FREE)
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        "Error: tickets.xlsx is the input file; batch-update never writes to its input.",
+        "Tip: Choose another name for the results with --out.",
+    ]
+    assert (here / PROBLEM_FREE).read_bytes() == before
+
+
+def test_a_live_run_needs_a_server(here: Path) -> None:
+    result = invoke(PROBLEM_FREE)
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        "Error: No CCS server given.",
+        "Tip: Pass --url https://ccs01.corp.local:12431, set CCS_URL, or set server.url in "
+        "batch-update.yaml. To try the tool first, add --simulate.",
+    ]
+    assert results_files(here) == []
+
+
+def test_a_live_run_needs_a_user_name_without_a_terminal(here: Path) -> None:
+    result = invoke(PROBLEM_FREE, "--url", "http://127.0.0.1:1", "--yes")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        "Error: No CCS user name given.",
+        "Tip: Pass --user 'corp\\svc-ccs', set CCS_USERNAME, or set auth.username in the config.",
+    ]
+
+
+def test_a_live_run_needs_a_password_without_a_terminal(here: Path) -> None:
+    result = invoke(PROBLEM_FREE, "--url", "http://127.0.0.1:1", "--user", ADMIN, "--yes")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        "Error: No password for corp\\ccsadmin.",
+        "Tip: Set the CCS_PASSWORD environment variable (it is never read from the config file "
+        "or the command line), or run in a terminal to be asked.",
+    ]
+
+
+def test_a_log_file_in_a_missing_folder_is_a_usage_error(here: Path) -> None:
+    result = invoke(PROBLEM_FREE, "--dry-run", "--log-file", "logs/run.log")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        f"Error: Cannot write the log file {here / 'logs' / 'run.log'}: No such file or directory.",
+        "Tip: Choose a file in a folder you can write to with --log-file.",
+    ]
+
+
+def test_the_log_file_may_not_be_the_input(here: Path, simulator, monkeypatch) -> None:
+    monkeypatch.setenv("CCS_PASSWORD", ADMIN_PASSWORD)
+    before = (here / PROBLEM_FREE).read_bytes()
+
+    result = invoke(PROBLEM_FREE, "--log-file", PROBLEM_FREE, *live_args(simulator))
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert error_lines(result) == [
+        f"Error: {here / PROBLEM_FREE} is the input file; batch-update never writes to its input.",
+        "Tip: Choose another name for the log with --log-file.",
+    ]
+    assert (here / PROBLEM_FREE).read_bytes() == before
+    assert simulator.requests == []
+
+
+def test_a_bug_is_reported_plainly_without_a_traceback(here: Path, monkeypatch) -> None:
+    def broken(*args: object, **kwargs: object) -> ExitStatus:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "run", broken)
+
+    result = invoke(PROBLEM_FREE, "--dry-run")
+
+    assert result.exit_code == ExitStatus.ROWS_FAILED
+    assert result.stderr.splitlines() == [
+        "Internal error: RuntimeError: boom",
+        "This is a bug in batch-update. Run again with --debug to see the traceback, and report "
+        "it with the command you ran.",
+    ]
+    assert isinstance(invoke(PROBLEM_FREE, "--dry-run", "--debug").exception, RuntimeError)
+
+
+# --- the environment, and runs in one process -----------------------------------------------------
+
+
+def test_server_user_and_password_from_the_environment(here: Path, simulator, monkeypatch) -> None:
+    monkeypatch.setenv("CCS_URL", simulator.url)
+    monkeypatch.setenv("CCS_USERNAME", ADMIN)
+    monkeypatch.setenv("CCS_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.setenv("CCS_RATE", "100")
+
+    result = invoke(PROBLEM_FREE, "--yes")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert sorted(patched(simulator, 204)) == ["INCA0000001", "INCA0000002", "INCA0000003"]
+    assert (
+        f"Sending 3 updates to {simulator.url} as corp\\ccsadmin at 100 requests/s (4 at a time)."
+        in result.stderr.splitlines()
+    )
+    assert ADMIN_PASSWORD not in result.output
+
+
+def test_each_run_logs_to_its_own_log_file_and_releases_it(
+    here: Path, simulator, monkeypatch
+) -> None:
+    monkeypatch.setenv("CCS_PASSWORD", ADMIN_PASSWORD)
+    write_sheet(here / "second.xlsx", ticket_rows(2, first=50))
+
+    live = live_args(simulator, "--rate", "100")
+    first = invoke(PROBLEM_FREE, "--verbose", "--log-file", "first.log", *live)
+    second = invoke("second.xlsx", "--log-file", "second.log", *live)
+
+    assert (first.exit_code, second.exit_code) == (ExitStatus.OK, ExitStatus.OK)
+    first_log = (here / "first.log").read_text(encoding="utf-8")
+    second_log = (here / "second.log").read_text(encoding="utf-8")
+    assert sorted(line.split(" INFO ")[1].split(" -> ")[0] for line in first_log.splitlines()) == [
+        "row 2 INCA0000001", "row 3 INCA0000002", "row 4 INCA0000003",
+    ]
+    assert sorted(line.split(" INFO ")[1].split(" -> ")[0] for line in second_log.splitlines()) == [
+        "row 2 INCA0000050", "row 3 INCA0000051",
+    ]
+    assert "INCA0000050" not in first.stderr + second.stderr  # the first run's --verbose is over
+    handlers = logging.getLogger("batch_updater").handlers
+    assert [h for h in handlers if h.get_name() == cli.RUN_LOG_HANDLER] == []
+
+
+def test_simulate_runs_against_the_built_in_server(here: Path) -> None:
+    result = invoke(PROBLEM_FREE, "--simulate", "--rate", "100", "--quiet")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    (workbook,) = results_files(here)
+    assert [r["Outcome"] for r in read_results(workbook)] == ["Updated"] * 3
+    assert result.stdout.splitlines() == [
+        '3 rows in tickets.xlsx (sheet "Tickets"):',
+        "  Updated               3",
+        "  Failed                0",
+        "  Invalid               0",
+        f"Results workbook: {workbook.name}",
+    ]
+    assert result.stderr == ""

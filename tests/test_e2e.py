@@ -1,0 +1,950 @@
+"""The batch run, end to end: the installed batch-update command against a simulator in the test.
+
+Each test runs the command as a subprocess, the way an administrator or a scheduler does, with a
+scrubbed environment, the password in CCS_PASSWORD only, and the current folder in tmp_path; and
+checks the exit code, what the terminal showed, the results workbook and the simulator's side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from batch_updater.cli import ExitStatus
+from helpers import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    AUDITOR,
+    AUDITOR_PASSWORD,
+    FAST_RETRIES_YAML,
+    RESULT_COLUMNS,
+    TIMEOUT,
+    all_text,
+    answers_for,
+    base64_of,
+    by_row,
+    clean_env,
+    closed_port,
+    command_path,
+    copy_sample,
+    finish,
+    formula_cells,
+    live_args,
+    live_env,
+    outcome_counts,
+    patched,
+    pick,
+    read_results,
+    read_summary,
+    results_files,
+    run_command,
+    start_command,
+    ticket_rows,
+    wait_until,
+    write_sheet,
+)
+
+POSIX_ONLY = pytest.mark.skipif(
+    sys.platform == "win32", reason="POSIX signals and pseudo-terminals; Windows has neither"
+)
+MSG_FORBIDDEN = "You are not authorized to perform this task. Access is denied."
+STOPPING = (
+    "Stopping: no new requests will be sent; waiting for the ones in flight "
+    "(press Ctrl-C again to stop waiting)."
+)
+INTERRUPTED = "The run stopped early: interrupted (Ctrl-C or a stop signal)."
+NOT_SENT_INTERRUPTED = "not sent: the run was interrupted (Ctrl-C) before this row was sent"
+UNKNOWN = (
+    "interrupted while the request was in flight: the outcome is unknown; check this ticket in CCS"
+)
+FIRST_ROW = 2  # write_sheet() puts the header on row 1 unless given lead rows
+
+
+@pytest.fixture
+def sheet(tmp_path: Path):
+    """Write tmp_path/tickets.xlsx with the given rows (header on row 1) and return its name."""
+
+    def make(rows, **options) -> str:
+        write_sheet(tmp_path / "tickets.xlsx", rows, **options)
+        return "tickets.xlsx"
+
+    return make
+
+
+@pytest.fixture
+def fast_retries(tmp_path: Path) -> str:
+    (tmp_path / "fast.yaml").write_text(FAST_RETRIES_YAML, encoding="utf-8")
+    return "fast.yaml"
+
+
+def the_workbook(folder: Path) -> Path:
+    (workbook,) = results_files(folder)
+    return workbook
+
+
+def check_complete(results, sim, rows: int) -> None:
+    """Every row once; the PATCHes the simulator answered 204 are exactly the Updated rows."""
+    numbers = by_row(results)
+    assert list(numbers) == list(range(FIRST_ROW, FIRST_ROW + rows))
+    updated = sorted(r["Ticket Number"] for r in results if r["Outcome"] == "Updated")
+    assert sorted(patched(sim, 204)) == updated
+
+
+# --- dry run --------------------------------------------------------------------------------------
+
+
+def test_dry_run_sends_nothing_and_judges_every_row(tmp_path: Path, simulator) -> None:
+    copy_sample("tickets.xlsx", tmp_path)
+    # A real server and a password are at hand: a dry run must still not touch them.
+    done = run_command(
+        ["tickets.xlsx", "--dry-run", *live_args(simulator)],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.ROWS_FAILED == 1, done.stderr
+    assert simulator.requests == []
+    workbook = the_workbook(tmp_path)
+    results = read_results(workbook)
+    assert outcome_counts(results) == {"Valid (dry run)": 30, "Invalid": 5, "Skipped": 2}
+    for result in results:
+        if result["Outcome"] == "Valid (dry run)":
+            assert pick(result, "Message", "Attempts", "HTTP Status") == ("would be sent", 0, None)
+            assert json.loads(result["Request"])["TicketNumber"] == result["Ticket Number"]
+            assert result["Sent At"] is None
+    assert read_summary(workbook)["Mode"] == "Dry run, no network"
+    assert "Dry run: 30 of 37 rows would be sent; nothing was sent." in done.stderr.splitlines()
+    assert formula_cells(workbook) == []
+
+
+@pytest.mark.parametrize("url", [None, "http://127.0.0.1:1"], ids=["no-url", "closed-port"])
+def test_dry_run_of_a_clean_sheet_needs_no_server_and_exits_0(
+    tmp_path: Path, sheet, url: str | None
+) -> None:
+    name = sheet(ticket_rows(3) + [[], ["INCA0000004", "Verified", "low", "", ""]])
+    args = [name, "--dry-run"] + (["--url", url] if url else [])
+
+    done = run_command(args, tmp_path)
+
+    assert done.returncode == ExitStatus.OK == 0, done.stderr
+    results = read_results(the_workbook(tmp_path))
+    assert [(r["Row"], r["Outcome"]) for r in results] == [
+        (2, "Valid (dry run)"),
+        (3, "Valid (dry run)"),
+        (4, "Valid (dry run)"),
+        (5, "Skipped"),
+        (6, "Valid (dry run)"),
+    ]
+    assert json.loads(results[-1]["Request"]) == {
+        "TicketNumber": "INCA0000004", "TicketState": 3, "Priority": "Low",
+    }
+    assert done.stdout.splitlines() == [
+        '5 rows in tickets.xlsx (sheet "Tickets"):',
+        "  Invalid               0",
+        "  Skipped               1",
+        "  Valid (dry run)       4",
+        f"Results workbook: {the_workbook(tmp_path).name}",
+    ]
+
+
+# --- a clean live run -----------------------------------------------------------------------------
+
+
+def test_live_run_updates_exactly_what_the_sheet_asks(tmp_path: Path, sheet, simulator) -> None:
+    before = {ticket["TicketNumber"]: ticket for ticket in simulator.tickets()}
+    rows = [
+        ["INCA0000011", 2, "High", "corp\\jsmith", "Patched and rebooted"],
+        ["INCA0000012", "Verified", "low", "", ""],
+        ["INCA0000013", "", "MEDIUM", "a.khan@corp.example", ""],
+        ["INCA0000014", 5.0, "Low", "", "=SUM(A1:A2) stays text"],
+        ["INCA0000015", "not applicable", "High", "corp\\svc-ccs", "Zürich, ünïcode"],
+        ["INCA0000016", "", "Medium", "", ""],
+    ]
+
+    done = run_command(
+        [sheet(rows), *live_args(simulator, "--rate", "100")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.OK == 0, done.stderr
+    results = read_results(the_workbook(tmp_path))
+    assert [(r["Row"], r["Outcome"], r["HTTP Status"], r["Attempts"]) for r in results] == [
+        (row, "Updated", 204, 1) for row in range(2, 8)
+    ]
+    expected = {
+        "INCA0000011": {"TicketState": 2, "Priority": "High", "AssignedTo": "corp\\jsmith",
+                        "TicketDescription": "Patched and rebooted"},
+        "INCA0000012": {"TicketState": 3, "Priority": "Low"},
+        "INCA0000013": {"Priority": "Medium", "AssignedTo": "a.khan@corp.example"},
+        "INCA0000014": {"TicketState": 5, "Priority": "Low",
+                        "TicketDescription": "=SUM(A1:A2) stays text"},
+        "INCA0000015": {"TicketState": 5, "Priority": "High", "AssignedTo": "corp\\svc-ccs",
+                        "TicketDescription": "Zürich, ünïcode"},
+        "INCA0000016": {"Priority": "Medium"},
+    }
+    fields = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+    for number, old in before.items():
+        now = simulator.ticket(number)
+        # Empty cells are left out of the request, so those fields keep what the server had.
+        want = {name: expected.get(number, {}).get(name, old[name]) for name in fields}
+        assert {name: now[name] for name in fields} == want, number
+    bodies = {r.ticket: r.body for r in simulator.requests if r.method == "PATCH"}
+    assert bodies["INCA0000016"] == {"TicketNumber": "INCA0000016", "Priority": "Medium"}
+    assert bodies["INCA0000011"]["AssignedTo"] == "corp\\jsmith"
+    assert sorted(bodies) == sorted(expected)
+    assert simulator.counts()["by_method"] == {"POST": 1, "PATCH": 6}
+    requests = {r["Ticket Number"]: json.loads(r["Request"]) for r in results}
+    assert requests == bodies
+    assert read_results(the_workbook(tmp_path))[3]["Description"] == "'=SUM(A1:A2) stays text"
+    assert formula_cells(the_workbook(tmp_path)) == []
+
+
+# --- a 401 in the middle of a run -----------------------------------------------------------------
+
+
+def test_a_server_restart_mid_run_costs_no_row(tmp_path: Path, sheet, simulator) -> None:
+    rows = 40
+
+    def restart_after_some_patches() -> None:
+        wait_until(lambda: len(patched(simulator)) >= 10)
+        simulator.restart()  # every access token stops working
+
+    restarter = threading.Thread(target=restart_after_some_patches, daemon=True)
+    restarter.start()
+    done = run_command(
+        [sheet(ticket_rows(rows)), *live_args(simulator, "--rate", "20")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    restarter.join(TIMEOUT)
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    results = read_results(the_workbook(tmp_path))
+    assert outcome_counts(results) == {"Updated": rows}
+    check_complete(results, simulator, rows)
+    log = simulator.requests
+    refused = [r for r in log if r.status == 401]
+    assert refused, "the restart produced at least one 401"
+    assert [r.endpoint for r in log if r.t > refused[0].t].count("tokens") == 1, "one new token"
+    for record in refused:
+        # The refused request was sent again, and went through.
+        after = [r for r in log if r.t > record.t]
+        assert any(r.ticket == record.ticket and r.status == 204 for r in after), record.ticket
+    for result in results:
+        assert result["Attempts"] == len(answers_for(simulator, result["Ticket Number"])), result
+    summary = read_summary(the_workbook(tmp_path))
+    assert summary["Note 1"] == "The access token was renewed 1 time(s) during the run."
+
+
+@pytest.mark.xfail(
+    reason="runner.Sender._send_row counts the re-send after a 401 in Attempts but adds nothing "
+    "to the row's history, so the row says Attempts 2 with an empty Message",
+    strict=True,
+)
+def test_a_row_sent_again_after_a_401_says_so(tmp_path: Path, sheet, simulator) -> None:
+    def restart_after_some_patches() -> None:
+        wait_until(lambda: len(patched(simulator)) >= 5)
+        simulator.restart()
+
+    restarter = threading.Thread(target=restart_after_some_patches, daemon=True)
+    restarter.start()
+    done = run_command(
+        [sheet(ticket_rows(20)), *live_args(simulator, "--rate", "20")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    restarter.join(TIMEOUT)
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    resent = [r for r in read_results(the_workbook(tmp_path)) if r["Attempts"] == 2]
+    assert resent
+    for result in resent:
+        assert result["Message"] == "updated on attempt 2 after HTTP 401", result
+
+
+# --- throttling and server errors -----------------------------------------------------------------
+
+
+def test_a_429_storm_and_injected_500s_still_update_every_row(
+    tmp_path: Path, sheet, make_simulator
+) -> None:
+    rows = 20
+    sim = make_simulator(rate_limit=10, error_rate=0.2)
+    # Patient enough that no row runs out of tries on 500s by bad luck (0.2 ** 10).
+    patient = FAST_RETRIES_YAML + "  max_attempts: 10\n"
+    (tmp_path / "patient.yaml").write_text(patient, encoding="utf-8")
+
+    done = run_command(
+        [sheet(ticket_rows(rows)), *live_args(sim, "--rate", "20", "--config", "patient.yaml")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    results = read_results(the_workbook(tmp_path))
+    assert outcome_counts(results) == {"Updated": rows}
+    check_complete(results, sim, rows)
+    statuses = sim.counts()["by_status"]
+    assert statuses.get("429", 0) >= 1 and statuses.get("500", 0) >= 1, statuses
+    retried = 0
+    for result in results:
+        answers = answers_for(sim, result["Ticket Number"])
+        assert answers[-1] == 204 and 204 not in answers[:-1], answers
+        assert result["Attempts"] == len(answers), result
+        if len(answers) > 1:
+            retried += 1
+            assert result["Message"] == (
+                f"updated on attempt {len(answers)} after "
+                + ", ".join(f"HTTP {status}" for status in answers[:-1])
+            ), result
+        else:
+            assert result["Message"] is None, result
+    assert retried >= 2
+    # The ceiling holds, retries included.
+    assert sim.max_requests_in_window(1.0, "PATCH") <= 20
+
+
+# --- pacing ---------------------------------------------------------------------------------------
+
+
+def test_the_rate_is_never_exceeded(tmp_path: Path, sheet, make_simulator) -> None:
+    rows = 60
+    sim = make_simulator(latency_ms=20)
+
+    done = run_command(
+        [sheet(ticket_rows(rows)), *live_args(sim, "--rate", "20", "--concurrency", "8")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert outcome_counts(read_results(the_workbook(tmp_path))) == {"Updated": rows}
+    assert len(patched(sim)) == rows
+    assert sim.max_requests_in_window(1.0, "PATCH") <= 20
+    assert "at 20 requests/s (8 at a time)." in done.stderr
+
+
+# --- stop policies --------------------------------------------------------------------------------
+
+
+def test_an_account_without_the_role_stops_the_run(tmp_path: Path, sheet, simulator) -> None:
+    rows = 30
+
+    done = run_command(
+        [sheet(ticket_rows(rows)), *live_args(simulator, "--rate", "50", user=AUDITOR)],
+        tmp_path,
+        env=live_env(tmp_path / "home", password=AUDITOR_PASSWORD),
+    )
+
+    assert done.returncode == ExitStatus.STOPPED == 3, done.stderr
+    reason = (
+        "the first 5 requests were all refused with HTTP 403: the account probably lacks the "
+        "Remediation Administrator role in CCS"
+    )
+    assert done.stderr.splitlines()[-1] == f"The run stopped early: {reason}."
+    results = read_results(the_workbook(tmp_path))
+    assert list(by_row(results)) == list(range(FIRST_ROW, FIRST_ROW + rows))
+    failed = [r for r in results if r["Outcome"] == "Failed"]
+    not_sent = [r for r in results if r["Outcome"] == "Not sent"]
+    assert 5 <= len(failed) <= 5 + 3  # the five, and at most the other three in flight
+    assert len(failed) + len(not_sent) == rows
+    for result in failed:
+        assert pick(result, "HTTP Status", "Message", "Attempts") == (403, MSG_FORBIDDEN, 1)
+        assert result["Row"] < FIRST_ROW + 12, "the first rows sent are the ones refused"
+    for result in not_sent:
+        assert pick(result, "Message", "Attempts", "HTTP Status") == (
+            f"not sent: {reason}", 0, None,
+        )
+    assert sorted(patched(simulator)) == sorted(r["Ticket Number"] for r in failed)
+    summary = read_summary(the_workbook(tmp_path))
+    assert summary["CCS user"] == AUDITOR
+    assert summary["Stopped early"] == reason
+
+
+def test_a_wrong_password_stops_before_anything_is_sent(tmp_path: Path, simulator) -> None:
+    wrong = "Wr0ng+Pass/word="
+    copy_sample("tickets.xlsx", tmp_path)
+
+    done = run_command(
+        ["tickets.xlsx", *live_args(simulator)],
+        tmp_path,
+        env=live_env(tmp_path / "home", password=wrong),
+    )
+
+    assert done.returncode == ExitStatus.STOPPED, done.stderr
+    refusal = (
+        "The CCS server refused the user name or password for corp\\ccsadmin "
+        "(HTTP 400: invalid_grant: The user name or password is incorrect.)."
+    )
+    lines = done.stderr.splitlines()
+    assert f"Error: {refusal}" in lines
+    assert (
+        "Tip: Check CCS_USERNAME and CCS_PASSWORD, and auth.password_encoding in the config "
+        "(base64 or plain: the server expects one of them)."
+    ) in lines
+    assert lines[-1] == f"The run stopped early: {refusal}"
+    workbook = the_workbook(tmp_path)
+    results = read_results(workbook)
+    assert outcome_counts(results) == {"Not sent": 30, "Invalid": 5, "Skipped": 2}
+    for result in results:
+        if result["Outcome"] == "Not sent":
+            assert result["Message"] == f"not sent: {refusal.rstrip('.')}"
+    assert patched(simulator) == []
+    for secret in (wrong, base64_of(wrong)):
+        assert secret not in done.stdout + done.stderr
+        assert secret not in all_text(workbook)
+
+
+def test_an_unreachable_server_stops_the_run(tmp_path: Path, sheet) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+
+    done = run_command(
+        [sheet(ticket_rows(5)), "--url", url, "--user", ADMIN, "--yes"],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.STOPPED, done.stderr
+    lines = done.stderr.splitlines()
+    assert f"Error: Could not connect to {url}: connection refused." in lines
+    assert lines[-1] == f"The run stopped early: Could not connect to {url}: connection refused."
+    results = read_results(the_workbook(tmp_path))
+    assert [r["Outcome"] for r in results] == ["Not sent"] * 5
+    assert results[0]["Message"] == f"not sent: Could not connect to {url}: connection refused"
+    assert "Traceback" not in done.stderr
+
+
+def test_a_dead_server_stops_the_run_after_a_streak(
+    tmp_path: Path, sheet, make_simulator, fast_retries: str
+) -> None:
+    rows = 30
+    sim = make_simulator(unavailable_rate=1.0)
+
+    done = run_command(
+        [sheet(ticket_rows(rows)), *live_args(sim, "--rate", "100", "--config", fast_retries)],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.STOPPED, done.stderr
+    reason = (
+        "10 rows in a row failed on server or network errors after every retry: the server "
+        "looks unavailable"
+    )
+    assert done.stderr.splitlines()[-1] == f"The run stopped early: {reason}."
+    results = read_results(the_workbook(tmp_path))
+    assert list(by_row(results)) == list(range(FIRST_ROW, FIRST_ROW + rows))
+    counts = outcome_counts(results)
+    assert set(counts) == {"Failed", "Not sent"}
+    assert counts["Failed"] >= 10 and counts["Not sent"] >= 1, counts
+    for result in results:
+        if result["Outcome"] == "Failed":
+            assert result["HTTP Status"] == 503
+            assert result["Message"].startswith("Service Unavailable ("), result
+        else:
+            assert result["Message"] == f"not sent: {reason}"
+    assert set(patched(sim, 204)) == set()
+    assert {r.status for r in sim.requests if r.method == "PATCH"} == {503}
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+
+@POSIX_ONLY
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_ends_the_run_with_a_complete_workbook(
+    tmp_path: Path, sheet, simulator, signum: int
+) -> None:
+    rows = 200
+    process = start_command(
+        [sheet(ticket_rows(rows)), *live_args(simulator, "--rate", "10")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 3)
+    finally:
+        process.send_signal(signum)
+    code, out, err = finish(process)
+
+    assert code == ExitStatus.INTERRUPTED == 130, err
+    assert STOPPING in err.splitlines()
+    assert err.splitlines()[-1] == INTERRUPTED
+    results = read_results(the_workbook(tmp_path))
+    check_complete(results, simulator, rows)
+    counts = outcome_counts(results)
+    # Requests in flight were waited for: each row was either answered or never sent.
+    assert set(counts) == {"Updated", "Not sent"}, counts
+    assert counts["Updated"] >= 3 and counts["Not sent"] >= rows // 2, counts
+    assert len(patched(simulator)) == counts["Updated"]
+    for result in results:
+        if result["Outcome"] == "Not sent":
+            assert pick(result, "Message", "Attempts", "Sent At") == (NOT_SENT_INTERRUPTED, 0, None)
+    summary = read_summary(the_workbook(tmp_path))
+    assert summary["Not sent"] == counts["Not sent"]
+    assert summary["Stopped early"] == "interrupted (Ctrl-C or a stop signal)"
+    assert f"  Not sent         {counts['Not sent']:>6,}" in out.splitlines()
+    # The progress lines count the rows the stop settled as done, not as sent.
+    assert err.splitlines()[-2] == (
+        f"  {rows}/{rows} done: {counts['Updated']} updated, 0 failed, "
+        f"{counts['Not sent']} not sent"
+    )
+
+
+@POSIX_ONLY
+def test_a_second_sigint_stops_waiting_for_requests_in_flight(
+    tmp_path: Path, sheet, simulator
+) -> None:
+    rows = 50
+    process = start_command(
+        [sheet(ticket_rows(rows)), *live_args(simulator, "--rate", "10")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 2)
+        # From now on every answer takes 3 s: the next requests stay in flight.
+        simulator.configure(latency_ms=3000)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGINT)
+    code, out, err = finish(process)
+
+    assert code == ExitStatus.INTERRUPTED, err
+    assert STOPPING in err.splitlines()
+    assert err.splitlines()[-1] == INTERRUPTED
+    results = read_results(the_workbook(tmp_path))
+    assert list(by_row(results)) == list(range(FIRST_ROW, FIRST_ROW + rows))
+    unknown = [r for r in results if r["Outcome"] == "Failed"]
+    assert unknown, "the rows in flight were not waited for"
+    for result in unknown:
+        assert pick(result, "Message", "HTTP Status", "Attempts") == (UNKNOWN, None, 1)
+        assert result["Sent At"] is not None
+    updated = [r for r in results if r["Outcome"] == "Updated"]
+    assert len(updated) >= 2
+    assert len(unknown) + len(updated) + outcome_counts(results)["Not sent"] == rows
+
+
+# --- confirmation ---------------------------------------------------------------------------------
+
+
+def test_a_live_run_without_a_terminal_needs_yes(tmp_path: Path, sheet, simulator) -> None:
+    name = sheet(ticket_rows(3))
+    args = [name, "--url", simulator.url, "--user", ADMIN, "--rate", "50"]
+
+    refused = run_command(args, tmp_path, env=live_env(tmp_path / "home"))
+
+    assert refused.returncode == ExitStatus.USAGE == 2
+    assert refused.stderr.splitlines() == [
+        f"Error: About to update 3 tickets on {simulator.url} as corp\\ccsadmin at 50 requests/s. "
+        "Refusing without a terminal to confirm.",
+        "Tip: Add --yes to confirm in advance (for scheduled or scripted runs).",
+    ]
+    assert refused.stdout == ""
+    assert simulator.requests == []
+    assert results_files(tmp_path) == []
+
+    confirmed = run_command([*args, "--yes"], tmp_path, env=live_env(tmp_path / "home"))
+
+    assert confirmed.returncode == ExitStatus.OK, confirmed.stderr
+    assert sorted(patched(simulator, 204)) == ["INCA0000001", "INCA0000002", "INCA0000003"]
+
+
+def run_in_terminal(
+    args: list[str], cwd: Path, env: dict[str, str], prompt: str, answer: bytes | int
+) -> tuple[int, str, str]:
+    """Run batch-update with a pseudo-terminal on stdin; once `prompt` is shown, type `answer`
+    (bytes) or send it (a signal number).
+
+    Typing only after the prompt matters: getpass flushes what was typed before it asked.
+    """
+    import pty
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [command_path(), *args],
+        cwd=cwd,
+        env=env,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # no controlling terminal: getpass uses this stdin
+    )
+    os.close(terminal)
+    errors: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: errors.extend(iter(lambda: process.stderr.read1(256), b"")), daemon=True
+    )
+    reader.start()
+    try:
+        wait_until(lambda: prompt.encode() in b"".join(errors) or process.poll() is not None)
+        if isinstance(answer, bytes):
+            os.write(controller, answer)
+        else:
+            process.send_signal(answer)
+        process.wait(TIMEOUT)  # the little it prints fits in the pipe
+        out = process.stdout.read()
+        reader.join(TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    return process.returncode, out.decode("utf-8"), b"".join(errors).decode("utf-8")
+
+
+@POSIX_ONLY
+@pytest.mark.parametrize("answer, code", [(b"y\n", 0), (b"n\n", 2)], ids=["yes", "no"])
+def test_a_person_at_a_terminal_confirms_the_run(
+    tmp_path: Path, sheet, simulator, answer: bytes, code: int
+) -> None:
+    name = sheet(ticket_rows(3))
+    question = (
+        f"About to update 3 tickets on {simulator.url} as corp\\ccsadmin at 50 requests/s. "
+        "Continue? [y/N]: "
+    )
+
+    status, out, err = run_in_terminal(
+        [name, "--url", simulator.url, "--user", ADMIN, "--rate", "50"],
+        tmp_path,
+        live_env(tmp_path / "home"),
+        question,
+        answer,
+    )
+
+    assert status == code, err
+    assert err.startswith(question)
+    if code == 0:
+        assert len(patched(simulator, 204)) == 3
+    else:
+        # The answer and its newline were echoed by the terminal, not written to stderr.
+        assert err == question + "Error: Cancelled; nothing was sent.\n"
+        assert simulator.requests == []
+        assert results_files(tmp_path) == []
+
+
+@POSIX_ONLY
+@pytest.mark.parametrize("answer", [signal.SIGINT, b"\x04"], ids=["ctrl-c", "end-of-input"])
+def test_giving_up_at_the_prompt_sends_nothing(
+    tmp_path: Path, sheet, simulator, answer: bytes | int
+) -> None:
+    question = "Continue? [y/N]: "
+
+    status, out, err = run_in_terminal(
+        [sheet(ticket_rows(3)), "--url", simulator.url, "--user", ADMIN],
+        tmp_path,
+        live_env(tmp_path / "home"),
+        question,
+        answer,
+    )
+
+    assert status == ExitStatus.INTERRUPTED, err
+    assert err.endswith(question + "\nInterrupted; nothing was sent.\n")
+    assert simulator.requests == []
+    assert results_files(tmp_path) == []
+
+
+@POSIX_ONLY
+def test_a_password_typed_at_the_prompt_is_used_and_never_shown(
+    tmp_path: Path, sheet, simulator
+) -> None:
+    name = sheet(ticket_rows(2))
+    prompt = f"Password for corp\\ccsadmin on {simulator.url}: "
+
+    status, out, err = run_in_terminal(
+        [name, "--url", simulator.url, "--user", ADMIN, "--rate", "50", "--yes"],
+        tmp_path,
+        clean_env(tmp_path / "home"),
+        prompt,
+        f"{ADMIN_PASSWORD}\n".encode(),
+    )
+
+    assert status == ExitStatus.OK, err
+    assert err.startswith(prompt)
+    assert ADMIN_PASSWORD not in out + err
+    assert len(patched(simulator, 204)) == 2
+
+
+# --- usage, config and input errors ---------------------------------------------------------------
+
+
+def test_no_password_without_a_terminal_is_a_usage_error(tmp_path: Path, sheet, simulator) -> None:
+    done = run_command(
+        [sheet(ticket_rows(2)), "--url", simulator.url, "--user", ADMIN, "--yes"], tmp_path
+    )
+
+    assert done.returncode == ExitStatus.USAGE
+    assert done.stderr.splitlines() == [
+        "Error: No password for corp\\ccsadmin.",
+        "Tip: Set the CCS_PASSWORD environment variable (it is never read from the config file "
+        "or the command line), or run in a terminal to be asked.",
+    ]
+    assert simulator.requests == []
+    assert results_files(tmp_path) == []
+
+
+def test_an_existing_out_file_is_refused_and_kept(tmp_path: Path, sheet, simulator) -> None:
+    keep = tmp_path / "results.xlsx"
+    keep.write_bytes(b"last month's evidence")
+
+    done = run_command(
+        [sheet(ticket_rows(2)), "--out", "results.xlsx", *live_args(simulator)],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.USAGE
+    assert done.stderr.splitlines() == [
+        "Error: results.xlsx exists already; batch-update will not overwrite it.",
+        "Tip: Move it away, or choose another name with --out.",
+    ]
+    assert keep.read_bytes() == b"last month's evidence"
+    assert simulator.requests == []
+
+
+def test_a_mistake_in_the_user_config_file_is_named(tmp_path: Path, sheet) -> None:
+    """The per-user config file is read from the (scrubbed) home folder, and its errors named."""
+    home = tmp_path / "home"
+    config = home / "batch-update" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("pacing:\n  rat: 5\n", encoding="utf-8")
+
+    done = run_command([sheet(ticket_rows(1)), "--dry-run"], tmp_path, env=clean_env(home))
+
+    assert done.returncode == ExitStatus.USAGE
+    shown = Path("home", "batch-update", "config.yaml")  # relative to the current folder
+    assert done.stderr.splitlines() == [
+        f'Error: {shown}: unknown key "pacing.rat"; did you mean "pacing.rate"?',
+        'Tip: The keys under "pacing" are rate, concurrency.',
+    ]
+
+
+# --- Excel row numbers ----------------------------------------------------------------------------
+
+
+def test_row_numbers_are_the_sheets_own(tmp_path: Path, sheet, simulator) -> None:
+    name = sheet(
+        [
+            ["INCA0000021", 2, "High", "", "ok"],
+            ["INCA0000022", 2, "High", "", "ok"],
+            [],
+            ["INCA0000023", "Done", "High", "", "bad state"],
+            ["INCA0000024", 3, "Urgent", "", "bad priority"],
+            [],
+            ["INCA0009999", 2, "Low", "", "no such ticket"],
+        ],
+        lead_rows=[["November sweep"], ["exported from CCS"], []],
+    )
+
+    done = run_command(
+        [name, *live_args(simulator, "--rate", "50")], tmp_path, env=live_env(tmp_path / "home")
+    )
+
+    assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr
+    results = read_results(the_workbook(tmp_path))
+    assert [(r["Row"], r["Ticket Number"], r["Outcome"], r["HTTP Status"]) for r in results] == [
+        (5, "INCA0000021", "Updated", 204),
+        (6, "INCA0000022", "Updated", 204),
+        (7, None, "Skipped", None),
+        (8, "INCA0000023", "Invalid", None),
+        (9, "INCA0000024", "Invalid", None),
+        (10, None, "Skipped", None),
+        (11, "INCA0009999", "Failed", 404),
+    ]
+    where = 'tickets.xlsx, sheet "Tickets"'
+    assert [line for line in done.stderr.splitlines() if line.startswith(where)] == [
+        f'{where}, row 8, column "State": "Done" is not a ticket state; use 1-5 or a name: '
+        "1 Open, 2 Remediation Performed, 3 Verified, 4 Failed, 5 Not Applicable.",
+        f'{where}, row 9, column "Priority": "Urgent" is not a priority; use one of Low, Medium, '
+        "High.",
+    ]
+    assert read_summary(the_workbook(tmp_path))["Header row"] == 4
+
+
+# --- where the results go -------------------------------------------------------------------------
+
+
+def test_default_results_name_beside_the_input_with_csv(tmp_path: Path, sheet) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = write_sheet(inbox / "november.xlsx", ticket_rows(3))
+    before = source.read_bytes()
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+
+    done = run_command(["inbox/november.xlsx", "--dry-run", "--csv"], tmp_path)
+
+    finished = datetime.now(timezone.utc)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert source.read_bytes() == before
+    (workbook,) = results_files(inbox)
+    match = re.fullmatch(r"november\.results-(\d{8}-\d{6})\.xlsx", workbook.name)
+    assert match, workbook.name
+    stamp = datetime.strptime(match.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=timezone.utc)
+    assert started <= stamp <= finished
+    csv_path = workbook.with_suffix(".csv")
+    assert sorted(p.name for p in inbox.iterdir()) == sorted(
+        ["november.xlsx", workbook.name, csv_path.name]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "inbox"]
+    text = csv_path.read_text(encoding="utf-8-sig").splitlines()
+    assert text[0] == "Ticket Number,State,Priority,Assigned To,Description," + ",".join(
+        RESULT_COLUMNS
+    )
+    assert text[1].startswith(
+        "INCA0000001,2,High,corp\\user1,Patched ticket 1,2,Valid (dry run),,would be sent,0,"
+    )
+    assert done.stdout.splitlines()[-2:] == [
+        f"Results workbook: {Path('inbox', workbook.name)}",
+        f"Results CSV:      {Path('inbox', csv_path.name)}",
+    ]
+
+
+def test_out_is_honoured_for_the_workbook_and_the_csv(tmp_path: Path, sheet, simulator) -> None:
+    (tmp_path / "reports").mkdir()
+    name = sheet(ticket_rows(2))
+    before = (tmp_path / name).read_bytes()
+
+    done = run_command(
+        [name, "--out", "reports/sweep.xlsx", "--csv", *live_args(simulator, "--rate", "50")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["sweep.csv", "sweep.xlsx"]
+    assert results_files(tmp_path) == []
+    results = read_results(tmp_path / "reports" / "sweep.xlsx")
+    assert [r["Outcome"] for r in results] == ["Updated"] * 2
+    assert (tmp_path / name).read_bytes() == before
+    assert done.stdout.splitlines()[-2:] == [
+        f"Results workbook: {Path('reports', 'sweep.xlsx')}",
+        f"Results CSV:      {Path('reports', 'sweep.csv')}",
+    ]
+
+
+def test_an_out_name_the_csv_would_share_is_refused_before_sending(
+    tmp_path: Path, sheet, simulator
+) -> None:
+    done = run_command(
+        [sheet(ticket_rows(3)), "--out", "results.csv", "--csv", *live_args(simulator)],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.USAGE
+    assert done.stderr.splitlines() == [
+        "Error: results.csv would be both the results workbook and the results CSV.",
+        "Tip: Give the workbook a name ending in .xlsx with --out; the CSV is written beside it, "
+        "under the same name ending in .csv.",
+    ]
+    assert simulator.requests == []  # exit 2 means nothing was sent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tickets.xlsx"]
+
+
+@pytest.mark.xfail(
+    reason="cli.run checks --out before sending but writes it only at the end: a file that "
+    "appears there meanwhile makes the run exit 2 ('nothing was sent') after every ticket was "
+    "updated, and no results are kept anywhere (not fixed here: where the evidence should go "
+    "instead is a design decision, and the run journal being added may be the answer)",
+    strict=True,
+)
+def test_results_are_kept_when_the_out_file_appears_during_the_run(
+    tmp_path: Path, sheet, simulator
+) -> None:
+    rows = 10
+    process = start_command(
+        [sheet(ticket_rows(rows)), "--out", "results.xlsx", *live_args(simulator, "--rate", "10")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 1)
+        (tmp_path / "results.xlsx").write_bytes(b"another run's results")
+    finally:
+        code, out, err = finish(process)
+
+    assert len(patched(simulator, 204)) == rows
+    assert code == ExitStatus.OK, err  # not USAGE: that says nothing was sent
+    assert (tmp_path / "results.xlsx").read_bytes() == b"another run's results"
+    kept = [p for p in tmp_path.glob("*.xlsx") if p.name not in ("results.xlsx", "tickets.xlsx")]
+    assert len(kept) == 1
+    assert outcome_counts(read_results(kept[0])) == {"Updated": rows}
+
+
+# --- logs and secrets -----------------------------------------------------------------------------
+
+
+def test_verbose_and_log_file_log_every_request_and_no_secret(
+    tmp_path: Path, sheet, make_simulator, fast_retries: str
+) -> None:
+    sim = make_simulator(fail_tickets={"INCA0000003"})
+    name = sheet(ticket_rows(4) + [["INCA0009999", 2, "Low", "", ""]])
+
+    done = run_command(
+        [name, "--verbose", "--log-file", "run.log",
+         *live_args(sim, "--rate", "50", "--config", fast_retries)],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d INFO "
+    request_line = re.compile(
+        stamp + r"row (\d+) (INCA\d+) -> (\d+) (\w+)(: .*)? \((\d+) attempts?, \d+ ms\)"
+    )
+    retry_line = re.compile(stamp + r"row 4 INCA0000003: HTTP 500, retrying in \d+\.\d s")
+    log_text = (tmp_path / "run.log").read_text(encoding="utf-8")
+    for text in (done.stderr, log_text):
+        found = {
+            int(m.group(1)): (m.group(2), int(m.group(3)), m.group(4), int(m.group(6)))
+            for m in map(request_line.fullmatch, text.splitlines())
+            if m
+        }
+        assert found == {
+            2: ("INCA0000001", 204, "Updated", 1),
+            3: ("INCA0000002", 204, "Updated", 1),
+            4: ("INCA0000003", 500, "Failed", 4),
+            5: ("INCA0000004", 204, "Updated", 1),
+            6: ("INCA0009999", 404, "Failed", 1),
+        }
+        assert len([line for line in text.splitlines() if retry_line.fullmatch(line)]) == 3
+    # Whatever the server handed out, and whatever was typed, never reaches a file or a screen.
+    # (The simulator keeps no public list of the tokens it issued; its token book is read here.)
+    tokens = [*sim._tokens._access, *sim._tokens._refresh]
+    assert tokens
+    workbook_text = all_text(the_workbook(tmp_path))
+    for secret in (ADMIN_PASSWORD, base64_of(ADMIN_PASSWORD), *tokens):
+        for where, text in (
+            ("stdout", done.stdout),
+            ("stderr", done.stderr),
+            ("log", log_text),
+            ("workbook", workbook_text),
+        ):
+            assert secret not in text, where
+
+
+# --- --help ---------------------------------------------------------------------------------------
+
+
+def test_help_of_the_installed_command(tmp_path: Path) -> None:
+    done = run_command(["--help"], tmp_path)
+
+    assert done.returncode == 0
+    assert done.stdout.startswith("Usage: batch-update [OPTIONS] FILE")
+    exit_codes = done.stdout.split("Exit codes:\n", 1)[1]
+    codes = re.findall(r"^    (\d+) {2,}\S", exit_codes, flags=re.M)
+    assert codes == [str(status.value) for status in ExitStatus]
+
