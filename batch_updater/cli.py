@@ -19,12 +19,13 @@ from contextlib import ExitStack
 from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import click
 
 from . import __version__
-from .errors import AuthError, BatchUpdateError, OutputError, ServerUnreachable
+from .errors import AuthError, BatchUpdateError, InputError, OutputError, ServerUnreachable
+from .journal import Continuation, Journal
 from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet
 
 log = logging.getLogger("batch_updater")
@@ -288,7 +289,7 @@ def _close_logging() -> None:
     },
     epilog=EXIT_CODES_HELP,
 )
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.option("--dry-run", is_flag=True, help="Validate every row and write the workbook; send nothing.")
 @click.option(
     "--simulate",
@@ -313,6 +314,11 @@ def _close_logging() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices; errors and the summary only.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request on the terminal (never secrets).")
 @click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), help="Write the per-request log to this file.")
+@click.option("--resume", is_flag=True, help="Continue the last unfinished run of FILE; rows already updated are not sent again.")
+@click.option("--retry-failed", metavar="RUN", help="Send only the rows that Failed or were Not sent in RUN (a run id or its results workbook).")
+@click.option("--again", is_flag=True, help="Run FILE even though a finished run already applied it.")
+@click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
+@click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE's folder, or of this folder) and exit.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="batch-update")
 def command(**options: object) -> None:
@@ -329,12 +335,14 @@ def command(**options: object) -> None:
     """
     debug = bool(options.pop("debug"))
     try:
-        status = run(**options)  # type: ignore[arg-type]
+        status = _dispatch(options)
     except BatchUpdateError as error:
         if debug:
             raise
         _fail(error)
         status = ExitStatus.USAGE
+    except click.ClickException:
+        raise  # usage errors: click prints them with the usage line and exits 2
     except (KeyboardInterrupt, click.Abort):
         # Ctrl-C before sending started (while reading, validating or at a prompt: click's
         # prompts turn Ctrl-C, and the end of input, into Abort).
@@ -357,6 +365,27 @@ def command(**options: object) -> None:
     sys.exit(int(status))
 
 
+def _dispatch(options: dict[str, object]) -> ExitStatus:
+    """Run the mode the options ask for."""
+    report_only = options.pop("report_only")
+    listing = options.pop("list_runs")
+    file = options.get("file")
+    if report_only or listing:
+        clashing = [f"--{name.replace('_', '-')}" for name in ("resume", "retry_failed", "again", "dry_run", "simulate") if options.get(name)]
+        if clashing:
+            raise click.UsageError(f"{'--report-only' if report_only else '--runs'} sends nothing; it cannot be combined with {', '.join(clashing)}.")
+        if listing:
+            return list_recent_runs(file, config_path=options.get("config_path"))
+        return report_from_journal(str(report_only), file, out=options.get("out"), config_path=options.get("config_path"), quiet=bool(options.get("quiet")))
+    if file is None:
+        raise click.UsageError("Missing argument 'FILE': the spreadsheet of ticket changes.")
+    if options.get("resume") and options.get("retry_failed"):
+        raise click.UsageError("--resume and --retry-failed cannot be used together.")
+    if options.get("dry_run") and (options.get("resume") or options.get("retry_failed")):
+        raise click.UsageError("--dry-run checks the sheet only; it cannot be combined with --resume or --retry-failed.")
+    return run(**options)  # type: ignore[arg-type]
+
+
 def run(
     file: Path,
     *,
@@ -366,10 +395,14 @@ def run(
     quiet: bool = False,
     verbose: bool = False,
     config_path: Path | None = None,
+    resume: bool = False,
+    retry_failed: str | None = None,
+    again: bool = False,
     **cli: object,
 ) -> ExitStatus:
     """Read, validate, send and report; returns the exit status."""
-    from .report import check_output_path, default_results_path, write_results
+    from .journal import default_journal_folder
+    from .report import check_output_path, default_results_path, free_path, write_results
     from .settings import load_settings
     from .sheet import file_sha256, read_sheet
     from .validate import plan_rows, rules_from_settings
@@ -423,23 +456,81 @@ def run(
     decided = {r.row_number: r for r in _planned_results(plan.rows, dry_run)}
 
     interrupted = stopped = False
+    journal = None
     if dry_run:
         results = [decided[row.row_number] for row in plan.rows]
         if not quiet:
             _echo(f"Dry run: {len(valid):,} of {len(plan.rows):,} rows would be sent; nothing was sent.")
     else:
-        sent, interrupted, stopped = _send(valid, settings, info, simulate=simulate, yes=yes, quiet=quiet)
+        folder = settings.journal_dir or default_journal_folder(file)
+        batch = _follow_earlier_run(
+            folder, file, info, valid, resume=resume, retry_failed=retry_failed, again=again,
+            quiet=quiet,
+        )
+        decided.update(batch.carried)
+
+        def start_journal() -> Journal:
+            rows = [*batch.send, *(decided[row.row_number] for row in plan.rows if row.row_number in decided)]
+            return _create_journal(folder, info, settings, rows, sheet, batch)
+
+        sent, interrupted, stopped, journal = _send(
+            batch.send, settings, info, start_journal,
+            read_back=batch.read_back, simulate=simulate, yes=yes, quiet=quiet,
+        )
         decided.update(sent)
         results = [decided[row.row_number] for row in plan.rows]
 
     info.finished = datetime.now(timezone.utc)
-    with Interrupts(Interrupts.WRITING):
-        write_results(out, sheet, results, info, csv_path=csv_path)
+    status = _exit_status(results, stopped, interrupted)
+    # Never overwrite: a file that appeared at the target during the run keeps its name.
+    if out.exists():
+        taken, out = out, free_path(out)
+        _echo(f"Note: {taken} appeared during the run; the results go to {out} instead.")
+    if csv_path is not None and csv_path.exists():
+        csv_path = free_path(csv_path)
+    try:
+        with Interrupts(Interrupts.WRITING):
+            write_results(out, sheet, results, info, csv_path=csv_path)
+    except BatchUpdateError:
+        if journal is not None:
+            journal.finish(_run_end(stopped, interrupted), int(status))
+            journal.close()
+            _echo(
+                f"The results workbook could not be written; every outcome is in the run journal "
+                f"{journal.path}. Rebuild the workbook with: batch-update --report-only {info.run_id}"
+            )
+        raise
+    if journal is not None:
+        journal.finish(
+            _run_end(stopped, interrupted), int(status), out,
+            stopped_reason=info.stopped_reason,
+        )
+        journal.close()
+        _prune_journals(folder, settings.journal_keep_days)
     for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else [], dry_run=dry_run):
         click.echo(line)
     if info.stopped_reason:
         _echo(f"The run stopped early: {info.stopped_reason}.")
-    return _exit_status(results, stopped, interrupted)
+    return status
+
+
+def _run_end(stopped: bool, interrupted: bool) -> str:
+    from .journal import RunEnd
+
+    if interrupted:
+        return RunEnd.INTERRUPTED
+    return RunEnd.STOPPED if stopped else RunEnd.FINISHED
+
+
+def _prune_journals(folder: Path, keep_days: int) -> None:
+    from .journal import prune
+
+    if keep_days > 0:
+        try:
+            for gone in prune(folder, keep_days):
+                log.info("deleted the journal of run %s (finished more than %d days ago)", gone.run_id, keep_days)
+        except BatchUpdateError as error:  # housekeeping must not spoil a run that went well
+            log.warning("could not prune old journals: %s", error)
 
 
 def _show_problems(sheet: Sheet, invalid: Sequence[PlannedRow], *, quiet: bool) -> None:
@@ -457,16 +548,236 @@ def _show_problems(sheet: Sheet, invalid: Sequence[PlannedRow], *, quiet: bool) 
         _echo(f"{len(invalid):,} row{'s' if len(invalid) != 1 else ''} will not be sent (Invalid).")
 
 
+def _journal_folder(file: Path | None, config_path: object) -> Path:
+    from .journal import DEFAULT_JOURNAL_FOLDER, default_journal_folder
+    from .settings import load_settings
+
+    settings = load_settings(env=os.environ, config_path=config_path)  # type: ignore[arg-type]
+    if settings.journal_dir:
+        return settings.journal_dir
+    return default_journal_folder(file) if file else Path(DEFAULT_JOURNAL_FOLDER)
+
+
+def list_recent_runs(file: Path | None, *, config_path: object = None, limit: int = 20) -> ExitStatus:
+    """Print the recent runs in the journal folder, newest first, with how each ended."""
+    from .journal import list_runs
+
+    folder = _journal_folder(file, config_path)
+    runs = list_runs(folder, on_skipped=lambda path, error: _echo(f"Note: skipped {path.name}: {error}"))
+    if file is not None:
+        runs = [r for r in runs if r.input_name.casefold() == file.name.casefold()]
+    if not runs:
+        click.echo(f"No runs recorded in {folder}.")
+        return ExitStatus.OK
+    click.echo(f"Runs in {folder} (newest first):")
+    click.echo(f"  {'run':<22} {'started (UTC)':<17} {'ended':<12} {'rows':>6}  {'input':<24} results")
+    for record in runs[:limit]:
+        mode = " (dry run)" if record.dry_run else " (simulated)" if record.simulated else ""
+        results = Path(record.results_path).name if record.results_path else "-"
+        click.echo(
+            f"  {record.run_id:<22} {_when(record.started)[:16]:<17} {record.ended.value + mode:<12} "
+            f"{record.row_count:>6,}  {record.input_name:<24} {results}"
+        )
+    if len(runs) > limit:
+        click.echo(f"  ... and {len(runs) - limit} older runs.")
+    return ExitStatus.OK
+
+
+def report_from_journal(
+    run_ref: str, file: Path | None, *, out: object, config_path: object, quiet: bool
+) -> ExitStatus:
+    """Write the results workbook of a run from its journal alone (nothing is sent)."""
+    from .journal import find_run
+    from .report import check_output_path, default_results_path, free_path, write_results
+
+    folder = _journal_folder(file, config_path)
+    record = find_run(folder, run_ref)
+    if record is None:
+        raise InputError(
+            f'No run "{run_ref}" in {folder}.',
+            tip="batch-update --runs lists the runs; give a run id, a journal file or a results workbook.",
+        )
+    with Journal.open(record.path, writable=True) as journal:
+        sheet = journal.sheet()
+        if sheet is None:
+            raise InputError(f"The journal of run {record.run_id} does not hold the input sheet; its workbook cannot be rebuilt.")
+        results = journal.results(include_pending=True)
+        target = Path(out) if out else free_path(default_results_path(Path(record.input_path), record.started, Path(record.path).parent.parent))
+        check_output_path(target)
+        info = record.to_run_info()
+        info.run_id = record.run_id
+        info.journal_path = str(record.path)
+        if record.resumed_from:
+            info.follows = f"resumes run {record.resumed_from}"
+        elif record.retry_of:
+            info.follows = f"retries the failed rows of run {record.retry_of}"
+        info.notes.append(
+            f"Rebuilt from the run journal {Path(record.path).name} on {_when(datetime.now(timezone.utc))}."
+        )
+        ordered = [results[row.row_number] for row in sheet.rows]
+        write_results(target, sheet, ordered, info)
+        if not record.results_path:
+            journal.set_results_path(target)
+    click.echo(f"Results workbook of run {record.run_id}: {target}")
+    return ExitStatus.OK
+
+
+def _follow_earlier_run(
+    folder: Path,
+    file: Path,
+    info: RunInfo,
+    valid: Sequence[PlannedRow],
+    *,
+    resume: bool,
+    retry_failed: str | None,
+    again: bool,
+    quiet: bool,
+) -> Continuation:
+    """Which rows this run sends, given the earlier runs of the same input (resume, retry, guard)."""
+    from .journal import (
+        Phase,
+        RunEnd,
+        continue_run,
+        find_run,
+        finished_run_with_input,
+        latest_unfinished,
+    )
+
+    def skipped(path: Path, error: Exception) -> None:
+        log.warning("ignoring %s: %s", path, error)
+
+    earlier = None
+    if resume:
+        earlier = latest_unfinished(folder, file.name, on_skipped=skipped)
+        if earlier is None:
+            raise InputError(
+                f"There is no unfinished run of {file.name} to resume in {folder}.",
+                tip="batch-update --runs lists the runs and how they ended.",
+            )
+        info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
+    elif retry_failed:
+        earlier = find_run(folder, retry_failed, on_skipped=skipped)
+        if earlier is None:
+            raise InputError(
+                f'No run "{retry_failed}" in {folder}: give a run id, a journal file or the '
+                "results workbook of the run to retry.",
+                tip="batch-update --runs lists the runs.",
+            )
+        if earlier.ended not in (RunEnd.FINISHED, RunEnd.STOPPED):
+            raise InputError(
+                f"Run {earlier.run_id} did not finish ({earlier.ended.value}); continue it with "
+                "--resume instead, which also checks the rows it was sending when it ended."
+            )
+        info.follows = f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
+    if earlier is not None:
+        if earlier.input_sha256.lower() != info.input_sha256.lower():
+            raise InputError(
+                f"{file.name} has changed since run {earlier.run_id} read it (SHA-256 then "
+                f"{earlier.input_sha256}, now {info.input_sha256}); its rows may no longer be "
+                "the same rows, so it cannot be continued.",
+                tip="Run the changed file as a new run (add --again if asked), or restore the "
+                "file the run read.",
+            )
+        with Journal.open(earlier.path) as journal:
+            batch = continue_run(journal, valid)
+        if not quiet:
+            _echo(
+                f"Continuing run {earlier.run_id}: {len(batch.carried):,} rows already updated are "
+                f"not sent again; {len(batch.send):,} to send"
+                + (f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
+                   if batch.read_back else "")
+                + "."
+            )
+        return batch
+
+    if not again and not info.simulated:
+        done = finished_run_with_input(folder, info.input_sha256, on_skipped=skipped)
+        if done is not None:
+            raise InputError(
+                f"{file.name} was already applied by run {done.run_id} on {_when(done.started)}"
+                + (f" (results: {Path(done.results_path).name})" if done.results_path else "")
+                + ". Running it again would send every row again, and every ticket set to state 2 "
+                "would start its Remediation Verification job again.",
+                tip=f"Add --again to run it anyway, or --retry-failed {done.run_id} to send only "
+                "the rows that failed or were not sent.",
+            )
+        pending = latest_unfinished(folder, file.name, on_skipped=skipped)
+        if (
+            pending is not None
+            and not pending.simulated
+            and pending.input_sha256.lower() == info.input_sha256.lower()
+        ):
+            with Journal.open(pending.path) as journal:
+                counts = journal.counts()
+            if counts.get(Outcome.UPDATED, 0) or counts.get(Phase.SENDING, 0):
+                raise InputError(
+                    f"Run {pending.run_id} of {file.name} did not finish ({pending.ended.value}, "
+                    f"started {_when(pending.started)}) and had already updated tickets.",
+                    tip="Add --resume to continue it without sending those rows again, or "
+                    "--again to start over and send every row.",
+                )
+    return Continuation(send=list(valid))
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
+
+
+def _create_journal(
+    folder: Path,
+    info: RunInfo,
+    settings: object,
+    rows: Sequence[PlannedRow | RowResult],
+    sheet: Sheet,
+    batch: Continuation,
+) -> Journal:
+    from .journal import RunStart
+
+    follows = info.follows.split(" run ", 1)[-1].split(" ", 1)[0] if info.follows else None
+    start = RunStart(
+        input_path=info.input_path,
+        input_sha256=info.input_sha256,
+        sheet_name=info.sheet_name,
+        settings=settings.describe(),
+        server_url=info.server_url,
+        ccs_user=info.ccs_user,
+        operator=info.operator,
+        tool_version=info.tool_version,
+        simulated=info.simulated,
+        resumed_from=follows if info.follows.startswith("resumes") else None,
+        retry_of=follows if info.follows.startswith("retries") else None,
+        notes=tuple(info.notes),
+        started=info.started,
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot create the run journal folder {folder}: {exc.strerror or exc}.",
+            tip="Choose a folder you can write to with output.journal_dir in the config.",
+        ) from exc
+    journal = Journal.create(folder, start, rows, sheet=sheet)
+    info.run_id = journal.run_id
+    info.journal_path = str(journal.path)
+    return journal
+
+
 def _send(
     valid: Sequence[PlannedRow],
     settings: object,
     info: RunInfo,
+    start_journal: Callable[[], Journal],
     *,
+    read_back: set[int],
     simulate: bool,
     yes: bool,
     quiet: bool,
-) -> tuple[dict[int, RowResult], bool, bool]:
-    """Connect, confirm, and send the valid rows; returns (results by row, interrupted, stopped)."""
+) -> tuple[dict[int, RowResult], bool, bool, Journal | None]:
+    """Connect, confirm, and send the valid rows.
+
+    Returns (results by row, interrupted, stopped, the run's journal). The journal is created
+    once the run is confirmed, before the first request; it holds every row from then on.
+    """
     from .ccs import CcsClient
     from .pacing import RateLimiter
     from .runner import RetryPolicy, Sender, StopPolicy
@@ -499,10 +810,11 @@ def _send(
                 for row in valid
             }
 
-        if not valid:
-            return {}, False, False
-        if not simulate and not yes:
+        if valid and not simulate and not yes:
             _confirm(len(valid), url, username, settings)
+        journal = start_journal()
+        if not valid:
+            return {}, False, False, journal
         verify: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
         client = CcsClient(
             url,
@@ -518,14 +830,18 @@ def _send(
         except (AuthError, ServerUnreachable) as error:
             _fail(error)
             info.stopped_reason = error.message.rstrip(".")
-            return not_sent(info.stopped_reason), False, True
+            results = not_sent(info.stopped_reason)
+            for result in results.values():
+                journal.record(result)
+            return results, False, True, journal
 
         progress = TerminalProgress(len(valid), quiet=quiet)
         stack.callback(progress.close)
         if not quiet:
             _echo(
                 f"Sending {len(valid):,} updates to {url} as {username} at "
-                f"{settings.rate:g} requests/s ({settings.concurrency} at a time)."
+                f"{settings.rate:g} requests/s ({settings.concurrency} at a time); "
+                f"run {journal.run_id}."
             )
         with Interrupts() as interrupts:
             sender = Sender(
@@ -543,8 +859,11 @@ def _send(
                     transient_streak=settings.stop_transient_streak,
                 ),
                 progress=progress,
+                on_sending=lambda row: journal.mark_sending(row.row_number),
+                on_result=journal.record,
                 cancel=interrupts.cancel,
                 abandon=interrupts.abandon,
+                read_back_first=read_back,
             )
             report = sender.run(valid)
         progress.close()
@@ -554,7 +873,8 @@ def _send(
             info.stopped_reason = "interrupted (Ctrl-C or a stop signal)"
         if client.token_renewals:
             info.notes.append(f"The access token was renewed {client.token_renewals} time(s) during the run.")
-        return report.results, report.interrupted, report.stopped and not report.interrupted
+        # Rows abandoned in flight stay "sending" in the journal: a resume reads them back.
+        return report.results, report.interrupted, report.stopped and not report.interrupted, journal
 
 
 # The simulated server of --simulate: the samples' tickets exist, a few are restricted (403) and

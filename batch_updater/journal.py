@@ -697,10 +697,16 @@ def finished_run_with_input(
     input_sha256: str,
     *,
     on_skipped: Callable[[Path, JournalError], None] | None = None,
+    include_simulated: bool = False,
 ) -> RunRecord | None:
-    """The newest finished live run (not a dry run) of an input with this exact content."""
+    """The newest finished live run (not a dry run) of an input with this exact content.
+
+    Runs against the simulator are left out unless include_simulated: they touched no server.
+    """
     wanted = input_sha256.lower()
     for run in list_runs(folder, on_skipped=on_skipped):
+        if run.simulated and not include_simulated:
+            continue
         if run.is_finished and not run.dry_run and run.input_sha256.lower() == wanted:
             return run
     return None

@@ -284,6 +284,15 @@ def default_results_path(
     return folder / f"{Path(input_path).stem}.results-{stamp}{suffix}"
 
 
+def free_path(path: Path) -> Path:
+    """path itself if nothing is there, else the first free `<stem>-2<suffix>`, `-3`, ..."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
 def check_output_path(
     path: Path, *, input_path: Path | None = None, option: str = "--out"
 ) -> None:
@@ -732,7 +741,12 @@ def _styled(
 def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -> list[
     tuple[str, object]
 ]:
-    items: list[tuple[str, object]] = [
+    items: list[tuple[str, object]] = []
+    if run.run_id:
+        items.append(("Run ID", run.run_id))
+    if run.follows:
+        items.append(("Follows", run.follows))
+    items += [
         ("Input file", Path(run.input_path).name if run.input_path else sheet.file_name),
         ("Input path", run.input_path or sheet.path),
         ("Input SHA-256", run.input_sha256),
@@ -778,6 +792,7 @@ def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -
         ("Mode", mode),
         ("Stopped early", run.stopped_reason or "No"),
         ("Tool version", run.tool_version),
+        ("Run journal", run.journal_path or ("none (dry run)" if run.dry_run else "none")),
         ("Text cells made safe", tally.text_made_safe),
         ("About safe text", SAFETY_NOTE),
     ]

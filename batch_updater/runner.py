@@ -301,6 +301,8 @@ class Sender:
                 with self._lock:
                     self._in_flight.pop(row.row_number, None)
             attempts += answer.sends
+            if answer.sends == 2:
+                history.append("HTTP 401")  # refused, new token, sent again (ccs.py)
             if answer.sends == 0:
                 if attempts == 0:
                     return self._not_sent(row)

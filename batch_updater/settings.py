@@ -198,6 +198,8 @@ class Settings:
     output_dir: Path | None = None
     write_csv: bool = False
     log_file: Path | None = None
+    journal_dir: Path | None = None
+    journal_keep_days: int = 90
     # provenance
     config_path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=FrozenMapping)
@@ -717,6 +719,13 @@ _KEYS: tuple[_Key, ...] = (
     _Key("output_dir", "output", "dir", _parse_path),
     _Key("write_csv", "output", "write_csv", _parse_bool),
     _Key("log_file", "output", "log_file", _parse_path),
+    _Key("journal_dir", "output", "journal_dir", _parse_path),
+    _Key(
+        "journal_keep_days",
+        "output",
+        "journal_keep_days",
+        _int_in(0, 100_000, accepted="a whole number of days from 0 (keep forever) to 100000, e.g. 90"),
+    ),
 )
 _COLUMNS_KEY = _Key("column_mapping", "columns", "", _parse_columns)
 _PASSWORD_KEY = _Key("password", "auth", "password", _parse_password)
@@ -859,6 +868,9 @@ def _suggest(path: str) -> str | None:
     for candidate in key_paths:
         if candidate != path and candidate.rsplit(".", 1)[-1] == leaf:
             return candidate
+    for key in _KEYS:  # the Python name of a key, e.g. output_dir for output.dir
+        if key.attr == leaf and key.path != path:
+            return key.path
     close = difflib.get_close_matches(path, candidates, n=1, cutoff=0.6)
     return close[0] if close else None
 

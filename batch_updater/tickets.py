@@ -205,6 +205,9 @@ class RunInfo:
     simulated: bool = False
     stopped_reason: str = ""
     notes: list[str] = field(default_factory=list)
+    run_id: str = ""
+    follows: str = ""  # "resumes run R" or "retries the failed rows of run R"
+    journal_path: str = ""
 
 
 def _field_value(ticket: Mapping[str, object], name: str) -> tuple[bool, object]:

@@ -5,6 +5,8 @@ What needs a real process (signals, a terminal, the installed entry point) is in
 
 from __future__ import annotations
 
+import re
+
 import logging
 import os
 from pathlib import Path
@@ -71,7 +73,7 @@ def test_help_lists_every_exit_code_and_every_option() -> None:
 
     assert result.exit_code == 0
     text = result.stdout
-    assert text.startswith("Usage: batch-update [OPTIONS] FILE\n")
+    assert text.startswith("Usage: batch-update [OPTIONS] [FILE]\n")
     exit_codes = text.split("\n  Exit codes:\n", 1)[1].splitlines()
     codes = [line.split()[0] for line in exit_codes if line.startswith("    ")]
     assert [code for code in codes if code.isdigit()] == [str(int(s)) for s in ExitStatus]
@@ -293,9 +295,11 @@ def test_server_user_and_password_from_the_environment(here: Path, simulator, mo
 
     assert result.exit_code == ExitStatus.OK, result.output
     assert sorted(patched(simulator, 204)) == ["INCA0000001", "INCA0000002", "INCA0000003"]
-    assert (
-        f"Sending 3 updates to {simulator.url} as corp\\ccsadmin at 100 requests/s (4 at a time)."
-        in result.stderr.splitlines()
+    assert re.search(
+        re.escape(f"Sending 3 updates to {simulator.url} as corp\\ccsadmin at 100 requests/s (4 at a time); run ")
+        + r"\d{8}-\d{6}-[0-9a-f]{4}\.$",
+        result.stderr,
+        flags=re.M,
     )
     assert ADMIN_PASSWORD not in result.output
 

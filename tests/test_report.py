@@ -78,6 +78,7 @@ SUMMARY_KEYS_PLAIN_RUN = [
     "Mode",
     "Stopped early",
     "Tool version",
+    "Run journal",
     "Text cells made safe",
     "About safe text",
     "Note 1",

@@ -670,7 +670,7 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "output:\n  output_dir: out\n",
             'batch-update.yaml: unknown key "output.output_dir"; did you mean "output.dir"?',
-            'The keys under "output" are dir, write_csv, log_file.',
+            'The keys under "output" are dir, write_csv, log_file, journal_dir, journal_keep_days.',
         ),
         (
             "stop:\n  zzz: 1\n",
