@@ -26,6 +26,7 @@ from typing import IO, Sequence
 
 from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -61,6 +62,16 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "Duration ms",
     "Request",
 )
+
+# Evidence columns, written only when the run collected them (--capture-before, --verify):
+# column name -> the ticket field the server returned before the update.
+BEFORE_COLUMNS: dict[str, str] = {
+    "Before: State": "TicketState",
+    "Before: Priority": "Priority",
+    "Before: Assigned To": "AssignedTo",
+    "Before: Description": "TicketDescription",
+}
+VERIFICATION_COLUMN = "Verification"
 
 # When an input column already has one of the names above, the input keeps its name (its data is
 # the evidence) and ours gets this suffix: "Outcome (batch-update)", then "(batch-update 2)"...
@@ -105,6 +116,13 @@ COLUMN_MEANINGS: dict[str, str] = {
     "Sent At": "When the request was sent, in UTC (ISO 8601, e.g. 2026-11-30T14:03:07.123Z).",
     "Duration ms": "How long the request took, in milliseconds.",
     "Request": "The JSON body of the PATCH request; empty if no request was made.",
+    "Before: State": "The ticket's state as the server held it just before the update (read with "
+    "GET); empty if it was not read.",
+    "Before: Priority": "The ticket's priority just before the update.",
+    "Before: Assigned To": "Who the ticket was assigned to just before the update.",
+    "Before: Description": "The ticket's description just before the update.",
+    "Verification": "The ticket read back after the update: Verified (it holds every value "
+    "sent), Mismatch (naming the fields that differ), or Not checked (and why).",
 }
 
 SAFETY_NOTE = (
@@ -404,6 +422,7 @@ class _Layout:
     original: list[str]
     ours: list[str]
     renamed: list[tuple[str, str]]  # (our usual name, the name used because of a collision)
+    usual: list[str] = field(default_factory=list)  # our columns' usual names, in order of ours
 
     @property
     def headers(self) -> list[str]:
@@ -415,7 +434,17 @@ def result_headers(input_headers: Sequence[str]) -> list[str]:
     return [str(safe_text(h)) for h in _layout(list(input_headers), len(input_headers)).headers]
 
 
-def _layout(input_headers: list[str], width: int) -> _Layout:
+def evidence_columns(run: RunInfo) -> tuple[str, ...]:
+    """The evidence columns this run's Results sheet has, after the usual result columns."""
+    names: tuple[str, ...] = ()
+    if run.capture_before:
+        names += tuple(BEFORE_COLUMNS)
+    if run.verify:
+        names += (VERIFICATION_COLUMN,)
+    return names
+
+
+def _layout(input_headers: list[str], width: int, evidence: Sequence[str] = ()) -> _Layout:
     original = [str(h) if h is not None else "" for h in input_headers]
     # Cells beyond the header row's last column are kept too, under a name saying where they were.
     for index in range(len(original), width):
@@ -423,7 +452,7 @@ def _layout(input_headers: list[str], width: int) -> _Layout:
     taken = {_header_key(h) for h in original}
     ours: list[str] = []
     renamed: list[tuple[str, str]] = []
-    for name in RESULT_COLUMNS:
+    for name in (*RESULT_COLUMNS, *evidence):
         chosen = name
         number = 1
         while _header_key(chosen) in taken:
@@ -434,7 +463,7 @@ def _layout(input_headers: list[str], width: int) -> _Layout:
             renamed.append((name, chosen))
         taken.add(_header_key(chosen))
         ours.append(chosen)
-    return _Layout(original, ours, renamed)
+    return _Layout(original, ours, renamed, [*RESULT_COLUMNS, *evidence])
 
 
 def _header_key(header: str) -> str:
@@ -463,8 +492,8 @@ def _check_results(sheet: Sheet, results: Sequence[RowResult]) -> None:
             )
 
 
-def _result_values(result: RowResult) -> list[object]:
-    return [
+def _result_values(result: RowResult, evidence: Sequence[str] = ()) -> list[object]:
+    values: list[object] = [
         result.row_number,
         result.outcome.value,
         result.status,
@@ -474,6 +503,13 @@ def _result_values(result: RowResult) -> list[object]:
         result.duration_ms,
         result.request_json or None,
     ]
+    for name in evidence:
+        if name == VERIFICATION_COLUMN:
+            values.append(result.verification or None)
+        else:
+            held = result.before.get(BEFORE_COLUMNS[name]) if result.before else None
+            values.append(held if isinstance(held, (str, int, float)) or held is None else str(held))
+    return values
 
 
 @dataclass
@@ -486,14 +522,17 @@ class _Tally:
     no_response: int = 0  # sent, but no HTTP answer (timeouts, resets)
     no_request: int = 0  # never sent (invalid, skipped, not sent, dry run)
     text_made_safe: int = 0
+    verifications: Counter[str] = field(default_factory=Counter)  # Verified, Mismatch, Not checked
 
 
-def _row_values(row: SheetRow, result: RowResult, width: int, tally: _Tally) -> list[object]:
+def _row_values(
+    row: SheetRow, result: RowResult, width: int, tally: _Tally, evidence: Sequence[str] = ()
+) -> list[object]:
     """The row's cells, every one through safe_text."""
     raw = list(row.values)
     if len(raw) < width:
         raw.extend([None] * (width - len(raw)))
-    raw.extend(_result_values(result))
+    raw.extend(_result_values(result, evidence))
     values = [safe_text(value) for value in raw]
     for before, after in zip(raw, values):
         # safe_text returns unchanged text as the very same object, so this is cheap.
@@ -501,6 +540,8 @@ def _row_values(row: SheetRow, result: RowResult, width: int, tally: _Tally) -> 
             tally.text_made_safe += 1
     tally.rows += 1
     tally.outcomes[result.outcome] += 1
+    if result.verification:
+        tally.verifications[result.verification.split(":", 1)[0]] += 1
     if result.status is not None:
         tally.statuses[result.status] += 1
     elif result.attempts:
@@ -564,7 +605,7 @@ def write_results(
         _check_target(target, inputs, option)
 
     width = max([len(sheet.headers)] + [len(row.values) for row in sheet.rows])
-    layout = _layout(list(sheet.headers), width)
+    layout = _layout(list(sheet.headers), width, evidence_columns(run))
 
     temps: list[Path] = []
     try:
@@ -612,7 +653,9 @@ def _write_files(
     workbook.properties.title = TITLE
     tally = _Tally()
     try:
-        _write_results_sheet(workbook, csv_file, sheet, results, layout, width, tally)
+        _write_results_sheet(
+            workbook, csv_file, sheet, results, layout, width, tally, evidence_columns(run)
+        )
         _write_summary_sheet(workbook, sheet, run, layout, tally)
         _write_legend_sheet(workbook, layout)
         workbook.save(str(xlsx_path))
@@ -639,6 +682,7 @@ def _write_results_sheet(
     layout: _Layout,
     width: int,
     tally: _Tally,
+    evidence: Sequence[str] = (),
 ) -> None:
     ws = workbook.create_sheet(RESULTS_SHEET)
     headers = [safe_text(h) for h in layout.headers]
@@ -647,7 +691,7 @@ def _write_results_sheet(
     # Write-only sheets stream rows, so widths, panes and the filter are fixed up front.
     sample_tally = _Tally()
     sample = [
-        _row_values(row, result, width, sample_tally)
+        _row_values(row, result, width, sample_tally, evidence)
         for row, result in zip(sheet.rows[:_WIDTH_SAMPLE_ROWS], results[:_WIDTH_SAMPLE_ROWS])
     ]
     for index, column_width in enumerate(_column_widths(headers, sample), start=1):
@@ -667,7 +711,7 @@ def _write_results_sheet(
         workbook.add_named_style(NamedStyle(name=_outcome_style(outcome), fill=_FILLS[outcome]))
 
     for row, result in zip(sheet.rows, results):
-        values = _row_values(row, result, width, tally)
+        values = _row_values(row, result, width, tally, evidence)
         if writer is not None:
             writer.writerow(values)
         # Only text that openpyxl or Excel would not take as plain text needs a cell of its own.
@@ -770,6 +814,23 @@ def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -
         items.append((f"HTTP {status}", tally.statuses[status]))
     items.append(("No response", tally.no_response))
     items.append(("No request sent", tally.no_request))
+    items.append(
+        (
+            "Before values",
+            "captured: each ticket was read (GET) just before its update; see the Before columns"
+            if run.capture_before
+            else "not captured (run with --capture-before to record them)",
+        )
+    )
+    if run.verify:
+        checks = tally.verifications
+        verification = (
+            f"on: each updated ticket was read back; {checks['Verified']} Verified, "
+            f"{checks['Mismatch']} Mismatch, {checks['Not checked']} Not checked"
+        )
+    else:
+        verification = "off (run with --verify to read every updated ticket back)"
+    items.append(("Read-back verification", verification))
 
     if run.dry_run:
         mode = "Dry run, no network"
@@ -819,9 +880,40 @@ def _write_summary_sheet(
     ws.column_dimensions["A"].width = 24
     ws.column_dimensions["B"].width = 90
     ws.append([_styled(ws, TITLE, font=_TITLE_FONT)])
-    for key, value in _summary_items(sheet, run, layout, tally):
+    where: dict[str, int] = {}
+    for number, (key, value) in enumerate(_summary_items(sheet, run, layout, tally), start=2):
+        where[key] = number
         cell = _styled(ws, value, alignment=_TOP) if isinstance(value, str) else safe_text(value)
         ws.append([_styled(ws, key, font=_BOLD, alignment=_TOP), cell])
+    _add_charts(ws, where)
+
+
+def _add_charts(ws: object, where: dict[str, int]) -> None:
+    """Bar charts of the outcomes and the HTTP statuses, beside the figures they are drawn from.
+
+    They use openpyxl's own charts, which refer to the Summary's cells: what the chart shows is
+    what the table says.
+    """
+    first, last = where[OUTCOME_ORDER[0].value], where[OUTCOME_ORDER[-1].value]
+    outcomes = BarChart()
+    outcomes.type = "bar"
+    outcomes.title = "Rows by outcome"
+    outcomes.legend = None
+    outcomes.add_data(Reference(ws, min_col=2, min_row=first, max_row=last))
+    outcomes.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
+    outcomes.height, outcomes.width = 7.5, 14
+    ws.add_chart(outcomes, "D2")
+    status_rows = [number for key, number in where.items() if key.startswith("HTTP ")]
+    if status_rows:
+        statuses = BarChart()
+        statuses.type = "bar"
+        statuses.title = "Answers by HTTP status"
+        statuses.legend = None
+        top, bottom = min(status_rows), max(status_rows)
+        statuses.add_data(Reference(ws, min_col=2, min_row=top, max_row=bottom))
+        statuses.set_categories(Reference(ws, min_col=1, min_row=top, max_row=bottom))
+        statuses.height, statuses.width = 7.5, 14
+        ws.add_chart(statuses, "D18")
 
 
 def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:
@@ -830,7 +922,7 @@ def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:
     ws.column_dimensions["B"].width = 100
     ws.append([_styled(ws, "Column", font=_BOLD), _styled(ws, "Meaning", font=_BOLD)])
     ws.append(["(the input's columns)", "Every column of the input, in its order, as read."])
-    for name, used in zip(RESULT_COLUMNS, layout.ours):
+    for name, used in zip(layout.usual, layout.ours):
         ws.append([_styled(ws, used), _styled(ws, COLUMN_MEANINGS[name], alignment=_TOP)])
     ws.append([])
     ws.append([_styled(ws, "Outcome", font=_BOLD), _styled(ws, "Meaning", font=_BOLD)])

@@ -114,6 +114,8 @@ class Sender:
         abandon: threading.Event | None = None,
         rng: random.Random | None = None,
         read_back_first: Collection[int] = (),
+        capture_before: bool = False,
+        verify: bool = False,
     ) -> None:
         self.client = client
         self.limiter = limiter
@@ -128,6 +130,9 @@ class Sender:
         # Rows whose earlier request may or may not have been applied (a run killed while it
         # was in flight): read the ticket first, and send only if it does not hold the values.
         self.read_back_first = frozenset(read_back_first)
+        # Evidence for auditors: the ticket read before its PATCH, and read back after a 204.
+        self.capture_before = capture_before
+        self.verify = verify
         # cancel: stop dispatching, let requests in flight finish (first Ctrl-C, SIGTERM).
         self.cancel = cancel or threading.Event()
         # abandon: stop waiting for requests in flight too (second Ctrl-C).
@@ -239,8 +244,12 @@ class Sender:
         sent_at: datetime | None = None
         started = 0.0
         reply: Reply | None = None
+        before: dict[str, object] | None = None
+        before_problem = ""
 
-        def result(outcome: Outcome, message: str) -> RowResult:
+        def result(outcome: Outcome, message: str, verification: str = "") -> RowResult:
+            if before_problem:
+                message = f"{message}; {before_problem}" if message else before_problem
             return RowResult(
                 row_number=row.row_number,
                 outcome=outcome,
@@ -251,6 +260,8 @@ class Sender:
                 sent_at=sent_at,
                 duration_ms=int(round((time.perf_counter() - started) * 1000)) if sent_at else None,
                 request_json=request_json,
+                before=before,
+                verification=verification,
             )
 
         def pace(announce: bool = True) -> bool:
@@ -261,23 +272,37 @@ class Sender:
                 sent_at, started = _utc_now(), time.perf_counter()
             return True
 
+        def read() -> dict[str, object] | Reply | None:
+            """GET the ticket with retries; its fields, or the last Reply, or None if stopped."""
+            nonlocal attempts
+            answer, sends = self._read_ticket(row, lambda: pace(False))
+            attempts += sends
+            return answer
+
         if row.row_number in self.read_back_first and not self._halting():
             try:
-                reply = self.client.get_ticket(update.ticket_number, pace=lambda: pace(False))
+                held = read()
             except AuthError as exc:
                 self._stop(str(exc), auth=True)
                 return self._not_sent(row)
-            finally:
-                with self._lock:
-                    self._in_flight.pop(row.row_number, None)
-            attempts += reply.sends
-            held = reply.body[0] if isinstance(reply.body, list) and reply.body else reply.body
-            if reply.ok and isinstance(held, dict) and not compare_ticket(update, held):
+            if isinstance(held, dict) and not compare_ticket(update, held):
+                reply = Reply(200, "")
                 return result(
                     Outcome.UPDATED,
                     "the ticket already held these values when read back (GET), so it was not "
                     "sent again (verified by read-back)",
                 )
+
+        if self.capture_before and not self._halting():
+            try:
+                held = read()
+            except AuthError as exc:
+                self._stop(str(exc), auth=True)
+                return self._not_sent(row)
+            if isinstance(held, dict):
+                before = held
+            elif isinstance(held, Reply):
+                before_problem = f"before values not captured: {_answer(held)} {held.message}".strip()
 
         while True:
             if self._halting():
@@ -320,7 +345,17 @@ class Sender:
                     message = (message + "; " if message else "") + (
                         f"updated on attempt {attempts} after " + ", ".join(history)
                     )
-                return result(Outcome.UPDATED, message)
+                verification = ""
+                if self.verify:
+                    patched = reply
+                    try:
+                        held = read()
+                    except AuthError as exc:
+                        self._stop(str(exc), auth=True)
+                        held = None
+                    reply = patched  # the row's status stays the PATCH's
+                    verification = _verification(update, held)
+                return result(Outcome.UPDATED, message, verification)
             if status == THROTTLED:
                 throttled += 1
                 history.append("HTTP 429")
@@ -352,6 +387,46 @@ class Sender:
                 self._halt.wait(delay)
                 continue
             return result(Outcome.FAILED, reply.message or f"HTTP {status}")
+
+    def _read_ticket(
+        self, row: PlannedRow, pace: Callable[[], bool]
+    ) -> tuple[dict[str, object] | Reply | None, int]:
+        """GET one ticket through the same limiter and retry policy as the PATCHes.
+
+        Returns (its fields, or the last Reply when it could not be read, or None when the run
+        stopped first) and how many requests went out. AuthError propagates: it stops the run.
+        """
+        sends = transient = throttled = 0
+        try:
+            while not self._halting():
+                reply = self.client.get_ticket(row.ticket_number, pace=pace)
+                sends += reply.sends
+                if reply.sends == 0:
+                    return None, sends
+                if reply.ok:
+                    held = reply.body[0] if isinstance(reply.body, list) and reply.body else reply.body
+                    if isinstance(held, dict):
+                        return held, sends
+                    return Reply(reply.status, "the answer held no ticket"), sends
+                if reply.status == THROTTLED:
+                    throttled += 1
+                    self.limiter.throttled(reply.retry_after)
+                    if throttled > self.retry.max_throttled:
+                        return reply, sends
+                    continue
+                if reply.status is None or reply.status in RETRYABLE_STATUSES:
+                    transient += 1
+                    if transient >= self.retry.max_attempts:
+                        return reply, sends
+                    self._halt.wait(
+                        backoff_delay(transient, self.retry.backoff_base, self.retry.backoff_cap, self._rng)
+                    )
+                    continue
+                return reply, sends
+            return None, sends
+        finally:
+            with self._lock:
+                self._in_flight.pop(row.row_number, None)
 
     def _pace(self, row: PlannedRow, *, announce: bool = True) -> bool:
         """Wait for a slot from the shared limiter; the row is in flight from then on."""
@@ -424,6 +499,16 @@ class Sender:
                 self.progress.row_done(result)
         if stop_reason:
             self._stop(stop_reason)
+
+
+def _verification(update: TicketUpdate, held: dict[str, object] | Reply | None) -> str:
+    """The Verification text of an updated row from what the read-back found."""
+    if isinstance(held, dict):
+        differences = compare_ticket(update, held)
+        return "Mismatch: " + "; ".join(differences) if differences else "Verified"
+    if isinstance(held, Reply):
+        return f"Not checked: the read-back got {_answer(held)} {held.message}".rstrip()
+    return "Not checked: the run stopped before the read-back"
 
 
 def _is_transient_failure(result: RowResult) -> bool:

@@ -119,6 +119,22 @@ class SheetRow:
     values: tuple[object, ...]
 
 
+@dataclass(frozen=True)
+class FormulaWithoutValue:
+    """A cell holding a formula whose result was never saved (no cached value in the file).
+
+    Excel saves every formula with its last result; files written by scripts and some export
+    tools save the formula alone. Its value is unknown, so a column that is sent must not use it.
+    str() is the formula as Excel shows it ("=A1*2"), which is how it appears in the results.
+    """
+
+    formula: str
+    cell: str = ""  # the cell's reference as Excel shows it, e.g. "C5"
+
+    def __str__(self) -> str:
+        return "=" + self.formula
+
+
 @dataclass
 class Sheet:
     """A sheet read from the input file: where it came from, its header row and its data rows."""
@@ -184,6 +200,10 @@ class RowResult:
     sent_at: datetime | None = None
     duration_ms: int | None = None
     request_json: str | None = None
+    # The ticket as the server held it just before the update (--capture-before), or None.
+    before: Mapping[str, object] | None = None
+    # The read-back after a 204 (--verify): "Verified", "Mismatch: ...", "Not checked: ...", or "".
+    verification: str = ""
 
 
 @dataclass
@@ -205,6 +225,8 @@ class RunInfo:
     simulated: bool = False
     stopped_reason: str = ""
     notes: list[str] = field(default_factory=list)
+    capture_before: bool = False
+    verify: bool = False
     run_id: str = ""
     follows: str = ""  # "resumes run R" or "retries the failed rows of run R"
     journal_path: str = ""

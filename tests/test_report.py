@@ -67,6 +67,8 @@ SUMMARY_KEYS_PLAIN_RUN = [
     "HTTP 503",
     "No response",
     "No request sent",
+    "Before values",
+    "Read-back verification",
     "Server URL",
     "CCS user",
     "Operator",
@@ -1027,3 +1029,33 @@ def test_thousands_of_rows_are_all_written_and_counted(tmp_path):
     facts = summary(out)
     assert [facts[o.value] for o in report.OUTCOME_ORDER] == [500] * 6
     assert facts["Reconciliation"].startswith("balanced: 3000 rows read = 500 Updated")
+
+
+def test_evidence_columns_and_charts(tmp_path: Path) -> None:
+    """--capture-before and --verify add Before and Verification columns; the Summary has charts."""
+    from openpyxl import load_workbook
+
+    from batch_updater.report import BEFORE_COLUMNS, VERIFICATION_COLUMN
+
+    sheet = Sheet("tickets.xlsx", "Changes", 1, ["Ticket Number", "Priority"], [SheetRow(2, ("INCA0000001", "High")), SheetRow(3, ("INCA0000002", "Low"))])
+    before = {"TicketState": 1, "Priority": "Low", "AssignedTo": "corp\\jsmith", "TicketDescription": "=old"}
+    results = [
+        RowResult(2, Outcome.UPDATED, "INCA0000001", 204, "", 3, before=before, verification="Verified"),
+        RowResult(3, Outcome.UPDATED, "INCA0000002", 204, "", 3, before=before,
+                  verification='Mismatch: Priority is "High", expected "Low"'),
+    ]
+    run = RunInfo("tickets.xlsx", "ab" * 32, "Changes", "0.1.0", "me", datetime(2026, 11, 30, tzinfo=timezone.utc),
+                  capture_before=True, verify=True)
+    target = tmp_path / "out.xlsx"
+    write_results(target, sheet, results, run)
+    wb = load_workbook(target)
+    rows = list(wb["Results"].iter_rows(values_only=True))
+    assert list(rows[0][-5:]) == [*BEFORE_COLUMNS, VERIFICATION_COLUMN]
+    assert list(rows[1][-5:]) == [1, "Low", "corp\\jsmith", "'=old", "Verified"]
+    assert rows[2][-1] == 'Mismatch: Priority is "High", expected "Low"'
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True)}
+    assert summary["Read-back verification"].endswith("1 Verified, 1 Mismatch, 0 Not checked")
+    assert summary["Before values"].startswith("captured")
+    assert len(wb["Summary"]._charts) == 2
+    legend = [r[0] for r in wb["Legend"].iter_rows(values_only=True)]
+    assert VERIFICATION_COLUMN in legend and "Before: State" in legend

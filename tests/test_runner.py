@@ -331,3 +331,38 @@ def test_read_back_first_skips_rows_the_server_already_holds(simulator) -> None:
     patched = [r.ticket for r in simulator.requests if r.method == "PATCH"]
     assert sorted(patched) == [batch[1].ticket_number, batch[2].ticket_number]
     assert sorted(announced) == [batch[1].row_number, batch[2].row_number]
+
+
+def test_capture_before_and_verify_record_the_evidence(simulator) -> None:
+    batch = rows(3, description="Patched in November")
+    originals = {row.ticket_number: simulator.ticket(row.ticket_number) for row in batch}
+    simulator.configure(sticky_fields={batch[1].ticket_number: {"Priority"}})
+    report = sender_for(simulator, capture_before=True, verify=True).run(batch)
+    first, second, third = (report.results[row.row_number] for row in batch)
+    for result in (first, second, third):
+        assert result.outcome is Outcome.UPDATED and result.status == 204
+        assert result.attempts == 3  # GET before, PATCH, GET after
+        original = originals[result.ticket_number]
+        assert {k: result.before[k] for k in ("TicketState", "Priority", "AssignedTo", "TicketDescription")} == {
+            k: original[k] for k in ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+        }
+    assert first.verification == "Verified"
+    assert second.verification == f'Mismatch: Priority is "{originals[batch[1].ticket_number]["Priority"]}", expected "High"'
+    methods = [r.method for r in simulator.requests if r.ticket == batch[0].ticket_number]
+    assert methods == ["GET", "PATCH", "GET"]
+
+
+def test_reads_go_through_the_retry_policy_and_a_missing_ticket_is_not_fatal(simulator) -> None:
+    batch = [PlannedRow(5, update=TicketUpdate("INCA0099999", priority="Low"))]
+    report = sender_for(simulator, capture_before=True, verify=True).run(batch)
+    result = report.results[5]
+    assert (result.outcome, result.status, result.before) == (Outcome.FAILED, 404, None)
+    assert result.message == (
+        "Ticket not found. Provide valid ticket number.; before values not captured: HTTP 404 "
+        "Ticket not found. Provide valid ticket number."
+    )
+    simulator.configure(unavailable_rate=1.0)
+    report = sender_for(
+        simulator, capture_before=True, retry=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_cap=0.01)
+    ).run(rows(1))
+    assert report.results[5].attempts == 4  # two GETs, two PATCHes
