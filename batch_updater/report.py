@@ -13,6 +13,7 @@ overwritten and the input is never written to. openpyxl is imported here and now
 from __future__ import annotations
 
 import csv
+import json
 import math
 import numbers
 import os
@@ -935,3 +936,100 @@ def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:
         )
     ws.append([])
     ws.append([_styled(ws, "Safe text", font=_BOLD), _styled(ws, SAFETY_NOTE, alignment=_TOP)])
+
+
+# --------------------------------------------------------------------------------------------
+# Rollback
+
+ROLLBACK_HEADERS = ("Ticket Number", "State", "Priority", "Assigned To", "Description", "Rolls back row", "Note")
+_ROLLBACK_FIELDS = (
+    ("TicketState", "State"),
+    ("Priority", "Priority"),
+    ("AssignedTo", "Assigned To"),
+    ("TicketDescription", "Description"),
+)
+
+
+def default_rollback_path(input_path: Path, started: datetime, out_dir: Path | None = None) -> Path:
+    """`<input stem>.rollback-<UTC yyyymmdd-HHMMSS>.xlsx` beside the input (or in out_dir)."""
+    stamp = _as_utc(started).strftime("%Y%m%d-%H%M%S")
+    return (out_dir or input_path.parent) / f"{input_path.stem}.rollback-{stamp}.xlsx"
+
+
+def rollback_rows(results: Sequence[RowResult]) -> list[list[object]]:
+    """For each Updated row with captured before values, the input row that undoes it.
+
+    Only the fields the update changed are filled in (an empty cell leaves a field alone);
+    Priority is always filled, because CCS requires it on every update.
+    """
+    rows: list[list[object]] = []
+    for result in results:
+        if result.outcome is not Outcome.UPDATED or not result.before or not result.request_json:
+            continue
+        try:
+            sent = json.loads(result.request_json)
+        except ValueError:
+            continue
+        cells: dict[str, object] = {}
+        notes: list[str] = []
+        for field_name, header in _ROLLBACK_FIELDS:
+            if field_name not in sent and field_name != "Priority":
+                continue
+            held = result.before.get(field_name)
+            if held is None or held == "":
+                if field_name in sent:
+                    notes.append(
+                        f"{header} was empty before; an empty cell cannot restore that, so clear it "
+                        "in CCS by hand if needed"
+                    )
+                continue
+            cells[header] = held
+        rows.append(
+            [
+                result.ticket_number,
+                cells.get("State"),
+                cells.get("Priority"),
+                cells.get("Assigned To"),
+                cells.get("Description"),
+                result.row_number,
+                "; ".join(notes) or None,
+            ]
+        )
+    return rows
+
+
+def write_rollback(path: Path, results: Sequence[RowResult], run: RunInfo) -> int:
+    """Write a batch-update input that restores the previous values; returns its row count.
+
+    Written like the results workbook: to a temporary file beside it, then moved into place,
+    never over an existing file. Every value passes through safe_text.
+    """
+    rows = rollback_rows(results)
+    _check_target(path, [Path(run.input_path)] if run.input_path else [], "--capture-before")
+    temp: Path | None = None
+    try:
+        temp = _create_temp_beside(path)
+        workbook = Workbook(write_only=True)
+        workbook.properties.creator = f"batch-update {run.tool_version}"
+        workbook.properties.title = "batch-update rollback"
+        ws = workbook.create_sheet("Tickets")
+        widths = (16, 10, 10, 22, 50, 14, 60)
+        for index, width in enumerate(widths, start=1):
+            ws.column_dimensions[get_column_letter(index)].width = width
+        ws.freeze_panes = "A2"
+        ws.append([_styled(ws, header, font=_BOLD) for header in ROLLBACK_HEADERS])
+        for row in rows:
+            values = [safe_text(value) for value in row]
+            ws.append([_xlsx_value(ws, v) if isinstance(v, str) else v for v in values])
+        workbook.save(str(temp))
+        if os.path.lexists(path):
+            raise _appeared_error(path, "--capture-before")
+        _move_into_place(temp, path, "--capture-before")
+    except OSError as exc:
+        raise OutputError(
+            f"Could not write the rollback workbook {path}: {exc.strerror or exc}.",
+            tip=f"Check the free space and the permissions of {path.parent}.",
+        ) from exc
+    finally:
+        _remove_quietly(temp)
+    return len(rows)

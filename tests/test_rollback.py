@@ -1,0 +1,70 @@
+"""Rollback: a sweep applied with before values captured, then its rollback, leaves the tickets as they were."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from batch_updater.ccs import CcsClient
+from batch_updater.pacing import RateLimiter
+from batch_updater.report import ROLLBACK_HEADERS, default_rollback_path, rollback_rows, write_rollback
+from batch_updater.runner import Sender
+from batch_updater.settings import Secret
+from batch_updater.sheet import read_sheet
+from batch_updater.tickets import Outcome, PlannedRow, RowResult, RunInfo, TicketState, TicketUpdate
+from batch_updater.validate import DEFAULT_RULES, plan
+
+FIELDS = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+
+
+def send(sim, rows: list[PlannedRow], **options) -> dict[int, RowResult]:
+    client = CcsClient(sim.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
+    client.login()
+    return Sender(client, RateLimiter(200), **options).run(rows).results
+
+
+def test_a_sweep_and_its_rollback_leave_the_tickets_as_they_were(simulator, tmp_path: Path) -> None:
+    numbers = [f"INCA{n:07d}" for n in range(20, 26)]
+    originals = {n: {f: simulator.ticket(n)[f] for f in FIELDS} for n in numbers}
+    sweep = [
+        PlannedRow(2, update=TicketUpdate(numbers[0], TicketState.VERIFIED, "Verified by rescan", "High", "corp\\akhan")),
+        PlannedRow(3, update=TicketUpdate(numbers[1], priority="High")),
+        PlannedRow(4, update=TicketUpdate(numbers[2], TicketState.REMEDIATION_PERFORMED, priority="Low")),
+        PlannedRow(5, update=TicketUpdate(numbers[3], assigned_to="a.khan@corp.example", priority="Medium")),
+        PlannedRow(6, update=TicketUpdate(numbers[4], description="=SUM(A1) looks like a formula", priority="Low")),
+        PlannedRow(7, update=TicketUpdate("INCA0099999", priority="Low")),  # 404: nothing to roll back
+    ]
+    results = send(simulator, sweep, capture_before=True)
+    assert [results[r.row_number].outcome for r in sweep] == [Outcome.UPDATED] * 5 + [Outcome.FAILED]
+    assert simulator.ticket(numbers[0])["TicketState"] == 3
+
+    run = RunInfo(str(tmp_path / "tickets.xlsx"), "ab" * 32, "Tickets", "0.1.0", "me", datetime(2026, 11, 30, tzinfo=timezone.utc))
+    path = default_rollback_path(tmp_path / "tickets.xlsx", run.started)
+    assert path.name == "tickets.rollback-20261130-000000.xlsx"
+    assert write_rollback(path, [results[r.row_number] for r in sweep], run) == 5
+
+    rollback_sheet = read_sheet(path, is_header_row=DEFAULT_RULES.is_header_row)
+    assert rollback_sheet.headers == list(ROLLBACK_HEADERS)
+    rollback_plan = plan(rollback_sheet, DEFAULT_RULES)
+    assert all(row.is_valid for row in rollback_plan.rows), [row.problems for row in rollback_plan.rows]
+    # only the fields each row changed are restored (and Priority, which CCS requires)
+    assert rollback_plan.rows[1].update == TicketUpdate(numbers[1], priority=originals[numbers[1]]["Priority"])
+
+    undone = send(simulator, rollback_plan.rows)
+    assert all(r.outcome is Outcome.UPDATED for r in undone.values())
+    for number in numbers:
+        assert {f: simulator.ticket(number)[f] for f in FIELDS} == originals[number]
+
+
+def test_rows_without_before_values_or_not_updated_have_no_rollback() -> None:
+    update = TicketUpdate("INCA0000001", description="x", priority="Low")
+    results = [
+        RowResult(2, Outcome.UPDATED, "INCA0000001", 204, request_json=update.to_json_text()),
+        RowResult(3, Outcome.FAILED, "INCA0000002", 404, request_json=update.to_json_text(), before={"Priority": "Low"}),
+        RowResult(4, Outcome.UPDATED, "INCA0000003", 204, request_json=update.to_json_text(),
+                  before={"Priority": "High", "TicketDescription": ""}),
+    ]
+    assert rollback_rows(results) == [
+        ["INCA0000003", None, "High", None, None, 4,
+         "Description was empty before; an empty cell cannot restore that, so clear it in CCS by hand if needed"],
+    ]
