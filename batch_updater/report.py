@@ -137,6 +137,7 @@ TITLE = "batch-update results"
 RESULTS_SHEET = "Results"
 SUMMARY_SHEET = "Summary"
 LEGEND_SHEET = "Legend"
+RUN_SHEET = "Run"
 
 _MIN_WIDTH = 8
 _MAX_WIDTH = 60
@@ -658,6 +659,7 @@ def _write_files(
             workbook, csv_file, sheet, results, layout, width, tally, evidence_columns(run)
         )
         _write_summary_sheet(workbook, sheet, run, layout, tally)
+        _write_run_sheet(workbook, run)
         _write_legend_sheet(workbook, layout)
         workbook.save(str(xlsx_path))
     except BaseException:
@@ -915,6 +917,33 @@ def _add_charts(ws: object, where: dict[str, int]) -> None:
         statuses.set_categories(Reference(ws, min_col=1, min_row=top, max_row=bottom))
         statuses.height, statuses.width = 7.5, 14
         ws.add_chart(statuses, "D18")
+
+
+def _write_run_sheet(workbook: Workbook, run: RunInfo) -> None:
+    """The run's identity and every setting it used (never a secret), as in the manifest."""
+    ws = workbook.create_sheet(RUN_SHEET)
+    ws.column_dimensions["A"].width = 28
+    ws.column_dimensions["B"].width = 80
+    ws.append([_styled(ws, "Run", font=_TITLE_FONT)])
+    facts: list[tuple[str, object]] = [
+        ("Run ID", run.run_id or "none (no journal)"),
+        ("Follows", run.follows or "none"),
+        ("Tool version", run.tool_version),
+        ("Python version", run.python_version),
+        ("Operator", run.operator),
+        ("CCS user", run.ccs_user),
+        ("Server URL", run.server_url),
+        ("Started (UTC)", _iso_utc(run.started, milliseconds=False)),
+        ("Finished (UTC)", _iso_utc(run.finished, milliseconds=False) or "not recorded"),
+        ("Input SHA-256", run.input_sha256),
+        ("Run journal", run.journal_path or "none"),
+    ]
+    for key in sorted(run.settings):
+        value = run.settings[key]
+        shown = value if isinstance(value, (int, float, str)) or value is None else json.dumps(value, ensure_ascii=False, default=str)
+        facts.append((f"Setting: {key}", shown))
+    for key, value in facts:
+        ws.append([_styled(ws, key, font=_BOLD), safe_text(value) if not isinstance(value, str) else _styled(ws, value)])
 
 
 def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:

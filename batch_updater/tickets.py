@@ -227,6 +227,8 @@ class RunInfo:
     notes: list[str] = field(default_factory=list)
     capture_before: bool = False
     verify: bool = False
+    settings: Mapping[str, object] = field(default_factory=dict)  # as used, never secrets
+    python_version: str = ""
     run_id: str = ""
     follows: str = ""  # "resumes run R" or "retries the failed rows of run R"
     journal_path: str = ""

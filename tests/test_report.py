@@ -219,7 +219,7 @@ def test_results_columns_are_the_input_columns_then_the_outcome_columns(tmp_path
     assert RESULT_COLUMNS == (
         "Row", "Outcome", "HTTP Status", "Message", "Attempts", "Sent At", "Duration ms", "Request"
     )
-    assert openpyxl.load_workbook(out).sheetnames == ["Results", "Summary", "Legend"]
+    assert openpyxl.load_workbook(out).sheetnames == ["Results", "Summary", "Run", "Legend"]
 
 
 def test_original_values_are_kept_numbers_as_numbers_dates_as_dates(tmp_path):
@@ -1059,3 +1059,20 @@ def test_evidence_columns_and_charts(tmp_path: Path) -> None:
     assert len(wb["Summary"]._charts) == 2
     legend = [r[0] for r in wb["Legend"].iter_rows(values_only=True)]
     assert VERIFICATION_COLUMN in legend and "Before: State" in legend
+
+
+def test_the_run_sheet_lists_the_identity_and_settings_but_no_secret(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    sheet = Sheet("tickets.xlsx", "Changes", 1, ["Ticket Number"], [SheetRow(2, ("INCA0000001",))])
+    run = RunInfo("tickets.xlsx", "ab" * 32, "Changes", "0.1.0", "me", datetime(2026, 11, 30, tzinfo=timezone.utc),
+                  settings={"rate": 5.0, "password": "********", "priorities": ["Low", "High"]},
+                  python_version="3.11.7", run_id="20261130-000000-ab12")
+    target = tmp_path / "out.xlsx"
+    write_results(target, sheet, [RowResult(2, Outcome.SKIPPED)], run)
+    facts = {r[0]: r[1] for r in load_workbook(target)["Run"].iter_rows(values_only=True)}
+    assert facts["Run ID"] == "20261130-000000-ab12"
+    assert facts["Python version"] == "3.11.7"
+    assert facts["Setting: rate"] == 5.0
+    assert facts["Setting: priorities"] == '["Low", "High"]'
+    assert facts["Setting: password"] == "********"

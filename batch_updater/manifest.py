@@ -1,0 +1,141 @@
+"""The run manifest: a sidecar JSON that ties a results workbook to its input and its journal.
+
+`<results>.manifest.json` records who ran what, where, when and with which settings, and the
+SHA-256 of the input file, of the results workbook and of the run journal. `check_manifest`
+recomputes those hashes later, so an auditor can tell whether the three files are the ones the
+run produced. The manifest never holds a password or a token (settings come from
+Settings.describe(), which masks the password).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import InputError, OutputError
+from .tickets import RunInfo
+
+MANIFEST_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_path(results_path: Path) -> Path:
+    """`tickets.results-20261130-031058.xlsx` -> `tickets.results-20261130-031058.manifest.json`."""
+    return results_path.with_suffix(".manifest.json")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def build_manifest(run: RunInfo, results_path: Path, *, files: dict[str, Path | None]) -> dict[str, object]:
+    """The manifest as a dict; `files` names the input, journal (and any other) files to hash."""
+    hashed: dict[str, object] = {
+        "results": {"path": str(results_path.resolve()), "sha256": sha256_of(results_path)}
+    }
+    for role, path in files.items():
+        if path is not None and Path(path).is_file():
+            hashed[role] = {"path": str(Path(path).resolve()), "sha256": sha256_of(Path(path))}
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "tool": "batch-update",
+        "tool_version": run.tool_version,
+        "python_version": run.python_version,
+        "run_id": run.run_id,
+        "follows": run.follows or None,
+        "operator": run.operator,
+        "ccs_user": run.ccs_user,
+        "server_url": run.server_url,
+        "mode": "dry run" if run.dry_run else "simulated" if run.simulated else "live",
+        "started": _iso(run.started),
+        "finished": _iso(run.finished),
+        "stopped_reason": run.stopped_reason or None,
+        "input_sha256_when_read": run.input_sha256,
+        "settings": dict(run.settings),
+        "files": hashed,
+    }
+
+
+def write_manifest(run: RunInfo, results_path: Path, *, files: dict[str, Path | None]) -> Path:
+    """Write `<results>.manifest.json` beside the workbook (never over an existing file)."""
+    target = manifest_path(results_path)
+    data = build_manifest(run, results_path, files=files)
+    try:
+        with open(target, "x", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+    except FileExistsError as exc:
+        raise OutputError(f"{target} exists already; batch-update will not overwrite it.") from exc
+    except OSError as exc:
+        raise OutputError(f"Could not write the manifest {target}: {exc.strerror or exc}.") from exc
+    return target
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One file of a manifest, checked again: its role, where it is, and what was found."""
+
+    role: str
+    path: str
+    expected: str
+    found: str | None  # None: the file is missing
+
+    @property
+    def ok(self) -> bool:
+        return self.found == self.expected
+
+    def describe(self) -> str:
+        if self.found is None:
+            return f"{self.role}: {self.path} is missing"
+        if self.ok:
+            return f"{self.role}: {self.path} is unchanged (SHA-256 {self.expected[:16]}...)"
+        return (
+            f"{self.role}: {self.path} has CHANGED (SHA-256 now {self.found[:16]}..., "
+            f"the run recorded {self.expected[:16]}...)"
+        )
+
+
+def check_manifest(results_path: Path) -> list[FileCheck]:
+    """Recompute the hashes a results workbook's manifest records; one FileCheck per file.
+
+    The workbook is looked for where it is now (it may have been moved or sent on); the input and
+    the journal where the run recorded them, else beside the workbook under the same name.
+    """
+    path = manifest_path(results_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = data["files"]
+    except FileNotFoundError as exc:
+        raise InputError(
+            f"{results_path.name}: no manifest beside it ({path.name} is missing).",
+            tip="The manifest is written next to the results workbook at the end of a live run; "
+            "keep the two together.",
+        ) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path.name} is not a batch-update manifest (unreadable JSON).") from exc
+    checks = []
+    for role, entry in files.items():
+        recorded = Path(entry["path"])
+        if role == "results":
+            candidate = results_path
+        elif recorded.is_file():
+            candidate = recorded
+        else:
+            candidate = results_path.parent / recorded.name
+        found = sha256_of(candidate) if candidate.is_file() else None
+        checks.append(FileCheck(role, str(candidate), entry["sha256"], found))
+    return checks
