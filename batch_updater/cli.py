@@ -425,7 +425,10 @@ def run(
     invalid = [row for row in plan.rows if not row.blank and not row.is_valid]
     _show_problems(sheet, invalid, quiet=quiet)
 
-    out = cli.get("out") or default_results_path(file, started, settings.output_dir)
+    # The default name is to the second: a run started in the same second as the last one (the
+    # same command twice in a row) takes the next free name. A name given with --out is the
+    # user's: if it exists, check_output_path refuses it.
+    out = cli.get("out") or free_path(default_results_path(file, started, settings.output_dir))
     out = Path(out)  # type: ignore[arg-type]
     check_output_path(out, input_path=file)
     csv_path = out.with_suffix(".csv") if settings.write_csv else None
@@ -465,7 +468,7 @@ def run(
         folder = settings.journal_dir or default_journal_folder(file)
         batch = _follow_earlier_run(
             folder, file, info, valid, resume=resume, retry_failed=retry_failed, again=again,
-            quiet=quiet,
+            quiet=quiet, server_url=None if simulate else settings.url,
         )
         decided.update(batch.carried)
 
@@ -570,12 +573,12 @@ def list_recent_runs(file: Path | None, *, config_path: object = None, limit: in
         click.echo(f"No runs recorded in {folder}.")
         return ExitStatus.OK
     click.echo(f"Runs in {folder} (newest first):")
-    click.echo(f"  {'run':<22} {'started (UTC)':<17} {'ended':<12} {'rows':>6}  {'input':<24} results")
+    click.echo(f"  {'run':<22} {'started (UTC)':<17} {'ended':<23} {'rows':>6}  {'input':<24} results")
     for record in runs[:limit]:
         mode = " (dry run)" if record.dry_run else " (simulated)" if record.simulated else ""
         results = Path(record.results_path).name if record.results_path else "-"
         click.echo(
-            f"  {record.run_id:<22} {_when(record.started)[:16]:<17} {record.ended.value + mode:<12} "
+            f"  {record.run_id:<22} {_when(record.started)[:16]:<17} {_how_it_ended(record) + mode:<23} "
             f"{record.row_count:>6,}  {record.input_name:<24} {results}"
         )
     if len(runs) > limit:
@@ -606,11 +609,16 @@ def report_from_journal(
         check_output_path(target)
         info = record.to_run_info()
         info.run_id = record.run_id
-        info.journal_path = str(record.path)
-        if record.resumed_from:
-            info.follows = f"resumes run {record.resumed_from}"
-        elif record.retry_of:
-            info.follows = f"retries the failed rows of run {record.retry_of}"
+        info.journal_path = str(Path(record.path).resolve())
+        earlier_id = record.resumed_from or record.retry_of
+        if earlier_id:
+            # Worded as the run itself wrote it, start time included (when that journal is
+            # still there), so that the rebuilt Summary says what the original said.
+            earlier = find_run(Path(record.path).parent, earlier_id, on_skipped=lambda *_: None)
+            info.follows = (
+                f"resumes run {earlier_id}" if record.resumed_from
+                else f"retries the failed rows of run {earlier_id}"
+            ) + (f" (started {_when(earlier.started)})" if earlier is not None else "")
         info.notes.append(
             f"Rebuilt from the run journal {Path(record.path).name} on {_when(datetime.now(timezone.utc))}."
         )
@@ -632,8 +640,13 @@ def _follow_earlier_run(
     retry_failed: str | None,
     again: bool,
     quiet: bool,
+    server_url: str | None = None,
 ) -> Continuation:
-    """Which rows this run sends, given the earlier runs of the same input (resume, retry, guard)."""
+    """Which rows this run sends, given the earlier runs of the same input (resume, retry, guard).
+
+    server_url: where this run will send (None: not known yet); rows an earlier run updated on
+    another server, or on the simulator, are not updated here, so such a run is not continued.
+    """
     from .journal import (
         Phase,
         RunEnd,
@@ -648,12 +661,15 @@ def _follow_earlier_run(
 
     earlier = None
     if resume:
-        earlier = latest_unfinished(folder, file.name, on_skipped=skipped)
+        earlier = latest_unfinished(
+            folder, file.name, on_skipped=skipped, simulated=info.simulated
+        )
         if earlier is None:
             raise InputError(
                 f"There is no unfinished run of {file.name} to resume in {folder}.",
                 tip="batch-update --runs lists the runs and how they ended.",
             )
+        _check_same_server(earlier, info, server_url)
         info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
     elif retry_failed:
         earlier = find_run(folder, retry_failed, on_skipped=skipped)
@@ -663,9 +679,10 @@ def _follow_earlier_run(
                 "results workbook of the run to retry.",
                 tip="batch-update --runs lists the runs.",
             )
+        _check_same_server(earlier, info, server_url)
         if earlier.ended not in (RunEnd.FINISHED, RunEnd.STOPPED):
             raise InputError(
-                f"Run {earlier.run_id} did not finish ({earlier.ended.value}); continue it with "
+                f"Run {earlier.run_id} did not finish ({_how_it_ended(earlier)}); continue it with "
                 "--resume instead, which also checks the rows it was sending when it ended."
             )
         info.follows = f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
@@ -701,7 +718,9 @@ def _follow_earlier_run(
                 tip=f"Add --again to run it anyway, or --retry-failed {done.run_id} to send only "
                 "the rows that failed or were not sent.",
             )
-        pending = latest_unfinished(folder, file.name, on_skipped=skipped)
+        pending = latest_unfinished(
+            folder, file.name, on_skipped=skipped, simulated=info.simulated
+        )
         if (
             pending is not None
             and not pending.simulated
@@ -711,12 +730,49 @@ def _follow_earlier_run(
                 counts = journal.counts()
             if counts.get(Outcome.UPDATED, 0) or counts.get(Phase.SENDING, 0):
                 raise InputError(
-                    f"Run {pending.run_id} of {file.name} did not finish ({pending.ended.value}, "
+                    f"Run {pending.run_id} of {file.name} did not finish ({_how_it_ended(pending)}, "
                     f"started {_when(pending.started)}) and had already updated tickets.",
                     tip="Add --resume to continue it without sending those rows again, or "
                     "--again to start over and send every row.",
                 )
     return Continuation(send=list(valid))
+
+
+def _check_same_server(earlier: object, info: RunInfo, server_url: str | None) -> None:
+    """Refuse to carry rows forward from a run that updated them on another server."""
+    if earlier.simulated != info.simulated:
+        then, now = ("the simulator", "a live server")
+        if not earlier.simulated:
+            then, now = now, then
+        raise InputError(
+            f"Run {earlier.run_id} ran against {then} and this run goes to {now}: the rows it "
+            "updated there were not updated here, so it cannot be continued.",
+            tip="Run the file as a new run (add --again if asked), or repeat the run with "
+            + ("--simulate." if earlier.simulated else "the same server, without --simulate."),
+        )
+
+    def same(a: str, b: str) -> bool:
+        return a.rstrip("/").casefold() == b.rstrip("/").casefold()
+
+    if server_url and earlier.server_url and not same(earlier.server_url, server_url):
+        raise InputError(
+            f"Run {earlier.run_id} sent its updates to {earlier.server_url}; this run goes to "
+            f"{server_url}: the rows it updated there were not updated here, so it cannot be "
+            "continued.",
+            tip=f"Use --url {earlier.server_url} to continue it, or run the file as a new run "
+            "against the other server (add --again if asked).",
+        )
+
+
+def _how_it_ended(record: object) -> str:
+    """How a run ended, in words: a journal still marked "running" is "unfinished".
+
+    Its process was killed, crashed or lost its machine (or is running elsewhere right now): either
+    way it did not finish, and --resume continues it. "running" would suggest it is alive.
+    """
+    from .journal import RunEnd
+
+    return "unfinished" if record.ended is RunEnd.RUNNING else record.ended.value
 
 
 def _when(moment: datetime | None) -> str:
@@ -758,7 +814,8 @@ def _create_journal(
         ) from exc
     journal = Journal.create(folder, start, rows, sheet=sheet)
     info.run_id = journal.run_id
-    info.journal_path = str(journal.path)
+    # Absolute, like the input path: the Summary must say where the journal is from anywhere.
+    info.journal_path = str(Path(journal.path).resolve())
     return journal
 
 

@@ -678,15 +678,22 @@ def latest_unfinished(
     input_name: str,
     *,
     on_skipped: Callable[[Path, JournalError], None] | None = None,
+    simulated: bool | None = None,
 ) -> RunRecord | None:
     """The run to resume for this input file name: its latest live run, if that did not finish.
 
     Dry runs are ignored. Only the latest live run counts: once a run (a resume, say) finished,
     older unfinished runs of the same input have nothing left to resume. A run still "running"
     may be dead (killed) or alive in another process: see RunRecord.host and .pid.
+
+    simulated: only runs against the simulator (True) or only the others (False); None: both.
+    A rehearsal and a real sweep never continue each other: what one updated, the other's server
+    does not hold, and a finished rehearsal must not hide an unfinished real sweep.
     """
     for run in list_runs(folder, on_skipped=on_skipped):
         if run.dry_run or not _same_name(run.input_name, input_name):
+            continue
+        if simulated is not None and run.simulated != simulated:
             continue
         return None if run.is_finished else run
     return None

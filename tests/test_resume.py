@@ -1,0 +1,1083 @@
+"""Nothing is lost: kill -9 and resume, stop signals, the guards, retry-failed, report-only, --runs.
+
+Every test runs the installed command as a subprocess against a simulator in the test (see
+helpers.py), the way an administrator or a scheduler does, and checks the outcome from three
+sides: the simulator's request log and ticket store (what the server saw and holds), the run
+journals (SQLite files in .batch-update/ beside the input) and the results workbooks.
+
+The sheets ask for values that differ from every generated ticket's (state 2, a sweeper as
+assignee, a distinctive description), so that "the server already holds these values" is
+observable, both for the read-back of a resume and for the final comparison with the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from batch_updater.cli import ExitStatus
+from batch_updater.journal import Journal, JournalRow, Phase, RunEnd, RunRecord, list_runs
+from batch_updater.sim import Simulator
+from batch_updater.tickets import Outcome
+from helpers import (
+    ADMIN_PASSWORD,
+    FAST_RETRIES_YAML,
+    SAMPLES,
+    base64_of,
+    by_row,
+    finish,
+    live_args,
+    live_env,
+    outcome_counts,
+    patched,
+    read_results,
+    read_summary,
+    results_files,
+    run_command,
+    start_command,
+    wait_until,
+    write_sheet,
+)
+
+POSIX_ONLY = pytest.mark.skipif(
+    sys.platform == "win32", reason="SIGKILL, SIGTERM and SIGINT are POSIX signals"
+)
+
+SHEET = "tickets.xlsx"
+FIRST_ROW = 2  # write_sheet() puts the header on row 1
+TRIAL_ROWS = 40
+TRIAL_SEEDS = range(1, 11)
+# Requests take 40-120 ms to answer: at 40 requests/s, 4 at a time, some are always in flight.
+LATENCY = {"latency_ms": 80, "jitter_ms": 40}
+PACE = ("--rate", "40", "--concurrency", "4")
+SENT_AT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+READ_BACK = (
+    "the ticket already held these values when read back (GET), so it was not sent again "
+    "(verified by read-back)"
+)
+UNKNOWN = (
+    "interrupted while the request was in flight: the outcome is unknown; check this ticket in CCS"
+)
+NOT_SENT_INTERRUPTED = "not sent: the run was interrupted (Ctrl-C) before this row was sent"
+
+
+# --- the sheet and what it asks for -------------------------------------------------------------
+
+
+def ticket(n: int) -> str:
+    return f"INCA{n:07d}"
+
+
+def wanted(n: int) -> dict[str, Any]:
+    """What row n of a sweep sheet asks the server to hold (every generated ticket differs)."""
+    return {
+        "TicketState": 2,
+        "Priority": "High",
+        "AssignedTo": f"corp\\sweeper{n % 3}",
+        "TicketDescription": f"Nothing lost ✓ sweep row {n}",
+    }
+
+
+def sweep_rows(count: int, first: int = 1) -> list[list[object]]:
+    """The sheet's rows, in the columns of helpers.HEADERS."""
+    rows: list[list[object]] = []
+    for n in range(first, first + count):
+        asked = wanted(n)
+        rows.append([ticket(n), *(asked[name] for name in (
+            "TicketState", "Priority", "AssignedTo", "TicketDescription"
+        ))])
+    return rows
+
+
+def write_sweep(folder: Path, count: int, *, extra: list[list[object]] | None = None) -> str:
+    write_sheet(folder / SHEET, sweep_rows(count) + (extra or []))
+    return SHEET
+
+
+def holds(sim: Simulator, n: int) -> bool:
+    """Whether the simulator's ticket n holds what the sheet asked for."""
+    held = sim.ticket(ticket(n))
+    return all(held[name] == value for name, value in wanted(n).items())
+
+
+def row_of(n: int) -> int:
+    return FIRST_ROW + n - 1
+
+
+def number_of(row: int) -> int:
+    return row - FIRST_ROW + 1
+
+
+# --- runs, journals, the simulator's log ------------------------------------------------------
+
+
+def runs(folder: Path) -> list[RunRecord]:
+    """The runs journalled beside the input in `folder`, newest first."""
+    return list_runs(folder / ".batch-update")
+
+
+def journal_rows(record: RunRecord) -> dict[int, JournalRow]:
+    with Journal.open(record.path) as journal:
+        return {row.row_number: row for row in journal.rows()}
+
+
+def settle(sim: Simulator, quiet_for: float = 0.5, timeout: float = 15.0) -> None:
+    """Wait until every request that reached the simulator has been answered and logged.
+
+    A killed client's last requests are still being answered (after their latency): the next run
+    must not read a ticket back before the server has applied the request it is holding.
+    """
+    deadline = time.monotonic() + timeout
+    count, since = len(sim.requests), time.monotonic()
+    while time.monotonic() - since < quiet_for:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the simulator did not settle within {timeout:g} s")
+        time.sleep(0.05)
+        now = len(sim.requests)
+        if now != count:
+            count, since = now, time.monotonic()
+
+
+def kill_after(process: subprocess.Popen[str], sim: Simulator, patches: int, pause: float) -> str:
+    """SIGKILL the command once the simulator has answered `patches` more PATCHes; its stderr."""
+    try:
+        wait_until(lambda: len(patched(sim)) >= patches or process.poll() is not None, timeout=40)
+        time.sleep(pause)
+    finally:
+        process.send_signal(signal.SIGKILL)
+    code, _, err = finish(process)
+    assert code == -signal.SIGKILL, f"the command ended on its own before the kill ({code}):\n{err}"
+    return err
+
+
+def sheet_cells(path: Path, name: str) -> list[list[Any]]:
+    book = openpyxl.load_workbook(path)
+    try:
+        return [[cell.value for cell in row] for row in book[name].iter_rows()]
+    finally:
+        book.close()
+
+
+def the_workbook(folder: Path) -> Path:
+    (workbook,) = results_files(folder)
+    return workbook
+
+
+def newest_workbook(folder: Path) -> Path:
+    """The results workbook of the newest run (names sort by time only to the second)."""
+    return folder / Path(runs(folder)[0].results_path).name
+
+
+def pick_outcome(result: dict[str, Any]) -> tuple[Any, ...]:
+    return result["Outcome"], result["HTTP Status"], result["Attempts"]
+
+
+# --- 1. kill -9 at random moments, then resume --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kill_figures() -> Iterator[list[dict[str, Any]]]:
+    """Per-trial figures of the kill-and-resume trials; a summary line is printed at the end."""
+    figures: list[dict[str, Any]] = []
+    yield figures
+    if figures:
+        total = Counter()
+        for trial in figures:
+            total.update({k: v for k, v in trial.items() if isinstance(v, int) and k != "seed"})
+        print(
+            f"\nkill -9 and resume: {len(figures)} trials, {total['kills']} kills, "
+            f"{total['rows']} rows, {total['resent']} rows PATCHed twice, {total['lost']} rows "
+            f"lost, {total['read_back']} rows read back ({total['found_applied']} found applied "
+            f"and not sent again, {total['read_back'] - total['found_applied']} sent), "
+            f"{total['updated_before']} rows carried as Skipped (updated before a kill)"
+        )
+        for trial in figures:
+            print(
+                "  seed {seed}: killed after {kill_points} PATCHes; {updated_before} Updated and "
+                "{sending} sending in the journal at the kill; {read_back} read back, "
+                "{resent} re-sent, {lost} lost".format(**trial)
+            )
+
+
+@POSIX_ONLY
+@pytest.mark.parametrize("seed", TRIAL_SEEDS)
+def test_kill_9_at_a_random_moment_then_resume_loses_and_repeats_nothing(
+    tmp_path: Path, make_simulator, kill_figures, seed: int
+) -> None:
+    rng = random.Random(seed)
+    # Kill the first run after 1-25 answered PATCHes; in some trials kill the first resume too.
+    kill_points = [rng.randint(1, 25)]
+    if rng.random() < 0.4:
+        kill_points.append(rng.randint(1, 8))
+    sim = make_simulator(**LATENCY)
+    write_sweep(tmp_path, TRIAL_ROWS)
+    env = live_env(tmp_path / "home")
+
+    applied_in: dict[int, tuple[str, int]] = {}  # row -> (run whose journal has its 2xx, status)
+    frozen: dict[str, int] = {}  # ticket -> its PATCHes when a journal first showed it updated
+    read_back: set[str] = set()
+    found_applied: set[str] = set()
+    sending_total = 0
+    caught: set[int] = set()  # the rows the last killed run left "sending"
+    previous: str | None = None
+
+    def check_read_back(before: int, held_then: set[int], *, final: bool) -> None:
+        """The rows caught sending were read back first; only those not applied were sent."""
+        during = sim.requests[before:]
+        gets = {r.ticket: r for r in during if r.method == "GET" and r.ticket}
+        assert sorted(gets) == sorted(ticket(n) for n in caught), (
+            "the resume must read back exactly the rows caught sending"
+        )
+        read_back.update(gets)
+        for n in caught:
+            sent = [r for r in during if r.method == "PATCH" and r.ticket == ticket(n)]
+            if n in held_then:
+                found_applied.add(ticket(n))
+                assert sent == [], f"{ticket(n)} already held its values but was sent again"
+            elif final:
+                assert len(sent) == 1, f"{ticket(n)} was not applied: it must be sent once"
+            if sent:
+                assert gets[ticket(n)].t < sent[0].t, f"{ticket(n)} was sent before its read-back"
+
+    for after in kill_points:
+        before = len(sim.requests)
+        held_then = {n for n in range(1, TRIAL_ROWS + 1) if holds(sim, n)}
+        process = start_command(
+            [SHEET, *(["--resume"] if previous else []), *live_args(sim, *PACE)], tmp_path, env=env
+        )
+        kill_after(process, sim, len(patched(sim)) + after, pause=rng.uniform(0, 0.06))
+        settle(sim)
+        if previous:
+            check_read_back(before, held_then, final=False)
+        killed = runs(tmp_path)[0]
+        assert (killed.ended, killed.results_path, killed.resumed_from) == (
+            RunEnd.RUNNING, None, previous
+        )
+        rows = journal_rows(killed)
+        assert sorted(rows) == [row_of(n) for n in range(1, TRIAL_ROWS + 1)]
+        for row in rows.values():
+            if row.phase is Phase.DONE and row.outcome is Outcome.UPDATED:
+                applied_in.setdefault(row.row_number, (killed.run_id, row.status))
+            if row.phase is Phase.DONE and row.outcome in (Outcome.UPDATED, Outcome.SKIPPED):
+                assert row.status is not None and 200 <= row.status < 300, row
+                frozen.setdefault(row.ticket_number, sim.patch_count(row.ticket_number))
+        caught = {number_of(r.row_number) for r in rows.values() if r.phase is Phase.SENDING}
+        sending_total += len(caught)
+        previous = killed.run_id
+    carried = len(applied_in)
+
+    # Resume until the run finishes (one resume does it, unless something is wrong).
+    for attempt in range(3):
+        before = len(sim.requests)
+        held_then = {n for n in range(1, TRIAL_ROWS + 1) if holds(sim, n)}
+        done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+        assert done.returncode in (ExitStatus.OK, ExitStatus.ROWS_FAILED), done.stderr
+        if attempt == 0:
+            assert (
+                f"Continuing run {previous}: {carried} rows already updated are not sent again; "
+                f"{TRIAL_ROWS - carried} to send"
+                + (f", {len(caught)} of them read back first (their outcome was unknown)"
+                   if caught else "")
+                + "."
+            ) in done.stderr.splitlines(), done.stderr
+        check_read_back(before, held_then, final=True)
+        if done.returncode == ExitStatus.OK:
+            break
+        caught = set()
+        previous = runs(tmp_path)[0].run_id
+    assert done.returncode == ExitStatus.OK, done.stderr
+
+    final, killed = runs(tmp_path)[:2]
+    assert (final.ended, final.exit_code, final.resumed_from) == (RunEnd.FINISHED, 0, previous)
+    workbook = the_workbook(tmp_path)  # the killed runs never wrote one
+    assert Path(final.results_path).name == workbook.name
+    assert read_summary(workbook)["Follows"] == (
+        f"resumes run {previous} (started {killed.started:%Y-%m-%d %H:%M} UTC)"
+    )
+    results = by_row(read_results(workbook))  # each row at most once...
+    assert list(results) == [row_of(n) for n in range(1, TRIAL_ROWS + 1)]  # ...and every one
+
+    # Nothing a journal recorded as updated was PATCHed again, then or later.
+    for number, count in frozen.items():
+        assert sim.patch_count(number) == count, f"{number} was PATCHed again after its 2xx"
+    patches = Counter(patched(sim))
+    resent = sorted(number for number, count in patches.items() if count > 1)
+    lost = [ticket(n) for n in range(1, TRIAL_ROWS + 1) if not holds(sim, n)]
+    for n in range(1, TRIAL_ROWS + 1):
+        result = results[row_of(n)]
+        if row_of(n) in applied_in:
+            run_id, status = applied_in[row_of(n)]
+            assert (result["Outcome"], result["HTTP Status"], result["Attempts"]) == (
+                "Skipped", status, 0
+            ), result
+            assert re.fullmatch(
+                rf"updated in run {run_id} at {SENT_AT}; not sent again", result["Message"]
+            ), result
+        elif ticket(n) in found_applied:
+            assert (result["Outcome"], result["HTTP Status"], result["Message"]) == (
+                "Updated", 200, READ_BACK
+            ), result
+        else:
+            assert (result["Outcome"], result["HTTP Status"]) == ("Updated", 204), result
+    kill_figures.append(
+        {
+            "seed": seed,
+            "kill_points": "+".join(map(str, kill_points)),
+            "kills": len(kill_points),
+            "rows": TRIAL_ROWS,
+            "updated_before": carried,
+            "sending": sending_total,
+            "read_back": len(read_back),
+            "found_applied": len(found_applied),
+            "resent": len(resent),
+            "lost": len(lost),
+        }
+    )
+    # The store holds what the sheet asked, and no ticket was sent twice.
+    assert lost == [], f"tickets that do not hold what the sheet asked: {lost}"
+    assert resent == [], f"tickets PATCHed more than once: {resent}"
+    # Setting state 2 started each ticket's verification job once, never twice.
+    assert {sim.ticket(ticket(n))["VerificationJobs"] for n in range(1, TRIAL_ROWS + 1)} == {1}
+
+
+# --- 2. SIGTERM and a double Ctrl-C -------------------------------------------------------------
+
+
+@POSIX_ONLY
+def test_sigterm_is_a_first_ctrl_c_and_resume_sends_only_the_rest(
+    tmp_path: Path, make_simulator
+) -> None:
+    rows = 40
+    sim = make_simulator(**LATENCY)
+    env = live_env(tmp_path / "home")
+    process = start_command(
+        [write_sweep(tmp_path, rows), *live_args(sim, "--rate", "10")], tmp_path, env=env
+    )
+    try:
+        wait_until(lambda: len(patched(sim)) >= 4)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    code, _, err = finish(process)
+
+    assert code == ExitStatus.INTERRUPTED == 130, err
+    assert err.splitlines()[-1] == "The run stopped early: interrupted (Ctrl-C or a stop signal)."
+    workbook = the_workbook(tmp_path)
+    results = by_row(read_results(workbook))
+    assert list(results) == [row_of(n) for n in range(1, rows + 1)]
+    counts = outcome_counts(results.values())
+    # Requests in flight were waited for: every row is either answered or never sent.
+    assert set(counts) == {"Updated", "Not sent"} and counts["Updated"] >= 4, counts
+    updated = sorted(r["Ticket Number"] for r in results.values() if r["Outcome"] == "Updated")
+    assert sorted(patched(sim, 204)) == updated
+    for result in results.values():
+        if result["Outcome"] == "Not sent":
+            assert (result["Message"], result["Attempts"], result["Sent At"]) == (
+                NOT_SENT_INTERRUPTED, 0, None
+            ), result
+    (interrupted,) = runs(tmp_path)
+    assert (interrupted.ended, interrupted.exit_code) == (RunEnd.INTERRUPTED, 130)
+    assert Path(interrupted.results_path).name == workbook.name
+    assert interrupted.stopped_reason == "interrupted (Ctrl-C or a stop signal)"
+    phases = Counter((row.phase, row.outcome) for row in journal_rows(interrupted).values())
+    assert phases == {
+        (Phase.DONE, Outcome.UPDATED): counts["Updated"],
+        (Phase.DONE, Outcome.NOT_SENT): counts["Not sent"],
+    }
+
+    before = len(sim.requests)
+    # An interrupted run is continued with --resume, not retried, and a plain rerun is refused.
+    retry = run_command(
+        [SHEET, "--retry-failed", interrupted.run_id, *live_args(sim, *PACE)], tmp_path, env=env
+    )
+    assert retry.returncode == ExitStatus.USAGE, retry.stderr
+    assert (
+        f"Error: Run {interrupted.run_id} did not finish (interrupted); continue it with --resume "
+        "instead, which also checks the rows it was sending when it ended."
+    ) in retry.stderr.splitlines()
+    plain = run_command([SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
+    assert plain.returncode == ExitStatus.USAGE, plain.stderr
+    assert f"Run {interrupted.run_id} of {SHEET} did not finish (interrupted, " in plain.stderr
+    assert len(sim.requests) == before and len(results_files(tmp_path)) == 1
+
+    done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert (
+        f"Continuing run {interrupted.run_id}: {counts['Updated']} rows already updated are not "
+        f"sent again; {counts['Not sent']} to send."
+    ) in done.stderr.splitlines()
+    during = [r for r in sim.requests[before:] if r.endpoint == "tickets"]
+    not_sent = sorted(r["Ticket Number"] for r in results.values() if r["Outcome"] == "Not sent")
+    assert sorted(r.ticket for r in during) == not_sent  # only the rest, once each, no GET
+    assert {(r.method, r.status) for r in during} == {("PATCH", 204)}
+    final = by_row(read_results(newest_workbook(tmp_path)))
+    for n in range(1, rows + 1):
+        result = final[row_of(n)]
+        if ticket(n) in updated:
+            assert result["Outcome"] == "Skipped" and result["HTTP Status"] == 204, result
+            assert re.fullmatch(
+                rf"updated in run {interrupted.run_id} at {SENT_AT}; not sent again",
+                result["Message"],
+            )
+        else:
+            assert (result["Outcome"], result["HTTP Status"], result["Attempts"]) == (
+                "Updated", 204, 1
+            ), result
+        assert holds(sim, n)
+    assert sim.counts()["patches_by_ticket"] == {ticket(n): 1 for n in range(1, rows + 1)}
+
+
+@POSIX_ONLY
+def test_a_double_ctrl_c_leaves_rows_sending_and_resume_reads_them_back(
+    tmp_path: Path, simulator
+) -> None:
+    rows = 30
+    env = live_env(tmp_path / "home")
+    process = start_command(
+        [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10")], tmp_path, env=env
+    )
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 2)
+        # From now on every answer takes 3 s: the next requests stay in flight.
+        simulator.configure(latency_ms=3000)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGINT)
+    code, _, err = finish(process)
+
+    assert code == ExitStatus.INTERRUPTED, err
+    results = by_row(read_results(the_workbook(tmp_path)))
+    unknown = {number_of(r["Row"]) for r in results.values() if r["Outcome"] == "Failed"}
+    assert unknown, "no request was in flight at the second Ctrl-C"
+    for n in unknown:
+        assert results[row_of(n)]["Message"] == UNKNOWN
+    (stopped,) = runs(tmp_path)
+    assert stopped.ended is RunEnd.INTERRUPTED
+    journal = journal_rows(stopped)
+    sending = {number_of(r.row_number) for r in journal.values() if r.phase is Phase.SENDING}
+    assert sending == unknown  # the journal says "unknown" too: phase sending, no outcome
+    for n in sending:
+        row = journal[row_of(n)]
+        assert (row.outcome, row.status, row.attempts) == (None, None, 1) and row.sent_at
+    updated = {number_of(r.row_number) for r in journal.values() if r.outcome is Outcome.UPDATED}
+
+    # The server finishes the abandoned requests (their 3 s end) and applies them.
+    simulator.configure(latency_ms=0)
+    wait_until(lambda: all(holds(simulator, n) for n in sending), timeout=15)
+    settle(simulator)
+    assert all(holds(simulator, n) for n in sending)
+    # Someone changes one of them in the console before the resume: it no longer holds the
+    # sheet's values, so the read-back must lead to sending it again.
+    changed = min(sending)
+    simulator.store.update(ticket(changed), {"TicketDescription": "edited in the console"})
+    before = len(simulator.requests)
+    done = run_command([SHEET, "--resume", *live_args(simulator, *PACE)], tmp_path, env=env)
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert f"{len(sending)} of them read back first (their outcome was unknown)." in done.stderr
+    during = [r for r in simulator.requests[before:] if r.endpoint == "tickets"]
+    gets = {r.ticket: r for r in during if r.method == "GET"}
+    assert sorted(gets) == sorted(map(ticket, sending))
+    sent = {r.ticket: r for r in during if r.method == "PATCH"}
+    rest = {ticket(n) for n in range(1, rows + 1) if n not in sending | updated}
+    # The rows read back and found applied were not sent again; the changed one was, after it.
+    assert sorted(sent) == sorted(rest | {ticket(changed)})
+    assert gets[ticket(changed)].t < sent[ticket(changed)].t
+    final = by_row(read_results(newest_workbook(tmp_path)))
+    for n in sending - {changed}:
+        assert (final[row_of(n)]["Outcome"], final[row_of(n)]["Message"]) == ("Updated", READ_BACK)
+    # Two requests for it in this run: the GET that found it changed, then the PATCH.
+    assert pick_outcome(final[row_of(changed)]) == ("Updated", 204, 2)
+    for n in updated:
+        assert final[row_of(n)]["Outcome"] == "Skipped"
+    assert all(holds(simulator, n) for n in range(1, rows + 1))
+    assert Counter(patched(simulator)) == {
+        ticket(n): 2 if n == changed else 1 for n in range(1, rows + 1)
+    }
+
+
+# --- 3. a changed input ---------------------------------------------------------------------------
+
+
+def start_and_kill(tmp_path: Path, sim: Simulator, rows: int, patches: int) -> RunRecord:
+    """A live run of a sweep of `rows` rows, killed (SIGKILL) after `patches` answered PATCHes."""
+    process = start_command(
+        [write_sweep(tmp_path, rows), *live_args(sim, *PACE)],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    kill_after(process, sim, patches, pause=0.0)
+    settle(sim)
+    (killed,) = runs(tmp_path)
+    return killed
+
+
+@POSIX_ONLY
+def test_a_changed_input_refuses_to_resume_naming_both_hashes(
+    tmp_path: Path, make_simulator
+) -> None:
+    sim = make_simulator(**LATENCY)
+    killed = start_and_kill(tmp_path, sim, 30, 3)
+    old = hashlib.sha256((tmp_path / SHEET).read_bytes()).hexdigest()
+    assert killed.input_sha256 == old
+    rows = sweep_rows(30)
+    rows[20][4] = "A different description, typed in after the crash"
+    write_sheet(tmp_path / SHEET, rows)
+    new = hashlib.sha256((tmp_path / SHEET).read_bytes()).hexdigest()
+    before = len(sim.requests)
+
+    done = run_command(
+        [SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=live_env(tmp_path / "home")
+    )
+
+    assert done.returncode == ExitStatus.USAGE == 2, done.stderr
+    assert (
+        f"Error: {SHEET} has changed since run {killed.run_id} read it (SHA-256 then {old}, now "
+        f"{new}); its rows may no longer be the same rows, so it cannot be continued."
+    ) in done.stderr.splitlines()
+    assert done.stderr.splitlines()[-1].startswith("Tip: Run the changed file as a new run")
+    assert len(sim.requests) == before  # nothing sent, not even a token request
+    assert [r.run_id for r in runs(tmp_path)] == [killed.run_id]  # no new journal
+    assert results_files(tmp_path) == []
+
+
+# --- 4. the duplicate-run guard -------------------------------------------------------------------
+
+
+def test_a_second_run_of_an_applied_file_is_refused_unless_again(
+    tmp_path: Path, simulator
+) -> None:
+    env = live_env(tmp_path / "home")
+    args = [write_sweep(tmp_path, 5), *live_args(simulator, "--rate", "100")]
+    first = run_command(args, tmp_path, env=env)
+    assert first.returncode == ExitStatus.OK, first.stderr
+    (applied,) = runs(tmp_path)
+    workbook = the_workbook(tmp_path)
+    before = len(simulator.requests)
+
+    second = run_command(args, tmp_path, env=env)
+
+    assert second.returncode == ExitStatus.USAGE == 2, second.stderr
+    lines = second.stderr.splitlines()
+    assert (
+        f"Error: {SHEET} was already applied by run {applied.run_id} on "
+        f"{applied.started:%Y-%m-%d %H:%M} UTC (results: {workbook.name}). Running it again "
+        "would send every row again, and every ticket set to state 2 would start its "
+        "Remediation Verification job again."
+    ) in lines
+    assert lines[-1] == (
+        f"Tip: Add --again to run it anyway, or --retry-failed {applied.run_id} to send only the "
+        "rows that failed or were not sent."
+    )
+    assert len(simulator.requests) == before  # nothing sent, not even a token request
+    assert len(runs(tmp_path)) == 1 and results_files(tmp_path) == [workbook]
+    # Nor is there anything to resume.
+    resume = run_command([*args, "--resume"], tmp_path, env=env)
+    assert resume.returncode == ExitStatus.USAGE, resume.stderr
+    assert (
+        f"Error: There is no unfinished run of {SHEET} to resume in .batch-update."
+        in resume.stderr.splitlines()
+    )
+    assert len(simulator.requests) == before
+
+    again = run_command([*args, "--again"], tmp_path, env=env)
+
+    assert again.returncode == ExitStatus.OK, again.stderr
+    assert simulator.counts()["patches_by_ticket"] == {ticket(n): 2 for n in range(1, 6)}
+    assert len(results_files(tmp_path)) == 2
+    newest = runs(tmp_path)[0]
+    assert newest.run_id != applied.run_id and newest.ended is RunEnd.FINISHED
+    # The guard now names the newest run that applied the file.
+    third = run_command(args, tmp_path, env=env)
+    assert third.returncode == ExitStatus.USAGE
+    assert f"was already applied by run {newest.run_id} on" in third.stderr
+
+
+def test_the_readme_command_works_twice_in_a_row_in_the_same_folder(
+    tmp_path: Path, simulator
+) -> None:
+    """`batch-update samples/tickets.xlsx --simulate`, twice: the guard ignores simulated runs."""
+    (tmp_path / "samples").mkdir()
+    sample = tmp_path / "samples" / "tickets.xlsx"
+    sample.write_bytes((SAMPLES / "tickets.xlsx").read_bytes())
+    # The folder's config only makes the demo quick (it paces at 5/s and backs off for seconds
+    # on the sample's failing ticket); the command line is the README's, word for word.
+    (tmp_path / "batch-update.yaml").write_text(
+        "pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8"
+    )
+    env = live_env(tmp_path / "home")
+    command = ["samples/tickets.xlsx", "--simulate"]
+
+    first = run_command(command, tmp_path, env=env)
+    second = run_command(command, tmp_path, env=env)
+
+    for done in (first, second):
+        # The sample shows every outcome a sweep can have, Failed and Invalid included: exit 1.
+        assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr
+        assert "already applied" not in done.stderr and "did not finish" not in done.stderr
+    books = results_files(tmp_path / "samples")
+    assert len(books) == 2, "each run writes its own workbook, even within the same second"
+    assert [outcome_counts(read_results(book)) for book in books] == [
+        {"Updated": 25, "Failed": 5, "Invalid": 5, "Skipped": 2}
+    ] * 2
+    journals = list_runs(tmp_path / "samples" / ".batch-update")
+    assert [(r.ended, r.simulated) for r in journals] == [(RunEnd.FINISHED, True)] * 2
+    # Nor do simulated runs count against a live run of the same file.
+    live = run_command(["samples/tickets.xlsx", *live_args(simulator)], tmp_path, env=env)
+    assert live.returncode != ExitStatus.USAGE, live.stderr
+    assert patched(simulator)
+
+
+# --- 5. the unfinished-run guard ------------------------------------------------------------------
+
+
+@POSIX_ONLY
+def test_a_plain_rerun_after_a_killed_run_points_to_resume(tmp_path: Path, make_simulator) -> None:
+    sim = make_simulator(**LATENCY)
+    killed = start_and_kill(tmp_path, sim, 30, 4)
+    counts = Counter(row.outcome or row.phase for row in journal_rows(killed).values())
+    assert counts[Outcome.UPDATED] + counts[Phase.SENDING] > 0, counts
+    env = live_env(tmp_path / "home")
+    before = len(sim.requests)
+
+    done = run_command([SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
+
+    assert done.returncode == ExitStatus.USAGE == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert (
+        f"Error: Run {killed.run_id} of {SHEET} did not finish (unfinished, started "
+        f"{killed.started:%Y-%m-%d %H:%M} UTC) and had already updated tickets."
+    ) in lines
+    assert lines[-1] == (
+        "Tip: Add --resume to continue it without sending those rows again, or --again to "
+        "start over and send every row."
+    )
+    assert len(sim.requests) == before and len(runs(tmp_path)) == 1
+
+    # --runs shows it for what it is; --report-only gives its evidence so far, every row once.
+    listing = run_command(["--runs"], tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    (line,) = [line for line in listing.stdout.splitlines() if killed.run_id in line]
+    assert line.split()[1:5] == [
+        f"{killed.started:%Y-%m-%d}", f"{killed.started:%H:%M}", "unfinished", "30"
+    ]
+    rebuilt = run_command(["--report-only", killed.run_id], tmp_path, env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    evidence = by_row(read_results(the_workbook(tmp_path)))
+    assert list(evidence) == [row_of(n) for n in range(1, 31)]
+    journal = journal_rows(killed)
+    for row_number, result in evidence.items():
+        row = journal[row_number]
+        expected = {Phase.DONE: row.outcome and row.outcome.value, Phase.SENDING: "Failed",
+                    Phase.PLANNED: "Not sent"}[row.phase]
+        assert result["Outcome"] == expected, (row, result)
+
+    # --again starts over: every row is sent, the ones already updated a second time.
+    again = run_command([SHEET, *live_args(sim, *PACE), "--again"], tmp_path, env=env)
+    assert again.returncode == ExitStatus.OK, again.stderr
+    assert set(patched(sim)) == {ticket(n) for n in range(1, 31)}
+    assert all(holds(sim, n) for n in range(1, 31))
+
+
+@POSIX_ONLY
+def test_a_run_killed_before_it_sent_anything_does_not_block_a_plain_rerun(
+    tmp_path: Path, make_simulator
+) -> None:
+    # The login takes 3 s: the journal is written, and the run is killed before any PATCH.
+    sim = make_simulator(latency_ms=3000)
+    env = live_env(tmp_path / "home")
+    process = start_command([write_sweep(tmp_path, 5), *live_args(sim, *PACE)], tmp_path, env=env)
+    try:
+        wait_until(lambda: len(runs(tmp_path)) == 1 or process.poll() is not None)
+    finally:
+        process.send_signal(signal.SIGKILL)
+    assert finish(process)[0] == -signal.SIGKILL
+    (killed,) = runs(tmp_path)
+    assert {row.phase for row in journal_rows(killed).values()} == {Phase.PLANNED}
+    sim.configure(latency_ms=0)
+
+    done = run_command([SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert sorted(patched(sim, 204)) == [ticket(n) for n in range(1, 6)]
+    assert [r.ended for r in runs(tmp_path)] == [RunEnd.FINISHED, RunEnd.RUNNING]
+
+
+@POSIX_ONLY
+def test_a_rehearsal_and_a_real_sweep_never_continue_each_other(
+    tmp_path: Path, make_simulator
+) -> None:
+    env = live_env(tmp_path / "home")
+    write_sweep(tmp_path, 30)
+
+    def updated_rows() -> int:
+        found = runs(tmp_path)
+        if not found or found[0].ended is not RunEnd.RUNNING:
+            return 0
+        return sum(r.outcome is Outcome.UPDATED for r in journal_rows(found[0]).values())
+
+    # A rehearsal against the built-in simulator, stopped halfway.
+    process = start_command([SHEET, "--simulate", "--rate", "10"], tmp_path, env=env)
+    try:
+        wait_until(lambda: updated_rows() >= 3 or process.poll() is not None)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert finish(process)[0] == ExitStatus.INTERRUPTED
+    (rehearsal,) = runs(tmp_path)
+    assert rehearsal.simulated and rehearsal.ended is RunEnd.INTERRUPTED
+    sim = make_simulator(**LATENCY)
+
+    # A live --resume must not carry the rehearsal's "updated" rows to the real server.
+    resume = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+    assert resume.returncode == ExitStatus.USAGE, resume.stderr
+    assert (
+        f"Error: There is no unfinished run of {SHEET} to resume in .batch-update."
+        in resume.stderr.splitlines()
+    )
+    retry = run_command(
+        [SHEET, "--retry-failed", rehearsal.run_id, *live_args(sim, *PACE)], tmp_path, env=env
+    )
+    assert retry.returncode == ExitStatus.USAGE, retry.stderr
+    assert (
+        f"Error: Run {rehearsal.run_id} ran against the simulator and this run goes to a live "
+        "server: the rows it updated there were not updated here, so it cannot be continued."
+    ) in retry.stderr.splitlines()
+    assert sim.requests == []
+
+    # A real sweep, killed; then a rehearsal that finishes must not hide it from the guard.
+    process = start_command([SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
+    kill_after(process, sim, 4, pause=0.0)
+    settle(sim)
+    killed = runs(tmp_path)[0]
+    assert not killed.simulated
+    rehearsed = run_command([SHEET, "--simulate", "--rate", "200", "--quiet"], tmp_path, env=env)
+    assert rehearsed.returncode == ExitStatus.OK, rehearsed.stderr
+    assert runs(tmp_path)[0].simulated and runs(tmp_path)[0].ended is RunEnd.FINISHED
+    before = len(sim.requests)
+    plain = run_command([SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
+    assert plain.returncode == ExitStatus.USAGE, plain.stderr
+    assert f"Error: Run {killed.run_id} of {SHEET} did not finish (unfinished, " in plain.stderr
+    assert len(sim.requests) == before
+
+    done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert f"Continuing run {killed.run_id}: " in done.stderr
+    assert runs(tmp_path)[0].resumed_from == killed.run_id
+    assert Counter(patched(sim)) == {ticket(n): 1 for n in range(1, 31)}
+    assert all(holds(sim, n) for n in range(1, 31))
+
+
+@POSIX_ONLY
+def test_a_run_is_not_continued_against_another_server(tmp_path: Path, make_simulator) -> None:
+    first = make_simulator(**LATENCY)
+    killed = start_and_kill(tmp_path, first, 20, 3)
+    other = make_simulator()
+    env = live_env(tmp_path / "home")
+
+    for option in ("--resume", "--retry-failed"):
+        args = [option] if option == "--resume" else [option, killed.run_id]
+        done = run_command([SHEET, *args, *live_args(other, *PACE)], tmp_path, env=env)
+        assert done.returncode == ExitStatus.USAGE, done.stderr
+        assert (
+            f"Error: Run {killed.run_id} sent its updates to {first.url}; this run goes to "
+            f"{other.url}: the rows it updated there were not updated here, so it cannot be "
+            "continued."
+        ) in done.stderr.splitlines()
+        assert done.stderr.splitlines()[-1] == (
+            f"Tip: Use --url {first.url} to continue it, or run the file as a new run against "
+            "the other server (add --again if asked)."
+        )
+    assert other.requests == []
+
+
+def test_latest_unfinished_keeps_rehearsals_and_real_sweeps_apart(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from batch_updater.journal import RunStart, latest_unfinished
+    from batch_updater.tickets import PlannedRow, TicketState, TicketUpdate
+
+    now = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
+
+    def make(minutes: int, *, simulated: bool, ended: RunEnd | None) -> str:
+        start = RunStart(
+            input_path=str(tmp_path / SHEET), input_sha256="ab" * 32, sheet_name="Tickets",
+            settings={"rate": 5}, simulated=simulated, started=now + timedelta(minutes=minutes),
+        )
+        update = TicketUpdate(ticket(1), state=TicketState.REMEDIATION_PERFORMED, priority="High")
+        with Journal.create(tmp_path, start, [PlannedRow(2, update=update)]) as journal:
+            if ended is not None:
+                journal.finish(ended, 0)
+            return journal.run_id
+
+    live = make(0, simulated=False, ended=None)  # killed
+    rehearsal = make(1, simulated=True, ended=RunEnd.FINISHED)
+    # Without the filter, the finished rehearsal hides the unfinished real sweep.
+    assert latest_unfinished(tmp_path, SHEET) is None
+    assert latest_unfinished(tmp_path, SHEET, simulated=False).run_id == live
+    assert latest_unfinished(tmp_path, SHEET, simulated=True) is None
+    stopped_rehearsal = make(2, simulated=True, ended=RunEnd.INTERRUPTED)
+    assert latest_unfinished(tmp_path, SHEET, simulated=True).run_id == stopped_rehearsal
+    assert latest_unfinished(tmp_path, SHEET, simulated=False).run_id == live
+    assert rehearsal != live
+
+
+# --- 6. retry only the failures -------------------------------------------------------------------
+
+# Quick retries, and a run that stops after two rows in a row failed on server errors.
+STOP_AFTER_TWO_YAML = FAST_RETRIES_YAML + "stop:\n  transient_streak: 2\n"
+INVALID_ROW = ["INCA0000011", "Done", "High", "", "not a state"]
+
+
+@pytest.mark.parametrize("reference", ["workbook", "run id"])
+def test_retry_failed_sends_only_the_failed_and_not_sent_rows(
+    tmp_path: Path, simulator, reference: str
+) -> None:
+    (tmp_path / "stop.yaml").write_text(STOP_AFTER_TWO_YAML, encoding="utf-8")
+    env = live_env(tmp_path / "home")
+    args = [
+        write_sweep(tmp_path, 10, extra=[INVALID_ROW]),
+        *live_args(simulator, "--rate", "100", "--concurrency", "1", "--config", "stop.yaml"),
+    ]
+    # Rows 1-3 are updated; 4 and 5 fail on HTTP 500 after every retry, which stops the run;
+    # 6-10 are not sent; the last row is invalid.
+    simulator.configure(fail_tickets={ticket(4), ticket(5)})
+    first = run_command(args, tmp_path, env=env)
+    assert first.returncode == ExitStatus.STOPPED, first.stderr
+    (earlier,) = runs(tmp_path)
+    assert earlier.ended is RunEnd.STOPPED
+    book = the_workbook(tmp_path)
+    outcomes = {r["Row"]: r["Outcome"] for r in read_results(book)}
+    assert outcomes == {
+        **{row_of(n): "Updated" for n in (1, 2, 3)},
+        **{row_of(n): "Failed" for n in (4, 5)},
+        **{row_of(n): "Not sent" for n in range(6, 11)},
+        row_of(11): "Invalid",
+    }
+    # The server is fixed.
+    simulator.configure(fail_tickets=set())
+    before = len(simulator.requests)
+
+    ref = book.name if reference == "workbook" else earlier.run_id
+    done = run_command([*args, "--retry-failed", ref], tmp_path, env=env)
+
+    assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr  # the invalid row stays Invalid
+    during = [r for r in simulator.requests[before:] if r.endpoint == "tickets"]
+    assert [(r.method, r.ticket, r.status) for r in during] == [
+        ("PATCH", ticket(n), 204) for n in range(4, 11)
+    ]
+    retry = runs(tmp_path)[0]
+    assert (retry.retry_of, retry.resumed_from, retry.ended) == (
+        earlier.run_id, None, RunEnd.FINISHED
+    )
+    workbook = Path(retry.results_path)
+    assert read_summary(tmp_path / workbook.name)["Follows"] == (
+        f"retries the failed rows of run {earlier.run_id} (started "
+        f"{earlier.started:%Y-%m-%d %H:%M} UTC)"
+    )
+    results = by_row(read_results(tmp_path / workbook.name))
+    assert list(results) == [row_of(n) for n in range(1, 12)]
+    earlier_results = by_row(read_results(book))
+    for n in (1, 2, 3):
+        result = results[row_of(n)]
+        assert (result["Outcome"], result["HTTP Status"], result["Attempts"]) == ("Skipped", 204, 0)
+        assert re.fullmatch(
+            rf"updated in run {earlier.run_id} at {SENT_AT}; not sent again", result["Message"]
+        ), result
+        # The evidence is the earlier run's: when it was sent, and what.
+        assert result["Sent At"] == earlier_results[row_of(n)]["Sent At"]
+        assert result["Request"] == earlier_results[row_of(n)]["Request"]
+    for n in range(4, 11):
+        assert pick_outcome(results[row_of(n)]) == ("Updated", 204, 1)
+    assert results[row_of(11)]["Outcome"] == "Invalid"
+    assert all(holds(simulator, n) for n in range(1, 11))
+    assert max(Counter(patched(simulator, 204)).values()) == 1
+
+
+# --- 7. report-only and --runs ------------------------------------------------------------------
+
+# Summary lines that say when the workbook was written, or note that it was rebuilt.
+WRITTEN_WHEN = ("Finished (UTC)", "Duration")
+
+
+def workbook_cells(path: Path) -> dict[str, Any]:
+    """What a rebuilt workbook must reproduce: every Results and Legend cell, the Summary lines."""
+    summary = read_summary(path)
+    return {
+        "Results": sheet_cells(path, "Results"),
+        "Legend": sheet_cells(path, "Legend"),
+        "Summary": {
+            key: value
+            for key, value in summary.items()
+            if not str(key).startswith("Note") and key not in WRITTEN_WHEN
+        },
+        "Summary lines": [
+            key for key in summary if not str(key).startswith("Note") and key not in WRITTEN_WHEN
+        ],
+    }
+
+
+def differences(rebuilt: dict[str, Any], original: dict[str, Any]) -> list[str]:
+    """What a rebuilt workbook says differently from the original, cell by cell."""
+    found = []
+    for part in ("Results", "Legend"):
+        if len(rebuilt[part]) != len(original[part]):
+            found.append(f"{part}: {len(rebuilt[part])} rows, not {len(original[part])}")
+        pairs = zip(rebuilt[part], original[part], strict=False)
+        for number, (new, old) in enumerate(pairs, start=1):
+            if new != old:
+                found.append(f"{part} row {number}: {new!r}, not {old!r}")
+    if rebuilt["Summary lines"] != original["Summary lines"]:
+        found.append(f"Summary lines: {rebuilt['Summary lines']}, not {original['Summary lines']}")
+    for key, value in original["Summary"].items():
+        if rebuilt["Summary"].get(key) != value:
+            found.append(f"Summary {key}: {rebuilt['Summary'].get(key)!r}, not {value!r}")
+    return found
+
+
+def rebuild(tmp_path: Path, reference: str, env: dict[str, str]) -> Path:
+    done = run_command(["--report-only", reference], tmp_path, env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    match = re.fullmatch(r"Results workbook of run (\S+): (.+)", done.stdout.strip())
+    assert match, done.stdout
+    return tmp_path / match.group(2)
+
+
+def test_report_only_rebuilds_a_deleted_workbook_from_the_journal(
+    tmp_path: Path, simulator
+) -> None:
+    env = live_env(tmp_path / "home")
+    extra = [
+        ["INCA9999999", 2, "High", "", "no such ticket"],  # 404
+        [],  # blank: Skipped
+        INVALID_ROW,
+        ["INCA0000012", "Verified", "low", "=1+1 stays text", ""],
+    ]
+    simulator.configure(denied_tickets={ticket(3)})  # 403
+    done = run_command(
+        [write_sweep(tmp_path, 6, extra=extra), *live_args(simulator, "--rate", "100")],
+        tmp_path,
+        env=env,
+    )
+    assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr
+    (record,) = runs(tmp_path)
+    original = the_workbook(tmp_path)
+    assert outcome_counts(read_results(original)) == {
+        "Updated": 6, "Failed": 2, "Skipped": 1, "Invalid": 1
+    }
+    expected = workbook_cells(original)
+    original.unlink()
+
+    rebuilt = rebuild(tmp_path, record.run_id, env)
+
+    assert rebuilt.name == original.name
+    assert differences(workbook_cells(rebuilt), expected) == []
+    notes = [str(v) for k, v in read_summary(rebuilt).items() if str(k).startswith("Note")]
+    rebuilt_note = f"Rebuilt from the run journal {record.path.name}"
+    assert any(note.startswith(rebuilt_note) for note in notes), notes
+    # Nothing was sent for the rebuild: the log holds the run's one token request and its PATCHes.
+    assert len(simulator.requests) == len(patched(simulator)) + 1
+
+
+@POSIX_ONLY
+def test_report_only_of_an_interrupted_run_and_its_resume_and_the_runs_list(
+    tmp_path: Path, simulator
+) -> None:
+    rows = 20
+    env = live_env(tmp_path / "home")
+    process = start_command(
+        [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10")], tmp_path, env=env
+    )
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert finish(process)[0] == ExitStatus.INTERRUPTED
+    resumed = run_command([SHEET, "--resume", *live_args(simulator, *PACE)], tmp_path, env=env)
+    assert resumed.returncode == ExitStatus.OK, resumed.stderr
+    final, interrupted = runs(tmp_path)
+    books = {r.run_id: tmp_path / Path(r.results_path).name for r in (final, interrupted)}
+    expected = {run_id: workbook_cells(path) for run_id, path in books.items()}
+    assert expected[final.run_id]["Summary"]["Follows"].startswith(
+        f"resumes run {interrupted.run_id} (started "
+    )
+    for path in books.values():
+        path.unlink()
+    requests = len(simulator.requests)
+
+    # By run id, and by journal file.
+    references = {interrupted.run_id: interrupted.run_id, final.run_id: str(final.path)}
+    for run_id, reference in references.items():
+        rebuilt = rebuild(tmp_path, reference, env)
+        assert rebuilt.name == books[run_id].name
+        assert differences(workbook_cells(rebuilt), expected[run_id]) == []
+    assert len(simulator.requests) == requests
+
+    listing = run_command(["--runs", SHEET], tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0] == "Runs in .batch-update (newest first):"
+    table = {line.split()[0]: line.split() for line in lines[2:]}
+    assert list(table) == [final.run_id, interrupted.run_id]
+    assert table[final.run_id][3:6] == ["finished", str(rows), SHEET]
+    assert table[interrupted.run_id][3:6] == ["interrupted", str(rows), SHEET]
+    assert table[final.run_id][6] == books[final.run_id].name
+
+
+# --- 8. no secret in a journal --------------------------------------------------------------------
+
+
+@POSIX_ONLY
+def test_no_journal_holds_the_password_or_a_token(
+    tmp_path: Path, make_simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = make_simulator(**LATENCY)
+    tokens: list[str] = []
+    issue = sim._tokens._issue  # every token the simulator hands out, access and refresh
+
+    def recording_issue(*args: Any, **kwargs: Any) -> Any:
+        grant = issue(*args, **kwargs)
+        tokens.extend([grant.access_token, grant.refresh_token])
+        return grant
+
+    monkeypatch.setattr(sim._tokens, "_issue", recording_issue)
+    folder = tmp_path / ".batch-update"
+
+    def journal_bytes() -> dict[str, bytes]:
+        # The -wal file of a killed run holds its latest pages: read it as it was left.
+        return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+    process = start_command(
+        [write_sweep(tmp_path, 20), *live_args(sim, *PACE)],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    kill_after(process, sim, 5, pause=0.0)
+    after_kill = journal_bytes()  # before anything opens the journal (and checkpoints it)
+    assert any(name.endswith("-wal") for name in after_kill)
+    env = live_env(tmp_path / "home")
+    done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    rebuild(tmp_path, runs(tmp_path)[0].run_id, env)
+    assert len(tokens) >= 4  # two runs, each with its own login
+
+    secrets = [ADMIN_PASSWORD, base64_of(ADMIN_PASSWORD), *tokens]
+    for files in (after_kill, journal_bytes()):
+        for name, data in files.items():
+            for secret in secrets:
+                for encoding in ("utf-8", "utf-16-le"):
+                    assert secret.encode(encoding) not in data, f"{name} holds a secret"
