@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import platform
 import signal
 import socket
 import sys
@@ -226,6 +227,12 @@ def _summary_lines(
                     for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
                 ) + ")"
             lines.append(f"  {outcome.value:<16}{counts[outcome]:>7,}{detail}")
+    checks = Counter(r.verification.split(":", 1)[0] for r in results if r.verification)
+    if checks:
+        lines.append(
+            "  Read back: "
+            + ", ".join(f"{checks[k]:,} {k}" for k in ("Verified", "Mismatch", "Not checked") if checks[k])
+        )
     lines.append(f"Results workbook: {out}")
     for path in extra:
         lines.append(f"Results CSV:      {path}")
@@ -239,6 +246,8 @@ def _exit_status(results: Sequence[RowResult], stopped: bool, interrupted: bool)
         return ExitStatus.STOPPED
     if any(r.outcome in (Outcome.FAILED, Outcome.INVALID) for r in results):
         return ExitStatus.ROWS_FAILED
+    if any(r.verification.startswith("Mismatch") for r in results):
+        return ExitStatus.ROWS_FAILED  # the server does not hold what it accepted
     return ExitStatus.OK
 
 
@@ -314,10 +323,13 @@ def _close_logging() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices; errors and the summary only.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request on the terminal (never secrets).")
 @click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), help="Write the per-request log to this file.")
+@click.option("--capture-before", is_flag=True, default=None, help="Read each ticket before updating it: Before columns and a rollback workbook.")
+@click.option("--verify", is_flag=True, default=None, help="Read each updated ticket back and compare it with what was sent.")
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run of FILE; rows already updated are not sent again.")
 @click.option("--retry-failed", metavar="RUN", help="Send only the rows that Failed or were Not sent in RUN (a run id or its results workbook).")
 @click.option("--again", is_flag=True, help="Run FILE even though a finished run already applied it.")
 @click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
+@click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS, its input and its journal are the files the run produced.")
 @click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE's folder, or of this folder) and exit.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="batch-update")
@@ -369,7 +381,10 @@ def _dispatch(options: dict[str, object]) -> ExitStatus:
     """Run the mode the options ask for."""
     report_only = options.pop("report_only")
     listing = options.pop("list_runs")
+    manifest = options.pop("check_manifest")
     file = options.get("file")
+    if manifest is not None:
+        return check_manifest_files(manifest)
     if report_only or listing:
         clashing = [f"--{name.replace('_', '-')}" for name in ("resume", "retry_failed", "again", "dry_run", "simulate") if options.get(name)]
         if clashing:
@@ -402,6 +417,7 @@ def run(
 ) -> ExitStatus:
     """Read, validate, send and report; returns the exit status."""
     from .journal import default_journal_folder
+    from .manifest import write_manifest
     from .report import check_output_path, default_results_path, free_path, write_results
     from .settings import load_settings
     from .sheet import file_sha256, read_sheet
@@ -454,6 +470,10 @@ def run(
         dry_run=dry_run,
         simulated=simulate,
         notes=list(plan.notices),  # the sheet's own notices are written from sheet.notices
+        capture_before=settings.capture_before and not dry_run,
+        verify=settings.verify and not dry_run,
+        settings=settings.describe(),
+        python_version=platform.python_version(),
     )
     valid = [row for row in plan.rows if row.is_valid]
     decided = {r.row_number: r for r in _planned_results(plan.rows, dry_run)}
@@ -504,17 +524,65 @@ def run(
             )
         raise
     if journal is not None:
+        disagreements = _reconcile(journal, results)
         journal.finish(
             _run_end(stopped, interrupted), int(status), out,
             stopped_reason=info.stopped_reason,
         )
         journal.close()
         _prune_journals(folder, settings.journal_keep_days)
+    else:
+        disagreements = []
+    rollback = None
+    if info.capture_before and not dry_run:
+        rollback = _write_rollback(file, results, info, out.parent)
+    manifest = write_manifest(
+        info, out, files={"input": file, "journal": Path(info.journal_path) if info.journal_path else None}
+    )
     for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else [], dry_run=dry_run):
         click.echo(line)
+    if rollback is not None:
+        click.echo(f"Rollback workbook: {rollback}")
+    click.echo(f"Manifest:         {manifest}")
     if info.stopped_reason:
         _echo(f"The run stopped early: {info.stopped_reason}.")
+    if disagreements:
+        _echo(
+            "INTERNAL ERROR: the results workbook and the run journal disagree on "
+            f"{len(disagreements)} row(s): " + "; ".join(disagreements[:5])
+            + ". The journal is the record of what was sent; please report this."
+        )
+        return ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
     return status
+
+
+def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
+    """Rows on which the workbook and the journal disagree (outcome or HTTP status)."""
+    recorded = journal.results(include_pending=True)
+    disagreements = []
+    for result in results:
+        entry = recorded.get(result.row_number)
+        if entry is None:
+            disagreements.append(f"row {result.row_number} is missing from the journal")
+        elif (entry.outcome, entry.status) != (result.outcome, result.status):
+            disagreements.append(
+                f"row {result.row_number}: workbook {result.outcome.value} {result.status or ''}, "
+                f"journal {entry.outcome.value} {entry.status or ''}".replace("  ", " ")
+            )
+    extra = set(recorded) - {r.row_number for r in results}
+    disagreements += [f"row {n} is in the journal only" for n in sorted(extra)]
+    return disagreements
+
+
+def _write_rollback(file: Path, results: Sequence[RowResult], info: RunInfo, folder: Path) -> Path | None:
+    from .report import default_rollback_path, free_path, write_rollback
+
+    if not any(r.outcome is Outcome.UPDATED and r.before for r in results):
+        return None
+    path = free_path(default_rollback_path(file, info.started, folder))
+    count = write_rollback(path, results, info)
+    log.info("rollback workbook %s: %d rows", path, count)
+    return path
 
 
 def _run_end(stopped: bool, interrupted: bool) -> str:
@@ -559,6 +627,21 @@ def _journal_folder(file: Path | None, config_path: object) -> Path:
     if settings.journal_dir:
         return settings.journal_dir
     return default_journal_folder(file) if file else Path(DEFAULT_JOURNAL_FOLDER)
+
+
+def check_manifest_files(results: Path) -> ExitStatus:
+    """Recompute the hashes in a results workbook's manifest; exit 0 if all match, else 1."""
+    from .manifest import check_manifest
+
+    checks = check_manifest(results)
+    for check in checks:
+        click.echo(("  ok       " if check.ok else "  CHANGED  " if check.found else "  MISSING  ") + check.describe())
+    if all(check.ok for check in checks):
+        click.echo(f"{results.name}: the workbook, the input and the journal are the ones the run produced.")
+        return ExitStatus.OK
+    bad = [check.role for check in checks if not check.ok]
+    click.echo(f"{results.name}: {', '.join(bad)} differ from what the run produced.")
+    return ExitStatus.ROWS_FAILED
 
 
 def list_recent_runs(file: Path | None, *, config_path: object = None, limit: int = 20) -> ExitStatus:
@@ -917,10 +1000,12 @@ def _send(
                 ),
                 progress=progress,
                 on_sending=lambda row: journal.mark_sending(row.row_number),
-                on_result=journal.record,
+                on_result=lambda result: journal.record(result, verified=result.verification or None),
                 cancel=interrupts.cancel,
                 abandon=interrupts.abandon,
                 read_back_first=read_back,
+                capture_before=info.capture_before,
+                verify=info.verify,
             )
             report = sender.run(valid)
         progress.close()

@@ -200,6 +200,8 @@ class Settings:
     log_file: Path | None = None
     journal_dir: Path | None = None
     journal_keep_days: int = 90
+    capture_before: bool = False
+    verify: bool = False
     # provenance
     config_path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=FrozenMapping)
@@ -720,6 +722,8 @@ _KEYS: tuple[_Key, ...] = (
     _Key("write_csv", "output", "write_csv", _parse_bool),
     _Key("log_file", "output", "log_file", _parse_path),
     _Key("journal_dir", "output", "journal_dir", _parse_path),
+    _Key("capture_before", "evidence", "capture_before", _parse_bool),
+    _Key("verify", "evidence", "verify", _parse_bool),
     _Key(
         "journal_keep_days",
         "output",
@@ -736,7 +740,9 @@ _KEYS_BY_ATTR: Mapping[str, _Key] = MappingProxyType(
 _GROUPS: Mapping[str, Mapping[str, _Key]] = MappingProxyType(
     {
         group: MappingProxyType({key.name: key for key in _KEYS if key.group == group})
-        for group in ("server", "auth", "pacing", "retries", "stop", "input", "columns", "output")
+        for group in (
+            "server", "auth", "pacing", "retries", "stop", "input", "columns", "output", "evidence"
+        )
     }
 )
 

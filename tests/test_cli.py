@@ -340,5 +340,6 @@ def test_simulate_runs_against_the_built_in_server(here: Path) -> None:
         "  Failed                0",
         "  Invalid               0",
         f"Results workbook: {workbook.name}",
+        f"Manifest:         {workbook.with_suffix('.manifest.json').name}",
     ]
     assert result.stderr == ""

@@ -154,6 +154,7 @@ def test_dry_run_of_a_clean_sheet_needs_no_server_and_exits_0(
         "  Skipped               1",
         "  Valid (dry run)       4",
         f"Results workbook: {the_workbook(tmp_path).name}",
+        f"Manifest:         {the_workbook(tmp_path).with_suffix('.manifest.json').name}",
     ]
 
 
@@ -791,7 +792,7 @@ def test_default_results_name_beside_the_input_with_csv(tmp_path: Path, sheet) -
     assert started <= stamp <= finished
     csv_path = workbook.with_suffix(".csv")
     assert sorted(p.name for p in inbox.iterdir()) == sorted(
-        ["november.xlsx", workbook.name, csv_path.name]
+        ["november.xlsx", workbook.name, csv_path.name, workbook.with_suffix(".manifest.json").name]
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "inbox"]
     text = csv_path.read_text(encoding="utf-8-sig").splitlines()
@@ -801,9 +802,10 @@ def test_default_results_name_beside_the_input_with_csv(tmp_path: Path, sheet) -
     assert text[1].startswith(
         "INCA0000001,2,High,corp\\user1,Patched ticket 1,2,Valid (dry run),,would be sent,0,"
     )
-    assert done.stdout.splitlines()[-2:] == [
+    assert done.stdout.splitlines()[-3:] == [
         f"Results workbook: {Path('inbox', workbook.name)}",
         f"Results CSV:      {Path('inbox', csv_path.name)}",
+        f"Manifest:         {Path('inbox', workbook.with_suffix('.manifest.json').name)}",
     ]
 
 
@@ -819,14 +821,17 @@ def test_out_is_honoured_for_the_workbook_and_the_csv(tmp_path: Path, sheet, sim
     )
 
     assert done.returncode == ExitStatus.OK, done.stderr
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["sweep.csv", "sweep.xlsx"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        "sweep.csv", "sweep.manifest.json", "sweep.xlsx"
+    ]
     assert results_files(tmp_path) == []
     results = read_results(tmp_path / "reports" / "sweep.xlsx")
     assert [r["Outcome"] for r in results] == ["Updated"] * 2
     assert (tmp_path / name).read_bytes() == before
-    assert done.stdout.splitlines()[-2:] == [
+    assert done.stdout.splitlines()[-3:] == [
         f"Results workbook: {Path('reports', 'sweep.xlsx')}",
         f"Results CSV:      {Path('reports', 'sweep.csv')}",
+        f"Manifest:         {Path('reports', 'sweep.manifest.json')}",
     ]
 
 

@@ -198,6 +198,7 @@ def test_simulated_run_of_the_sample_ends_as_intended(
         "  Invalid               5",
         "  Skipped               2",
         f"Results workbook: {workbook.name}",
+        f"Manifest:         {workbook.with_suffix('.manifest.json').name}",
     ]
     location = f'{name}, sheet "Tickets"' if name.endswith(".xlsx") else name
     problems = [line for line in done.stderr.splitlines() if line.startswith(location)]

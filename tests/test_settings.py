@@ -650,7 +650,7 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "rate: 5\n",
             'batch-update.yaml: unknown key "rate"; did you mean "pacing.rate"?',
-            "The groups are server, auth, pacing, retries, stop, input, columns, output.",
+            "The groups are server, auth, pacing, retries, stop, input, columns, output, evidence.",
         ),
         (
             "server:\n  rate: 5\n",
@@ -660,7 +660,7 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "pacng:\n  rate: 5\n",
             'batch-update.yaml: unknown key "pacng"; did you mean "pacing"?',
-            "The groups are server, auth, pacing, retries, stop, input, columns, output.",
+            "The groups are server, auth, pacing, retries, stop, input, columns, output, evidence.",
         ),
         (
             "auth:\n  user: 'corp\\x'\n",
@@ -681,7 +681,7 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "telemetry: true\n",
             'batch-update.yaml: unknown key "telemetry". The groups are server, auth, pacing, '
-            "retries, stop, input, columns, output.",
+            "retries, stop, input, columns, output, evidence.",
             None,
         ),
     ],
