@@ -14,13 +14,17 @@ import platform
 import signal
 import socket
 import sys
+import ipaddress
 import threading
+import warnings
 from collections import Counter
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
+from urllib.parse import urlsplit
 
 import click
 
@@ -313,6 +317,8 @@ def _close_logging() -> None:
     type=click.Choice(["base64", "plain"]),
     help="How the token request carries the password [default: base64].",
 )
+@click.option("--insecure", is_flag=True, help="Do not verify the server's TLS certificate (warned on every run, recorded in the workbook).")
+@click.option("--allow-http", is_flag=True, help="Allow plain http:// to a server that is not on this machine.")
 @click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA certificate(s) for an internal CA.")
 @click.option("--rate", type=float, help="Requests per second, never exceeded [default: 5].")
 @click.option("--concurrency", type=int, help="Requests in flight at once [default: 4].")
@@ -413,6 +419,8 @@ def run(
     resume: bool = False,
     retry_failed: str | None = None,
     again: bool = False,
+    insecure: bool = False,
+    allow_http: bool = False,
     **cli: object,
 ) -> ExitStatus:
     """Read, validate, send and report; returns the exit status."""
@@ -499,6 +507,7 @@ def run(
         sent, interrupted, stopped, journal = _send(
             batch.send, settings, info, start_journal,
             read_back=batch.read_back, simulate=simulate, yes=yes, quiet=quiet,
+            transport=Transport(insecure=insecure, allow_http=allow_http),
         )
         decided.update(sent)
         results = [decided[row.row_number] for row in plan.rows]
@@ -545,7 +554,7 @@ def run(
         click.echo(f"Rollback workbook: {rollback}")
     click.echo(f"Manifest:         {manifest}")
     if info.stopped_reason:
-        _echo(f"The run stopped early: {info.stopped_reason}.")
+        _echo(f"The run stopped early: {info.stopped_reason.rstrip('.')}.")
     if disagreements:
         _echo(
             "INTERNAL ERROR: the results workbook and the run journal disagree on "
@@ -912,6 +921,7 @@ def _send(
     simulate: bool,
     yes: bool,
     quiet: bool,
+    transport: "Transport",
 ) -> tuple[dict[int, RowResult], bool, bool, Journal | None]:
     """Connect, confirm, and send the valid rows.
 
@@ -934,7 +944,7 @@ def _send(
             if not quiet:
                 _echo(f"Simulated CCS server at {url} (nothing real is touched).")
         else:
-            url, username, password, encoding = _credentials(settings, valid, yes=yes)
+            url, username, password, encoding = _credentials(settings, valid, transport)
         info.server_url = url
         info.ccs_user = username
 
@@ -955,7 +965,19 @@ def _send(
         journal = start_journal()
         if not valid:
             return {}, False, False, journal
-        verify: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
+        # Certificates are verified unless the user said --insecure in so many words.
+        verified = not (transport.insecure and not simulate)
+        ca: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
+        verify = ca if verified else False
+        if not verified:
+            warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+            _echo(
+                f"WARNING: --insecure: the TLS certificate of {url} is NOT verified; anyone "
+                "between this machine and the server could read the password and the tickets."
+            )
+            info.notes.append(
+                "TLS certificate verification was turned OFF for this run (--insecure)."
+            )
         client = CcsClient(
             url,
             username,
@@ -1024,7 +1046,26 @@ def _send(
 SIMULATED_SERVER: dict[str, object] = {"tickets": 1000, "seed": 7, "fail_tickets": {"INCA0000777"}}
 
 
-def _credentials(settings: object, valid: Sequence[PlannedRow], *, yes: bool) -> tuple[str, str, object, str]:
+@dataclass(frozen=True)
+class Transport:
+    """The transport choices only the command line can make, never a config file."""
+
+    insecure: bool = False
+    allow_http: bool = False
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _credentials(
+    settings: object, valid: Sequence[PlannedRow], transport: Transport
+) -> tuple[str, str, object, str]:
     from .errors import ConfigError
     from .settings import Secret
 
@@ -1035,6 +1076,12 @@ def _credentials(settings: object, valid: Sequence[PlannedRow], *, yes: bool) ->
             "No CCS server given.",
             tip="Pass --url https://ccs01.corp.local:12431, set CCS_URL, or set server.url in "
             "batch-update.yaml. To try the tool first, add --simulate.",
+        )
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and not transport.allow_http:
+        raise ConfigError(
+            f"{url} is plain http: the password and the tickets would cross the network unencrypted.",
+            tip=f"Use https://{parts.netloc}, or add --allow-http if this really is what you want.",
         )
     username = settings.username
     if not username:
