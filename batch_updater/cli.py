@@ -523,15 +523,19 @@ def run(
     try:
         with Interrupts(Interrupts.WRITING):
             write_results(out, sheet, results, info, csv_path=csv_path)
-    except BatchUpdateError:
-        if journal is not None:
-            journal.finish(_run_end(stopped, interrupted), int(status))
-            journal.close()
-            _echo(
-                f"The results workbook could not be written; every outcome is in the run journal "
-                f"{journal.path}. Rebuild the workbook with: batch-update --report-only {info.run_id}"
-            )
-        raise
+    except BatchUpdateError as error:
+        if journal is None:
+            raise  # a dry run: nothing was sent, so this is the plain output error it says
+        # Tickets were updated: this is no "nothing was sent" exit 2. The journal has it all.
+        failed = ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
+        journal.finish(_run_end(stopped, interrupted), int(failed))
+        journal.close()
+        _fail(error)
+        _echo(
+            f"The results workbook could not be written, but every outcome is in the run journal "
+            f"{journal.path}. Rebuild the workbook with: batch-update --report-only {info.run_id}"
+        )
+        return failed
     if journal is not None:
         disagreements = _reconcile(journal, results)
         journal.finish(

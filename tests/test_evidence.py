@@ -109,3 +109,25 @@ def test_the_manifest_check_names_each_changed_file(tmp_path: Path) -> None:
         assert checked.stdout.splitlines()[-1] == f"{workbook.name}: {role} differ from what the run produced."
         path.write_bytes(original)
     assert run_command(["--check-manifest", workbook.name], tmp_path).returncode == ExitStatus.OK
+
+
+def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(tmp_path: Path, simulator) -> None:
+    import shutil
+
+    from tests.helpers import finish, patched, start_command, wait_until
+
+    write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6))
+    (tmp_path / "reports").mkdir()
+    process = start_command(
+        ["tickets.xlsx", "--out", "reports/results.xlsx", *live_args(simulator, "--rate", "6")],
+        tmp_path, env=live_env(tmp_path / "home"),
+    )
+    wait_until(lambda: len(patched(simulator)) >= 1)
+    shutil.rmtree(tmp_path / "reports")  # the share went away while the run was sending
+    code, out, err = finish(process)
+    assert code == ExitStatus.ROWS_FAILED  # never 2: tickets were updated
+    assert "The results workbook could not be written, but every outcome is in the run journal" in err
+    run_id = err.split("batch-update --report-only ")[1].split()[0]
+    rebuilt = run_command(["--report-only", run_id, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path)
+    assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
+    assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 6}
