@@ -35,8 +35,15 @@ TICKET_QUERY_PATH = "/ccs/api/v1/RemediationTickets"
 DEFAULT_TIMEOUT = (10.0, 60.0)
 # Long enough for any server sentence, short enough for a spreadsheet cell and a log line.
 MAX_MESSAGE_LENGTH = 500
+# The most of an answer's body that is read: a ticket's JSON or an error page is far smaller,
+# and a proxy that sends a 1 GB page must not fill the memory. The rest is not read (the
+# connection is closed instead of reused).
+MAX_BODY_BYTES = 1024 * 1024
+_BODY_CHUNK = 64 * 1024
 USER_AGENT = f"batch-update/{__version__}"
 MESSAGE_KEYS = ("Message", "message", "error_description", "error", "detail", "title")
+# The answers to a token request that mean "these credentials are refused".
+CREDENTIALS_REFUSED = frozenset({400, 401, 403})
 
 
 class SecretLike(Protocol):
@@ -61,10 +68,13 @@ class Reply:
     elapsed_ms: int = 0
     body: object = None
     sends: int = 1
+    # A 2xx that is a web page rather than the API's answer: a proxy or a login page answered
+    # in the server's place, so the request most likely never reached it.
+    intercepted: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.status is not None and 200 <= self.status < 300 and not self.intercepted
 
 
 def encode_password(password: str, encoding: str) -> str:
@@ -202,16 +212,20 @@ class CcsClient:
         with self._token_lock:
             self._password_grant()
 
-    def _token_request(self, form: dict[str, str]) -> requests.Response:
+    def _token_request(self, form: dict[str, str]) -> tuple[requests.Response, bytes]:
+        """The answer to a token request and (at most MAX_BODY_BYTES of) its body."""
         try:
-            return self._session().post(
+            response = self._session().post(
                 self.base_url + TOKEN_PATH,
                 data=form,  # requests form-encodes and URL-encodes every value
                 headers={"Accept": "application/json"},
                 timeout=self._timeout,
                 allow_redirects=False,
                 verify=self._verify,
+                stream=True,
             )
+            # The body is read here, under the same translation of errors as the request.
+            return response, _read_body(response)
         except requests.exceptions.SSLError as exc:
             raise TlsError(
                 f"Could not verify the TLS certificate of {self.host}: {_ssl_reason(exc)}.",
@@ -224,27 +238,30 @@ class CcsClient:
                 tip="Check the server URL (--url or CCS_URL; the CCS REST API listens on port "
                 "12431 unless configured otherwise) and that this machine can reach it.",
             ) from exc
-        except requests.exceptions.Timeout as exc:
+        except (requests.exceptions.Timeout, _ReadTimeout) as exc:
             raise ServerUnreachable(
                 f"{self.base_url} did not answer the token request within "
                 f"{self._timeout[1]:g} seconds.",
                 tip="Check that the CCS Application Server service is running.",
             ) from exc
         except requests.exceptions.RequestException as exc:
-            raise ServerUnreachable(f"The token request to {self.base_url} failed: {exc}") from exc
+            raise ServerUnreachable(
+                f"The token request to {self.base_url} failed: {type(exc).__name__}."
+            ) from exc
 
-    def _store_tokens(self, response: requests.Response) -> None:
+    def _store_tokens(self, response: requests.Response, content: bytes) -> None:
         try:
-            data = response.json()
-            access = data["access_token"]
-        except (ValueError, KeyError, TypeError) as exc:
+            data = json.loads(content)
+        except ValueError:
+            data = None
+        access = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(access, str) or not access.strip():
             raise ServerUnreachable(
                 f"{self.base_url} answered the token request with HTTP {response.status_code} "
-                "but without an access token; is this a CCS server?",
-            ) from exc
-        if not isinstance(access, str) or not access:
-            raise ServerUnreachable(
-                f"{self.base_url} answered the token request with an empty access token."
+                f"but without an access token ({_describe_token_answer(response, content, data)}); "
+                "is this the CCS server?",
+                tip="Check the server URL (--url or CCS_URL): it must be the CCS REST API "
+                "(https://host:12431), not a web page or a proxy in front of it.",
             )
         self._access_token = access
         refresh = data.get("refresh_token")
@@ -252,7 +269,7 @@ class CcsClient:
         self._token_generation += 1
 
     def _password_grant(self) -> None:
-        response = self._token_request(
+        response, content = self._token_request(
             {
                 "grant_type": "password",
                 "username": self.username,
@@ -261,13 +278,28 @@ class CcsClient:
         )
         if 300 <= response.status_code < 400:
             raise ServerUnreachable(
-                f"{self.base_url} redirected the token request to "
-                f"{response.headers.get('Location', '(no location)')}; credentials are not "
-                "sent after a redirect.",
+                f"{self.base_url} redirected the token request to {_location(response)}; "
+                "credentials are not sent after a redirect.",
                 tip="Set the server URL to the address the server redirects to.",
             )
-        if response.status_code != 200:
-            message = extract_message(response.content, response.headers.get("Content-Type", ""))
+        status = response.status_code
+        if status != 200:
+            message = extract_message(content, response.headers.get("Content-Type", ""))
+            said = f" (HTTP {status}" + (f": {message}" if message else "") + ")"
+            if status in (404, 405):
+                raise ServerUnreachable(
+                    f"{self.base_url} has no token endpoint at {TOKEN_PATH}{said}; is this the "
+                    "CCS server?",
+                    tip="Check the server URL (--url or CCS_URL): it must be the CCS REST API "
+                    "(https://host:12431), not a web page or a proxy in front of it.",
+                )
+            if status not in CREDENTIALS_REFUSED:
+                # A server error or a busy proxy says nothing about the password.
+                raise ServerUnreachable(
+                    f"{self.base_url} could not issue a token{said}.",
+                    tip="The CCS server, or a proxy in front of it, is failing; check the CCS "
+                    "Application Server service and try again later.",
+                )
             raise AuthError(
                 f"The CCS server refused the user name or password for {self.username} "
                 f"(HTTP {response.status_code}"
@@ -276,13 +308,13 @@ class CcsClient:
                 tip="Check CCS_USERNAME and CCS_PASSWORD, and auth.password_encoding in the "
                 "config (base64 or plain: the server expects one of them).",
             )
-        self._store_tokens(response)
+        self._store_tokens(response, content)
 
     def _refresh_grant(self) -> bool:
         if not self._refresh_token:
             return False
         try:
-            response = self._token_request(
+            response, content = self._token_request(
                 {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
             )
         except ServerUnreachable:
@@ -290,7 +322,7 @@ class CcsClient:
         if response.status_code != 200:
             return False
         try:
-            self._store_tokens(response)
+            self._store_tokens(response, content)
         except ServerUnreachable:
             return False
         return True
@@ -335,7 +367,17 @@ class CcsClient:
                     "run; check it in CCS and run again (rows already updated are in the "
                     "results workbook).",
                 )
-            self._renew_token(generation)
+            try:
+                self._renew_token(generation)
+            except ServerUnreachable as exc:
+                # The server went away between the 401 and the new token: for this row that
+                # is a network failure like any other (retried, and counted towards the stop
+                # policy), not an exception that would end the worker.
+                return replace(
+                    reply,
+                    status=None,
+                    message=f"HTTP 401, and no new token: {exc.message.rstrip('.')}",
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(
@@ -349,12 +391,19 @@ class CcsClient:
         try:
             response = self._session().request(
                 method, url, headers=headers, timeout=self._timeout, allow_redirects=False,
-                verify=self._verify,
+                verify=self._verify, stream=True,
                 **kwargs,  # type: ignore[arg-type]
             )
+            content = _read_body(response)
         except requests.exceptions.SSLError as exc:
             return Reply(None, f"TLS error: {_ssl_reason(exc)}", elapsed_ms=_ms(started))
-        except requests.exceptions.Timeout:
+        except requests.exceptions.ConnectTimeout:
+            return Reply(
+                None,
+                f"could not connect within {self._timeout[0]:g} s (timeout)",
+                elapsed_ms=_ms(started),
+            )
+        except (requests.exceptions.Timeout, _ReadTimeout):
             return Reply(
                 None, f"no answer within {self._timeout[1]:g} s (timeout)", elapsed_ms=_ms(started)
             )
@@ -365,18 +414,25 @@ class CcsClient:
         elapsed = _ms(started)
         status = response.status_code
         content_type = response.headers.get("Content-Type", "")
-        message = extract_message(response.content, content_type)
+        message = extract_message(content, content_type)
+        intercepted = False
         if 300 <= status < 400:
-            message = (
-                f"redirected to {response.headers.get('Location', '(no location)')}; not followed "
-                "with credentials"
-            )
+            message = f"redirected to {_location(response)}; not followed with credentials"
         elif not message and status >= 400:
             message = describe_status(status, response.reason or "")
+        elif 200 <= status < 300 and content.strip() and _is_web_page(content, content_type):
+            # (Only a page that is there: an empty 204 may well carry a text/html header.)
+            intercepted = True
+            message = (
+                f"HTTP {status} with a web page instead of the API's answer"
+                + (f' ("{message}")' if message else "")
+                + ": a proxy or a login page answered in the server's place, so the request "
+                "most likely did not reach CCS; check the server URL and the proxy settings"
+            )
         body: object = None
         if status == 200 and "json" in content_type.lower():
             try:
-                body = response.json()
+                body = json.loads(content)
             except ValueError:
                 body = None
         return Reply(
@@ -385,6 +441,7 @@ class CcsClient:
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             elapsed_ms=elapsed,
             body=body,
+            intercepted=intercepted,
         )
 
     def update(self, update: TicketUpdate, pace: Pace | None = None) -> Reply:
@@ -402,6 +459,73 @@ class CcsClient:
         return self._send(
             "GET", self.base_url + TICKET_QUERY_PATH, pace, params={"TicketNumber": ticket_number}
         )
+
+
+class _ReadTimeout(Exception):
+    """The body stopped coming (the read timeout passed between two of its chunks)."""
+
+
+def _read_body(response: requests.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+    """At most `limit` bytes of a streamed body; the connection is closed if more was coming."""
+    chunks: list[bytes] = []
+    size = 0
+    complete = False
+    try:
+        for chunk in response.iter_content(_BODY_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        else:
+            complete = True
+    except requests.exceptions.ConnectionError as exc:
+        response.close()
+        # requests reports a read timeout inside the body as a ConnectionError.
+        if "timed out" in str(exc).lower():
+            raise _ReadTimeout() from exc
+        raise
+    except BaseException:
+        response.close()
+        raise
+    if not complete:
+        response.close()  # the rest is not wanted: do not read it to reuse the connection
+    return b"".join(chunks)[:limit]
+
+
+def _location(response: requests.Response) -> str:
+    """The Location of a redirect as it may be shown: at most a line, no control characters."""
+    location = response.headers.get("Location", "")
+    location = "".join(ch for ch in location if ch.isprintable()).strip()
+    if not location:
+        return "(no location)"
+    return _truncate(location, 200)
+
+
+def _is_web_page(content: bytes, content_type: str) -> bool:
+    if "html" in content_type.lower():
+        return True
+    start = content[:512].lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+def _describe_token_answer(response: requests.Response, content: bytes, data: object) -> str:
+    """What a token answer without an access token held, without quoting it (it may hold one)."""
+    if isinstance(data, dict):
+        if "access_token" in data:
+            value = data["access_token"]
+            empty = value is None or (isinstance(value, str) and not value.strip())
+            return 'its "access_token" is empty' if empty else 'its "access_token" is not text'
+        keys = ", ".join(f'"{_truncate(str(key), 40)}"' for key in list(data)[:8])
+        return f"its JSON has only {keys}" if keys else "its JSON is empty"
+    if not content.strip():
+        return "its body is empty"
+    content_type = response.headers.get("Content-Type", "")
+    if _is_web_page(content, content_type):
+        title = extract_message(content, content_type)
+        return f'it is a web page: "{_truncate(title, 80)}"' if title else "it is a web page"
+    if data is not None:
+        return f"its JSON is a {type(data).__name__}, not an object"
+    return "its body is not JSON"
 
 
 def _ms(started: float) -> int:
@@ -424,6 +548,7 @@ def _connection_reason(exc: Exception) -> str:
         ("getaddrinfo failed", "host name not found"),
         ("nodename nor servname", "host name not found"),
         ("Connection reset", "connection reset by the server"),
+        ("ConnectionResetError", "connection reset by the server"),  # Windows: WSAECONNRESET
         ("RemoteDisconnected", "the server closed the connection without answering"),
         ("Connection aborted", "the connection was aborted"),
         ("timed out", "timed out"),

@@ -429,7 +429,7 @@ def run(
     from .report import check_output_path, default_results_path, free_path, write_results
     from .settings import load_settings
     from .sheet import file_sha256, read_sheet
-    from .validate import plan_rows, rules_from_settings
+    from .validate import plan_rows, rules_from_settings, sheet_location
 
     started = datetime.now(timezone.utc)
     settings = load_settings(
@@ -442,9 +442,17 @@ def run(
         file, settings.sheet, is_header_row=rules.is_header_row, max_rows=settings.max_rows
     )
     plan = plan_rows(sheet, rules)
+    if not plan.rows:
+        raise InputError(
+            f"{sheet_location(sheet)}: nothing to send: no rows under the header (row "
+            f"{sheet.header_row}).",
+            tip="add the ticket changes below the header row, or check that this is the right "
+            "file and sheet (--sheet).",
+        )
     notices = [*sheet.notices, *plan.notices]
-    if not quiet:
-        for notice in notices:
+    for notice in notices:
+        # Hidden rows are a safety warning: shown even with --quiet.
+        if not quiet or "hidden in Excel" in notice:
             _echo(f"Note: {notice}")
     invalid = [row for row in plan.rows if not row.blank and not row.is_valid]
     _show_problems(sheet, invalid, quiet=quiet)

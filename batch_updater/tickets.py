@@ -135,6 +135,23 @@ class FormulaWithoutValue:
         return "=" + self.formula
 
 
+@dataclass(frozen=True)
+class CellError:
+    """A cell holding an error value (#N/A, #DIV/0!, #REF! ...), usually a formula's result.
+
+    The workbook reader sees such a cell as empty, which would quietly leave that field as it is
+    on the server; it is marked instead, so that a column that is sent can refuse it. str() is
+    the error as Excel shows it.
+    """
+
+    error: str
+    formula: str = ""  # the formula that gave it, without "=", if the cell has one
+    cell: str = ""  # the cell's reference as Excel shows it, e.g. "C5"
+
+    def __str__(self) -> str:
+        return self.error
+
+
 @dataclass
 class Sheet:
     """A sheet read from the input file: where it came from, its header row and its data rows."""

@@ -21,7 +21,9 @@ from types import MappingProxyType
 
 from .errors import ConfigError, InputError
 from .tickets import (
+    CellError,
     Field,
+    FormulaWithoutValue,
     PlannedRow,
     PriorityFormat,
     Problem,
@@ -486,8 +488,46 @@ class _RowChecker:
         except Exception as exc:  # a bug must not lose the row; it becomes a visible problem
             return PlannedRow(
                 row.row_number,
-                problems=(Problem(None, f"could not be checked ({type(exc).__name__}: {exc})."),),
+                problems=(Problem(None, f"could not be checked ({_describe_error(exc)})."),),
             )
+
+    def _check_formulas(self, row: SheetRow, position: int) -> PlannedRow:
+        """A row whose sent cells hold formulas without a saved value or errors: values unknown.
+
+        The row is checked as if those cells were empty, then every such cell becomes a problem
+        of its own, and the problems that only said "empty" about them are dropped.
+        """
+        values = (tuple(row.values) + (None,) * self.width)[: self.width]
+        fields = [fld for fld in Field if _value_at(values, self.at[fld]).__class__ in _MARKERS]
+        cleared = list(values)
+        for fld in fields:
+            cleared[self.at[fld]] = None
+        planned = self._check(SheetRow(row.row_number, tuple(cleared)), position)
+        marked = {self.header[fld] for fld in fields}
+        # "Nothing to change" is not known to be true when a change is hidden in a formula.
+        change_unknown = any(fld in _CHANGE_FIELDS for fld in fields)
+        kept = [
+            problem
+            for problem in planned.problems
+            if problem.column not in marked
+            and not (
+                change_unknown
+                and problem.column is None
+                and problem.message == self.nothing_to_change
+            )
+        ]
+        found = [
+            (self.at[fld], Problem(self.header[fld], _formula_problem(values[self.at[fld]])))
+            for fld in fields
+        ]
+        order = {self.header[fld]: self.at[fld] for fld in Field}
+        ranked = [(order.get(p.column, _ROW_LEVEL) if p.column else _ROW_LEVEL, p) for p in kept]
+        problems = sorted([*ranked, *found], key=lambda item: item[0])
+        return PlannedRow(
+            row.row_number,
+            problems=tuple(p for _, p in problems),
+            ticket_text=planned.ticket_text if planned.update is None else planned.ticket_number,
+        )
 
     def _check(self, row: SheetRow, position: int) -> PlannedRow:
         values = row.values
@@ -496,6 +536,16 @@ class _RowChecker:
         raw_ticket, raw_state, raw_priority, raw_assigned, raw_description = self.cells(
             (*values, None)
         )
+        if not _MARKERS.isdisjoint(
+            (
+                raw_ticket.__class__,
+                raw_state.__class__,
+                raw_priority.__class__,
+                raw_assigned.__class__,
+                raw_description.__class__,
+            )
+        ):
+            return self._check_formulas(row, position)
         if _is_blank(raw_ticket) and all(_is_blank(value) for value in values):
             return PlannedRow(row.row_number, blank=True)
 
@@ -587,6 +637,46 @@ class _RowChecker:
                 assigned_to=assigned or None,
             ),
         )
+
+
+# Cells whose value the file does not hold: a formula never calculated, or an error value.
+_MARKERS = frozenset({FormulaWithoutValue, CellError})
+
+
+def _value_at(values: Sequence[object], index: int) -> object:
+    """The cell at index, or None past the row's end (a field without a column)."""
+    return values[index] if index < len(values) else None
+
+
+def _shown_formula(formula: str) -> str:
+    shown = "".join(_visible(ch) for ch in "=" + formula)
+    if len(shown) > _MAX_SHOWN_CHARS:
+        shown = shown[: _MAX_SHOWN_CHARS - 3] + "..."
+    return shown
+
+
+def _formula_problem(marker: object) -> str:
+    cell = getattr(marker, "cell", "")
+    if isinstance(marker, CellError):
+        error = "".join(_visible(ch) for ch in marker.error)[:_MAX_SHOWN_CHARS]
+        if marker.formula:
+            where = f" in cell {cell}" if cell else ""
+            what = f"the formula {_shown_formula(marker.formula)}{where} shows the error {error}"
+        else:
+            what = f"cell {cell} holds the error {error}" if cell else f"the error {error}"
+        return f"{what}; correct it in Excel and save the file."
+    where = f" in cell {cell}" if cell else ""
+    return (
+        f"the formula {_shown_formula(getattr(marker, 'formula', ''))}{where} has no saved "
+        "value; open the file in Excel, let it calculate, and save it."
+    )
+
+
+def _describe_error(exc: Exception) -> str:
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # an exception whose __str__ fails still names its type
+        return type(exc).__name__
 
 
 def _nothing_to_change_message(columns: ColumnMap, priority_header: str) -> str:
@@ -723,6 +813,21 @@ _WHITESPACE_NAMES = {
 _NOT_PLAIN = re.compile(r"[^\x21-\x7e]")
 
 
+# Cell types a ticket number never is: Excel turns "3-1" or "12:30" into a date or time as it is
+# typed, and TRUE/FALSE are yes/no values; their text would be sent as a ticket number.
+_NOT_A_TICKET = (bool, datetime, date, time, timedelta)
+
+
+def _not_a_ticket(value: object) -> str:
+    if isinstance(value, bool):
+        return f"{_show(value)} is a yes/no value, not a ticket number; retype it."
+    what = "a date" if isinstance(value, date) else "a time"
+    return (
+        f"{_show(value)} is {what}, not a ticket number; Excel may have turned what was typed "
+        f"into {what}: format the column as Text and type the ticket number again."
+    )
+
+
 def _check_ticket(value: object, rules: ValidationRules) -> tuple[str, str | None]:
     """The ticket number's text and what is wrong with it (None if nothing)."""
     if _is_blank(value):
@@ -730,6 +835,8 @@ def _check_ticket(value: object, rules: ValidationRules) -> tuple[str, str | Non
             "no ticket number; fill in the number shown in the CCS Remediation workspace, "
             f"e.g. {_EXAMPLE_TICKET}."
         )
+    if value.__class__ is not str and isinstance(value, _NOT_A_TICKET):
+        return _text(value), _not_a_ticket(value)
     text = _text(value).strip()
     if _NOT_PLAIN.search(text):
         spaces = sorted({ch for ch in text if ch.isspace()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from batch_updater.cli import ExitStatus
-from tests.helpers import (
+from helpers import (
     FAST_RETRIES_YAML,
     copy_sample,
     formula_cells,
@@ -114,7 +114,7 @@ def test_the_manifest_check_names_each_changed_file(tmp_path: Path) -> None:
 def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(tmp_path: Path, simulator) -> None:
     import shutil
 
-    from tests.helpers import finish, patched, start_command, wait_until
+    from helpers import finish, patched, start_command, wait_until
 
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6))
     (tmp_path / "reports").mkdir()

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from batch_updater.errors import InputError
 from batch_updater.sheet import column_letter, file_sha256, read_sheet
+from batch_updater.tickets import FormulaWithoutValue
 from batch_updater.validate import is_header_row
 
 DATA = Path(__file__).parent / "data"
@@ -162,11 +163,12 @@ def test_header_search_rows_bounds_the_search(tmp_path: Path) -> None:
     )
 
 
-def test_formula_without_cached_value_reads_as_empty(tmp_path: Path) -> None:
-    # openpyxl saves formulas without a computed value; what Excel saves has one.
+def test_formula_without_cached_value_is_marked(tmp_path: Path) -> None:
+    # openpyxl saves formulas without a computed value; what Excel saves has one. calamine reads
+    # such a cell as empty; the reader marks it, so that validation can refuse the row.
     cells = table("A1", [["Ticket Number", "Priority"], ["INCA1", "=1+1"]])
     sheet = read(write_xlsx(tmp_path / "t.xlsx", {"S": cells}))
-    assert rows_of(sheet) == [(2, ("INCA1", None))]
+    assert rows_of(sheet) == [(2, ("INCA1", FormulaWithoutValue("1+1", "B2")))]
 
 
 def test_only_header_row_gives_no_rows(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import trustme
 
 from batch_updater.cli import ExitStatus
-from tests.helpers import live_args, live_env, outcome_counts, read_results, read_summary, results_files, run_command, ticket_rows, write_sheet
+from helpers import live_args, live_env, outcome_counts, read_results, read_summary, results_files, run_command, ticket_rows, write_sheet
 
 
 @pytest.fixture
