@@ -425,7 +425,7 @@ def run(
 ) -> ExitStatus:
     """Read, validate, send and report; returns the exit status."""
     from .journal import default_journal_folder
-    from .manifest import write_manifest
+    from .manifest import manifest_path, write_manifest
     from .report import check_output_path, default_results_path, free_path, write_results
     from .settings import load_settings
     from .sheet import file_sha256, read_sheet
@@ -460,9 +460,12 @@ def run(
     # The default name is to the second: a run started in the same second as the last one (the
     # same command twice in a row) takes the next free name. A name given with --out is the
     # user's: if it exists, check_output_path refuses it.
-    out = cli.get("out") or free_path(default_results_path(file, started, settings.output_dir))
+    out = cli.get("out") or free_path(
+        default_results_path(file, started, settings.output_dir), companion=manifest_path
+    )
     out = Path(out)  # type: ignore[arg-type]
     check_output_path(out, input_path=file)
+    check_output_path(manifest_path(out), input_path=file, option="--out")
     csv_path = out.with_suffix(".csv") if settings.write_csv else None
     if csv_path is not None:
         # Found now, not when the results are written: by then the tickets have been updated.
@@ -558,7 +561,8 @@ def run(
     if info.capture_before and not dry_run:
         rollback = _write_rollback(file, results, info, out.parent)
     manifest = write_manifest(
-        info, out, files={"input": file, "journal": Path(info.journal_path) if info.journal_path else None}
+        info, out, files={"input": file, "journal": Path(info.journal_path) if info.journal_path else None},
+        target=free_path(manifest_path(out)),  # a manifest that appeared meanwhile keeps its name
     )
     for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else [], dry_run=dry_run):
         click.echo(line)

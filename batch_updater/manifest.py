@@ -70,9 +70,11 @@ def build_manifest(run: RunInfo, results_path: Path, *, files: dict[str, Path | 
     }
 
 
-def write_manifest(run: RunInfo, results_path: Path, *, files: dict[str, Path | None]) -> Path:
+def write_manifest(
+    run: RunInfo, results_path: Path, *, files: dict[str, Path | None], target: Path | None = None
+) -> Path:
     """Write `<results>.manifest.json` beside the workbook (never over an existing file)."""
-    target = manifest_path(results_path)
+    target = target or manifest_path(results_path)
     data = build_manifest(run, results_path, files=files)
     try:
         with open(target, "x", encoding="utf-8") as handle:

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Callable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
@@ -304,10 +304,13 @@ def default_results_path(
     return folder / f"{Path(input_path).stem}.results-{stamp}{suffix}"
 
 
-def free_path(path: Path) -> Path:
-    """path itself if nothing is there, else the first free `<stem>-2<suffix>`, `-3`, ..."""
+def free_path(path: Path, companion: Callable[[Path], Path] | None = None) -> Path:
+    """path itself if nothing is there, else the first free `<stem>-2<suffix>`, `-3`, ...
+
+    With a companion (the manifest beside a workbook, say), that file must be free too.
+    """
     candidate, number = path, 1
-    while candidate.exists():
+    while candidate.exists() or (companion is not None and companion(candidate).exists()):
         number += 1
         candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
     return candidate

@@ -131,3 +131,13 @@ def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(tmp_path:
     rebuilt = run_command(["--report-only", run_id, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path)
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 6}
+
+
+def test_a_stale_manifest_never_blocks_or_is_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "batch-update.yaml").write_text("pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8")
+    copy_sample("tickets.xlsx", tmp_path)
+    (tmp_path / "mine.manifest.json").write_text("{}", encoding="utf-8")
+    refused = run_command(["tickets.xlsx", "--dry-run", "--out", "mine.xlsx"], tmp_path)
+    assert refused.returncode == ExitStatus.USAGE  # found before anything happens
+    assert "mine.manifest.json" in refused.stderr and "will not overwrite" in refused.stderr
+    assert (tmp_path / "mine.manifest.json").read_text(encoding="utf-8") == "{}"
