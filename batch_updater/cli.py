@@ -805,6 +805,10 @@ def _follow_earlier_run(
             )
         with Journal.open(earlier.path) as journal:
             batch = continue_run(journal, valid)
+        if resume:
+            batch.resumed_from = earlier.run_id
+        else:
+            batch.retry_of = earlier.run_id
         if not quiet:
             _echo(
                 f"Continuing run {earlier.run_id}: {len(batch.carried):,} rows already updated are "
@@ -897,7 +901,6 @@ def _create_journal(
 ) -> Journal:
     from .journal import RunStart
 
-    follows = info.follows.split(" run ", 1)[-1].split(" ", 1)[0] if info.follows else None
     start = RunStart(
         input_path=info.input_path,
         input_sha256=info.input_sha256,
@@ -908,18 +911,11 @@ def _create_journal(
         operator=info.operator,
         tool_version=info.tool_version,
         simulated=info.simulated,
-        resumed_from=follows if info.follows.startswith("resumes") else None,
-        retry_of=follows if info.follows.startswith("retries") else None,
+        resumed_from=batch.resumed_from,
+        retry_of=batch.retry_of,
         notes=tuple(info.notes),
         started=info.started,
     )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"Cannot create the run journal folder {folder}: {exc.strerror or exc}.",
-            tip="Choose a folder you can write to with output.journal_dir in the config.",
-        ) from exc
     journal = Journal.create(folder, start, rows, sheet=sheet)
     info.run_id = journal.run_id
     # Absolute, like the input path: the Summary must say where the journal is from anywhere.

@@ -344,7 +344,8 @@ class Journal:
         except OSError as exc:
             raise JournalError(
                 f"Cannot create the journal folder {folder}: {exc.strerror or exc}.",
-                tip="Choose another folder for journals, or check its permissions.",
+                tip="Choose another folder for journals with output.journal_dir in the config, "
+                "or check its permissions.",
             ) from exc
         path = _claim_file(folder, run.input_path, run_id)
         for _ in range(5):
@@ -1365,6 +1366,8 @@ class Continuation:
     send: list[PlannedRow] = field(default_factory=list)
     read_back: set[int] = field(default_factory=set)
     carried: dict[int, RowResult] = field(default_factory=dict)
+    resumed_from: str | None = None  # the run id this run resumes ...
+    retry_of: str | None = None  # ... or whose failed rows it retries
 
 
 def continue_run(previous: Journal, planned: Iterable[PlannedRow]) -> Continuation:

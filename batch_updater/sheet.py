@@ -127,7 +127,7 @@ def read_sheet(
 
     if head.startswith(_ZIP_MAGIC):
         kind = _zip_kind(path)
-        with _gc_paused():
+        with gc_paused():
             return reader.workbook(kind, sheet_name)
     if head.startswith(_OLE_MAGIC):
         if _is_encrypted_ole(path):
@@ -138,10 +138,10 @@ def read_sheet(
             raise _os_error(path, exc) from exc
         if damage:
             raise reader._unreadable(damage)
-        with _gc_paused():
+        with gc_paused():
             return reader.workbook(".xls", sheet_name)
     if suffix in TEXT_SUFFIXES:
-        with _gc_paused():
+        with gc_paused():
             return reader.text()
     # A workbook name, but neither a zip nor an OLE2 file: say what it looks like instead.
     if _looks_like_html(head):
@@ -160,7 +160,7 @@ def read_sheet(
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a sheet's worth of rows is built.
 
     A 100,000-row sheet means about a million new tuples and lists and no reference cycles;

@@ -9,17 +9,16 @@ two columns feeding one field) is an InputError.
 
 from __future__ import annotations
 
-import gc
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from operator import itemgetter
 from types import MappingProxyType
 
 from .errors import ConfigError, InputError
+from .sheet import gc_paused
 from .tickets import (
     CellError,
     Field,
@@ -417,7 +416,7 @@ def plan(sheet: Sheet, rules: ValidationRules = DEFAULT_RULES) -> Plan:
         notices.append(f"Columns not sent to CCS (kept in the results workbook): {listed}.")
 
     check = _RowChecker(columns, rules)
-    with _gc_paused():
+    with gc_paused():
         rows = [check(row, position) for position, row in enumerate(sheet.rows)]
         _mark_duplicates(rows, check.tickets)
     return Plan(rows=rows, columns=columns, notices=notices)
@@ -719,23 +718,6 @@ def _mark_duplicates(rows: list[PlannedRow], tickets: Sequence[tuple[int, str, s
         rows[position] = PlannedRow(
             row.row_number, problems=(*row.problems, problem), ticket_text=ticket
         )
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a sheet's worth of rows is built.
-
-    A 100,000-row sheet means about a million new tuples and lists and no reference cycles;
-    the collector would rescan the growing heap over and over (measured here: it doubled the
-    time). Reference counting still frees everything as usual.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # --- cells ---------------------------------------------------------------------------------
