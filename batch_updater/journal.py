@@ -205,6 +205,8 @@ class RunRecord:
             simulated=self.simulated,
             stopped_reason=self.stopped_reason,
             notes=list(self.notes),
+            verify=settings.get("verify") is True and not self.dry_run,
+            settings=settings,
         )
 
 
@@ -247,6 +249,7 @@ class JournalRow:
             sent_at=self.sent_at,
             duration_ms=self.duration_ms,
             request_json=self.request_json,
+            verification=self.verified or "",
         )
 
 

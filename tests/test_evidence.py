@@ -141,3 +141,16 @@ def test_a_stale_manifest_never_blocks_or_is_overwritten(tmp_path: Path) -> None
     assert refused.returncode == ExitStatus.USAGE  # found before anything happens
     assert "mine.manifest.json" in refused.stderr and "will not overwrite" in refused.stderr
     assert (tmp_path / "mine.manifest.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_report_only_keeps_the_verification_column(tmp_path: Path) -> None:
+    (tmp_path / "batch-update.yaml").write_text("pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8")
+    copy_sample("tickets.xlsx", tmp_path)
+    assert run_command(["tickets.xlsx", "--simulate", "--verify"], tmp_path).returncode == ExitStatus.ROWS_FAILED
+    original = read_results(workbook_in(tmp_path))
+    (journal,) = (tmp_path / ".batch-update").glob("*.journal.sqlite")
+    rebuilt = run_command(["--report-only", journal.name, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path)
+    assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
+    again = read_results(tmp_path / "rebuilt.xlsx")
+    assert [r["Verification"] for r in again] == [r["Verification"] for r in original]
+    assert sum(1 for r in again if r["Verification"] == "Verified") == 25
