@@ -1105,6 +1105,8 @@ def _credentials(
         username = click.prompt("CCS user name (domain\\user)")
     password = settings.password
     if password is None:
+        password = _password_from_keyring(url, username)
+    if password is None:
         if not interactive:
             raise ConfigError(
                 f"No password for {username}.",
@@ -1114,6 +1116,26 @@ def _credentials(
         password = Secret(click.prompt(f"Password for {username} on {url}", hide_input=True))
     encoding = getattr(settings.password_encoding, "value", settings.password_encoding)
     return url, username, password, str(encoding)
+
+
+KEYRING_SERVICE = "batch-update"
+
+
+def _password_from_keyring(url: str, username: str) -> object | None:
+    """The password kept in the system keyring for this server and user, if the optional
+    keyring package is installed and holds one (service "batch-update", name "user@url")."""
+    try:
+        import keyring  # optional: pip install "batch-update[keyring]"
+    except ImportError:
+        return None
+    from .settings import Secret
+
+    try:
+        value = keyring.get_password(KEYRING_SERVICE, f"{username}@{url}")
+    except Exception as exc:  # a locked or absent keyring backend: fall back to the prompt
+        log.info("keyring not usable: %s", type(exc).__name__)
+        return None
+    return Secret(value) if value else None
 
 
 def _confirm(count: int, url: str, username: str, settings: object) -> None:

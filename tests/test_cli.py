@@ -343,3 +343,37 @@ def test_simulate_runs_against_the_built_in_server(here: Path) -> None:
         f"Manifest:         {workbook.with_suffix('.manifest.json').name}",
     ]
     assert result.stderr == ""
+
+
+class FakeKeyring:
+    """Stands in for the optional keyring package: a dict of (service, name) -> password."""
+
+    def __init__(self, entries: dict[tuple[str, str], str]) -> None:
+        self.entries = entries
+        self.asked: list[tuple[str, str]] = []
+
+    def get_password(self, service: str, name: str) -> str | None:
+        self.asked.append((service, name))
+        return self.entries.get((service, name))
+
+
+def test_the_password_can_come_from_the_system_keyring(here: Path, simulator, monkeypatch) -> None:
+    import sys
+
+    fake = FakeKeyring({("batch-update", f"corp\\ccsadmin@{simulator.url}"): ADMIN_PASSWORD})
+    monkeypatch.setitem(sys.modules, "keyring", fake)
+    result = invoke(PROBLEM_FREE, "--url", simulator.url, "--user", "corp\\ccsadmin", "--yes", "--rate", "100")
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert fake.asked == [("batch-update", f"corp\\ccsadmin@{simulator.url}")]
+    assert ADMIN_PASSWORD not in result.output
+
+
+def test_the_environment_wins_over_the_keyring(here: Path, simulator, monkeypatch) -> None:
+    import sys
+
+    fake = FakeKeyring({})
+    monkeypatch.setitem(sys.modules, "keyring", fake)
+    monkeypatch.setenv("CCS_PASSWORD", ADMIN_PASSWORD)
+    result = invoke(PROBLEM_FREE, "--url", simulator.url, "--user", "corp\\ccsadmin", "--yes", "--rate", "100")
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert fake.asked == []
