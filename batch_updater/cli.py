@@ -428,7 +428,7 @@ def run(
     from .manifest import manifest_path, write_manifest
     from .report import check_output_path, default_results_path, free_path, write_results
     from .settings import load_settings
-    from .sheet import file_sha256, read_sheet
+    from .sheet import file_sha256, gc_paused, read_sheet
     from .validate import plan_rows, rules_from_settings, sheet_location
 
     started = datetime.now(timezone.utc)
@@ -495,7 +495,8 @@ def run(
         python_version=platform.python_version(),
     )
     valid = [row for row in plan.rows if row.is_valid]
-    decided = {r.row_number: r for r in _planned_results(plan.rows, dry_run)}
+    with gc_paused():  # a RowResult per row; no cycles, so the collector's rescans are waste
+        decided = {r.row_number: r for r in _planned_results(plan.rows, dry_run)}
 
     interrupted = stopped = False
     journal = None
