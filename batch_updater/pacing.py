@@ -1,6 +1,8 @@
 """Pacing: one rate limiter shared by every worker, and the backoff schedule for retries.
 
-The configured rate is a ceiling the CCS server never sees exceeded, retries included: every
+The configured rate is a ceiling, retries included, that holds where requests leave; at the
+server it holds as long as requests do not arrive unevenly by more than the margin below (about
+25 ms), which covers a LAN and a quiet machine but not every network. Every
 request, first try or retry, PATCH or GET, takes a slot from the same limiter. Slots are evenly
 spaced (no bursts), a little wider than 1/rate, and a guard over the real send times keeps a
 late wake-up from squeezing rate+1 requests into one second at the server's end.
