@@ -239,3 +239,15 @@ def test_repr_and_errors_never_show_the_password(simulator) -> None:
     with pytest.raises(AuthError) as caught:
         client.login()
     assert "S3cret" not in str(caught.value) and "S3cret" not in (caught.value.tip or "")
+
+
+def test_a_netrc_entry_for_the_server_does_not_replace_the_token(simulator, tmp_path, monkeypatch) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".netrc").write_text(netrc.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / ".netrc").chmod(0o600)
+    reply = client_for(simulator).update(TicketUpdate("INCA0000001", priority="Low"))
+    assert reply.status == 204
