@@ -514,7 +514,7 @@ def run(
 
         def start_journal() -> Journal:
             rows = [*batch.send, *(decided[row.row_number] for row in plan.rows if row.row_number in decided)]
-            return _create_journal(folder, info, settings, rows, sheet, batch)
+            return _create_journal(folder, info, rows, sheet, batch)
 
         sent, interrupted, stopped, journal = _send(
             batch.send, settings, info, start_journal,
@@ -895,7 +895,6 @@ def _when(moment: datetime | None) -> str:
 def _create_journal(
     folder: Path,
     info: RunInfo,
-    settings: object,
     rows: Sequence[PlannedRow | RowResult],
     sheet: Sheet,
     batch: Continuation,
@@ -906,7 +905,7 @@ def _create_journal(
         input_path=info.input_path,
         input_sha256=info.input_sha256,
         sheet_name=info.sheet_name,
-        settings=settings.describe(),
+        settings=info.settings,  # described once, when the run started
         server_url=info.server_url,
         ccs_user=info.ccs_user,
         operator=info.operator,
