@@ -321,7 +321,12 @@ def _close_logging() -> None:
 @click.option("--allow-http", is_flag=True, help="Allow plain http:// to a server that is not on this machine.")
 @click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA certificate(s) for an internal CA.")
 @click.option("--rate", type=float, help="Requests per second, never exceeded [default: 5].")
-@click.option("--concurrency", type=int, help="Requests in flight at once [default: 4].")
+@click.option(
+    "--concurrency",
+    metavar="N|auto",
+    help="Requests in flight at once; auto adds workers (4 to 32) as the server's response "
+    "time needs [default: auto].",
+)
 @click.option("--sheet", help="Sheet to read [default: the only one, or one named like Tickets].")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Results workbook path [default: beside the input].")
 @click.option("--csv", "write_csv", is_flag=True, default=None, help="Also write the results as CSV.")
@@ -540,7 +545,10 @@ def run(
             raise  # a dry run: nothing was sent, so this is the plain output error it says
         # Tickets were updated: this is no "nothing was sent" exit 2. The journal has it all.
         failed = ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
-        journal.finish(_run_end(stopped, interrupted), int(failed))
+        journal.finish(
+            _run_end(stopped, interrupted), int(failed),
+            stopped_reason=info.stopped_reason, workers=info.workers,
+        )
         journal.close()
         _fail(error)
         _echo(
@@ -552,7 +560,7 @@ def run(
         disagreements = _reconcile(journal, results)
         journal.finish(
             _run_end(stopped, interrupted), int(status), out,
-            stopped_reason=info.stopped_reason,
+            stopped_reason=info.stopped_reason, workers=info.workers,
         )
         journal.close()
         _prune_journals(folder, settings.journal_keep_days)
@@ -923,6 +931,15 @@ def _create_journal(
     return journal
 
 
+def _concurrency_text(concurrency: int | str) -> str:
+    """"4 at a time", or what automatic concurrency means, for the start-of-run line."""
+    from .runner import AUTO_MAX_WORKERS, AUTO_START_WORKERS
+
+    if isinstance(concurrency, int):
+        return f"{concurrency} at a time"
+    return f"{AUTO_START_WORKERS} to {AUTO_MAX_WORKERS} at a time, as the response time needs"
+
+
 def _send(
     valid: Sequence[PlannedRow],
     settings: object,
@@ -943,6 +960,7 @@ def _send(
     from .ccs import CcsClient
     from .pacing import RateLimiter
     from .runner import RetryPolicy, Sender, StopPolicy
+    from .settings import AUTO
     from .settings import Secret
 
     with ExitStack() as stack:
@@ -1014,14 +1032,14 @@ def _send(
         if not quiet:
             _echo(
                 f"Sending {len(valid):,} updates to {url} as {username} at "
-                f"{settings.rate:g} requests/s ({settings.concurrency} at a time); "
+                f"{settings.rate:g} requests/s ({_concurrency_text(settings.concurrency)}); "
                 f"run {journal.run_id}."
             )
         with Interrupts() as interrupts:
             sender = Sender(
                 client,
                 RateLimiter(settings.rate),
-                concurrency=settings.concurrency,
+                concurrency=None if settings.concurrency == AUTO else int(settings.concurrency),
                 retry=RetryPolicy(
                     max_attempts=settings.max_attempts,
                     backoff_base=settings.backoff_base,
@@ -1047,6 +1065,8 @@ def _send(
             info.stopped_reason = report.stopped_reason
         elif report.interrupted:
             info.stopped_reason = "interrupted (Ctrl-C or a stop signal)"
+        if settings.concurrency == AUTO:
+            info.workers = report.workers
         if client.token_renewals:
             info.notes.append(f"The access token was renewed {client.token_renewals} time(s) during the run.")
         # Rows abandoned in flight stay "sending" in the journal: a resume reads them back.

@@ -173,6 +173,7 @@ class RunRecord:
     stopped_reason: str
     row_count: int
     schema_version: int
+    workers: int | None = None  # automatic concurrency: the most requests in flight at once
 
     @property
     def is_finished(self) -> bool:
@@ -200,12 +201,13 @@ class RunRecord:
             server_url=self.server_url,
             ccs_user=self.ccs_user,
             rate=float(rate) if isinstance(rate, (int, float)) else None,
-            concurrency=int(concurrency) if isinstance(concurrency, int) else None,
+            concurrency=concurrency if isinstance(concurrency, (int, str)) else None,
             dry_run=self.dry_run,
             simulated=self.simulated,
             stopped_reason=self.stopped_reason,
             notes=list(self.notes),
             verify=settings.get("verify") is True and not self.dry_run,
+            workers=self.workers,
             settings=settings,
         )
 
@@ -281,7 +283,8 @@ CREATE TABLE journal_run (
     results_path TEXT,
     stopped_reason TEXT NOT NULL DEFAULT '',
     row_count INTEGER NOT NULL,
-    sheet_json TEXT
+    sheet_json TEXT,
+    workers INTEGER
 );
 CREATE TABLE journal_row (
     row_number INTEGER PRIMARY KEY,
@@ -425,12 +428,25 @@ class Journal:
         *,
         stopped_reason: str = "",
         finished: datetime | None = None,
+        workers: int | None = None,
     ) -> RunRecord:
-        """Record how the run ended, its exit code and the results workbook; returns the record."""
+        """Record how the run ended, its exit code and the results workbook; returns the record.
+
+        workers: with automatic concurrency, the most requests that were in flight at once.
+        """
         ended = RunEnd(ended)
         if ended is RunEnd.RUNNING:
             raise ValueError('finish() needs how the run ended; "running" is not an end')
         at = _text_time(_utc(finished) if finished is not None else _now())
+        if workers is not None:
+            with self._lock:
+                known = _has_column(self._db, "journal_run", "workers")
+            if known:
+                self._write(
+                    "UPDATE journal_run SET workers = ? WHERE id = 1",
+                    (int(workers),),
+                    "record the end of the run in",
+                )
         self._write(
             "UPDATE journal_run SET finished = ?, ended = ?, exit_code = ?, results_path = ?, "
             "stopped_reason = ? WHERE id = 1",
@@ -1236,6 +1252,9 @@ def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
     if found is None:
         raise JournalError(f"{path} has no run record: it is not a complete batch-update journal.")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
+    workers = None
+    if _has_column(connection, "journal_run", "workers"):
+        workers = connection.execute("SELECT workers FROM journal_run WHERE id = 1").fetchone()[0]
     (
         run_id, input_path, input_name, input_sha256, sheet_name, digest, settings_json,
         server_url, ccs_user, operator, tool_version, host, pid, dry_run, simulated,
@@ -1270,7 +1289,13 @@ def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
         stopped_reason=stopped_reason,
         row_count=row_count,
         schema_version=version,
+        workers=workers,
     )
+
+
+def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    """Journals written before a column was added (same format version) lack it."""
+    return any(info[1] == column for info in connection.execute(f"PRAGMA table_info({table})"))
 
 
 def _journal_row(found: tuple[object, ...]) -> JournalRow:

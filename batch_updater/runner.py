@@ -1,7 +1,9 @@
 """The send loop: a pool of workers, the retry policy, the stop policy, and cancellation.
 
 Rows are fed to the workers through a small bounded queue, so memory stays flat however long
-the sheet is. Every attempt (first try or retry) takes a slot from the one shared RateLimiter.
+the sheet is. With automatic concurrency (the default) the pool starts small and grows while
+the server's response time needs more requests in flight to keep the rate (Little's law:
+rate x response time); the rate limiter, not the pool, is what keeps the server's load down. Every attempt (first try or retry) takes a slot from the one shared RateLimiter.
 Each row's outcome is handed to `on_result` (the journal, the progress bar) the moment it is
 known, from one place and under one lock, so that those listeners never race.
 
@@ -14,10 +16,12 @@ errors (the server is down). What was not sent by then is recorded as Not sent.
 
 from __future__ import annotations
 
+import math
 import queue
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Collection, Iterable, Protocol
@@ -30,7 +34,15 @@ from .tickets import Outcome, PlannedRow, RowResult, TicketUpdate, compare_ticke
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 THROTTLED = 429
 FORBIDDEN = 403
-DEFAULT_CONCURRENCY = 4
+# Automatic concurrency (the default): start with this many workers ...
+AUTO_START_WORKERS = 4
+# ... and add workers, up to this many, when the server's response time needs them: by Little's
+# law, keeping `rate` requests a second going at a response time of L seconds takes rate * L
+# requests in flight. The response time used is the upper quartile of the latest answers, with
+# room to spare, so that one slow answer (a timeout) does not start a crowd of workers.
+AUTO_MAX_WORKERS = 32
+AUTO_HEADROOM = 1.25
+AUTO_SAMPLES = 64
 
 
 class UpdateClient(Protocol):
@@ -75,6 +87,7 @@ class SendReport:
     stopped_reason: str = ""
     auth_failed: bool = False
     interrupted: bool = False
+    workers: int = 0  # how many workers were started: the most requests in flight at once
 
     @property
     def stopped(self) -> bool:
@@ -104,7 +117,7 @@ class Sender:
         client: UpdateClient,
         limiter: RateLimiter,
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
         retry: RetryPolicy | None = None,
         stop_policy: StopPolicy | None = None,
         progress: Progress | None = None,
@@ -119,7 +132,9 @@ class Sender:
     ) -> None:
         self.client = client
         self.limiter = limiter
-        self.concurrency = max(1, concurrency)
+        # None: automatic, from AUTO_START_WORKERS up to AUTO_MAX_WORKERS as the response time
+        # needs. A number: exactly that many workers.
+        self.concurrency = None if concurrency is None else max(1, concurrency)
         self.retry = retry or RetryPolicy()
         self.stop_policy = stop_policy or StopPolicy()
         self.progress = progress
@@ -146,23 +161,25 @@ class Sender:
         self._forbidden = 0
         self._transient_streak = 0
         self._in_flight: dict[int, tuple[PlannedRow, datetime]] = {}
+        # Seconds from taking a slot to the answer, for the latest requests (automatic concurrency).
+        self._response_times: deque[float] = deque(maxlen=AUTO_SAMPLES)
+        self._local = threading.local()
 
     # -- the run ------------------------------------------------------------------------------
 
     def run(self, rows: Iterable[PlannedRow]) -> SendReport:
         """Send every row (each must have an update); return one result per row."""
-        work: queue.Queue[PlannedRow | None] = queue.Queue(maxsize=self.concurrency * 2)
-        workers = [
-            threading.Thread(target=self._work, args=(work,), name=f"sender-{n}", daemon=True)
-            for n in range(self.concurrency)
-        ]
-        for worker in workers:
-            worker.start()
+        start = self.concurrency or AUTO_START_WORKERS
+        work: queue.Queue[PlannedRow | None] = queue.Queue(maxsize=start * 2)
+        workers: list[threading.Thread] = []
+        self._add_workers(workers, work, start)
         for row in rows:
             if self._halting():
                 self._record(self._not_sent(row))
                 continue
+            self._grow(workers, work)
             while not self._put(work, row):
+                self._grow(workers, work)
                 if self._halting():
                     self._record(self._not_sent(row))
                     break
@@ -178,6 +195,35 @@ class Sender:
             if self.abandon.is_set():
                 break
         return self._finish(work)
+
+    def _add_workers(
+        self, workers: list[threading.Thread], work: queue.Queue[PlannedRow | None], count: int
+    ) -> None:
+        for _ in range(count):
+            worker = threading.Thread(
+                target=self._work, args=(work,), name=f"sender-{len(workers)}", daemon=True
+            )
+            workers.append(worker)
+            worker.start()
+        self._report.workers = len(workers)
+
+    def workers_wanted(self) -> int:
+        """How many workers keep the pace at the response time seen lately (automatic mode)."""
+        if self.concurrency is not None:
+            return self.concurrency
+        samples = sorted(self._response_times)  # a copy: workers append while this sorts
+        if not samples:
+            return AUTO_START_WORKERS
+        upper_quartile = samples[(len(samples) * 3) // 4]
+        wanted = math.ceil(self.limiter.current_rate * upper_quartile * AUTO_HEADROOM) + 1
+        return min(AUTO_MAX_WORKERS, max(AUTO_START_WORKERS, wanted))
+
+    def _grow(self, workers: list[threading.Thread], work: queue.Queue[PlannedRow | None]) -> None:
+        """Automatic concurrency: start more workers when the response time needs them."""
+        if self.concurrency is None:
+            missing = self.workers_wanted() - len(workers)
+            if missing > 0:
+                self._add_workers(workers, work, missing)
 
     def _halting(self) -> bool:
         if self.cancel.is_set() and not self._halt.is_set():
@@ -314,6 +360,7 @@ class Sender:
                 )
             try:
                 answer = self.client.update(update, pace=pace)
+                self._answered_now(answer)
             except AuthError as exc:
                 attempts += 2
                 self._stop(str(exc), auth=True)
@@ -400,6 +447,7 @@ class Sender:
         try:
             while not self._halting():
                 reply = self.client.get_ticket(row.ticket_number, pace=pace)
+                self._answered_now(reply)
                 sends += reply.sends
                 if reply.sends == 0:
                     return None, sends
@@ -440,7 +488,15 @@ class Sender:
                 return False
         with self._lock:
             self._in_flight[row.row_number] = (row, _utc_now())
+        self._local.slot_taken = time.perf_counter()
         return True
+
+    def _answered_now(self, reply: Reply) -> None:
+        """Note how long the request took from its slot to its answer (automatic concurrency)."""
+        taken = getattr(self._local, "slot_taken", None)
+        if reply.sends and taken is not None:
+            self._response_times.append(time.perf_counter() - taken)
+        self._local.slot_taken = None
 
     def _notify_retry(self, row: PlannedRow, attempt: int, reason: str, delay: float) -> None:
         if self.progress is not None and hasattr(self.progress, "retrying"):

@@ -54,6 +54,8 @@ DEFAULT_PORT = 12431
 API_PATH = "/ccs/api/v1"
 MAX_RATE = 1000.0
 MAX_CONCURRENCY = 64
+# The default concurrency: workers added as the server's response time needs (see runner.py).
+AUTO = "auto"
 MAX_ATTEMPTS = 20
 
 SOURCE_DEFAULT = "default"
@@ -177,7 +179,7 @@ class Settings:
     password_encoding: PasswordEncoding = PasswordEncoding.BASE64
     # pacing
     rate: float = 5.0
-    concurrency: int = 4
+    concurrency: int | str = AUTO  # AUTO, or a fixed number of requests in flight
     # retries
     max_attempts: int = 4
     backoff_base: float = 1.0
@@ -341,6 +343,20 @@ def _number(value: object, origin: _Origin, *, whole: bool, accepted: str) -> fl
     if not math.isfinite(number) or (whole and number != int(number)):
         raise _Bad(f"{_show(value)} is not {kind}; use {accepted}")
     return number
+
+
+_CONCURRENCY_ACCEPTED = f"{AUTO} or a whole number from 1 to {MAX_CONCURRENCY}, e.g. 4"
+
+
+def _auto_or(parse_number: _Parser) -> _Parser:
+    """The word "auto" (any case), or what parse_number accepts."""
+
+    def parse(value: object, origin: _Origin) -> object:
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
+        return parse_number(value, origin)
+
+    return parse
 
 
 def _float_in(low: float, high: float, *, above_low: bool, accepted: str) -> _Parser:
@@ -657,7 +673,7 @@ _KEYS: tuple[_Key, ...] = (
         "concurrency",
         "pacing",
         "concurrency",
-        _int_in(1, MAX_CONCURRENCY, accepted="a whole number from 1 to 64, e.g. 4"),
+        _auto_or(_int_in(1, MAX_CONCURRENCY, accepted=_CONCURRENCY_ACCEPTED)),
     ),
     _Key(
         "max_attempts",

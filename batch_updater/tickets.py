@@ -237,7 +237,8 @@ class RunInfo:
     server_url: str = ""
     ccs_user: str = ""
     rate: float | None = None
-    concurrency: int | None = None
+    concurrency: int | str | None = None  # a number, or "auto"
+    workers: int | None = None  # with "auto": the most requests in flight at once
     dry_run: bool = False
     simulated: bool = False
     stopped_reason: str = ""

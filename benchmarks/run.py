@@ -63,13 +63,16 @@ FULL = {
     "offline_sizes": [10_000, 100_000], "offline_repeats": 2,
     "pace_rows": 2_000, "pace_rate": 50.0, "pace_latency_ms": 20,
     "latency_rows": 1_000, "latency_rate": 20.0, "latency_latency_ms": 200,
+    # beside 3: a slower server (500 ms), where 4 workers cannot keep 20/s (at most 8/s)
+    "slow_rows": 200, "slow_latency_ms": 500,
     "overhead_rows": 5_000, "overhead_rate": 100_000.0, "overhead_concurrency": 8,
     "overhead_repeats": 2, "capacity_seconds": 5.0, "capacity_clients": 8,
 }
 QUICK = {
     **FULL,
     "offline_sizes": [2_000, 10_000], "offline_repeats": 1,
-    "pace_rows": 500, "latency_rows": 200, "overhead_rows": 1_000, "overhead_repeats": 1,
+    "pace_rows": 500, "latency_rows": 200, "slow_rows": 60, "overhead_rows": 1_000,
+    "overhead_repeats": 1,
     "capacity_seconds": 2.0,
 }
 
@@ -468,7 +471,7 @@ def stage_send(p: dict[str, Any]) -> dict[str, Any]:
     sender = Sender(
         client,
         RateLimiter(p["rate"]),
-        concurrency=concurrency,
+        concurrency=None if concurrency == "auto" else int(concurrency),
         retry=RetryPolicy(
             max_attempts=settings.max_attempts, backoff_base=settings.backoff_base,
             backoff_cap=settings.backoff_cap, max_throttled=settings.max_throttled,
@@ -490,7 +493,7 @@ def stage_send(p: dict[str, Any]) -> dict[str, Any]:
     client.close()
     results = list(report.results.values())
     return {
-        "rows": len(rows), "concurrency": concurrency, "rate": p["rate"],
+        "rows": len(rows), "concurrency": concurrency, "workers": report.workers, "rate": p["rate"],
         "wall": wall, "cpu": cpu,
         "sim_cpu": None if sim_cpu_before is None or sim_cpu_after is None
         else sim_cpu_after - sim_cpu_before,
@@ -855,21 +858,46 @@ def bench_pace(bench: Bench, cfg: dict[str, Any], say: Callable[[str], None]) ->
 
 
 def bench_latency(
-    bench: Bench, cfg: dict[str, Any], concurrency: int | None, say: Callable[[str], None]
+    bench: Bench, cfg: dict[str, Any], concurrency: str | None, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    rows, rate = cfg["latency_rows"], cfg["latency_rate"]
-    say(f"latency hiding: {rows:,} rows at {rate:g}/s, latency {cfg['latency_latency_ms']} ms "
-        f"(~{rows / rate:.0f} s) ...")
-    with SimProcess(bench, tickets=rows + 100, latency_ms=cfg["latency_latency_ms"]) as sim:
+    figures = _latency_run(
+        bench, cfg["latency_rows"], cfg["latency_rate"], cfg["latency_latency_ms"], concurrency,
+        "latency", say,
+    )
+    # Beside it, a slower server: the default (automatic) concurrency against a fixed 4.
+    figures["slow"] = [
+        _latency_run(
+            bench, cfg["slow_rows"], cfg["latency_rate"], cfg["slow_latency_ms"], fixed,
+            f"slow-{fixed or 'default'}", say,
+        )
+        for fixed in (None, "4")
+    ]
+    return figures
+
+
+def _latency_run(
+    bench: Bench, rows: int, rate: float, latency_ms: int, concurrency: str | None, label: str,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    say(f"latency hiding: {rows:,} rows at {rate:g}/s, latency {latency_ms} ms, concurrency "
+        f"{concurrency or 'default'} (~{rows / rate:.0f} s) ...")
+    with SimProcess(bench, tickets=rows + 100, latency_ms=latency_ms) as sim:
         client = bench.stage(
             "send", url=sim.url, sim_pid=sim.pid, rows=rows, rate=rate, concurrency=concurrency,
-            label="latency",
+            label=label,
         )
         arrivals = patch_arrivals(sim.requests())
     return {
-        "client": client, "server": arrivals, "rate": rate, "latency_ms": cfg["latency_latency_ms"],
+        "client": client, "server": arrivals, "rate": rate, "latency_ms": latency_ms,
         "ratio": client["wall"] / (rows / rate),
     }
+
+
+def _concurrency(client: dict[str, Any]) -> str:
+    """"concurrency 8", or "concurrency auto (6 workers)"."""
+    if client["concurrency"] == "auto":
+        return f"concurrency auto ({client['workers']} workers)"
+    return f"concurrency {client['concurrency']}"
 
 
 def bench_overhead(bench: Bench, cfg: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
@@ -1002,7 +1030,7 @@ def table(figures: dict[str, Any]) -> str:
         fidelity = (server["rate"] or 0) / pace["rate"]
         ok = PACE_RANGE[0] <= fidelity <= PACE_RANGE[1] and server["max_in_1s"] <= pace["rate"]
         add(f"| 2. pace fidelity | {client['rows']:,} rows at {pace['rate']:g}/s, latency {pace['latency_ms']} ms, "
-            f"concurrency {client['concurrency']} | achieved {server['rate']:.2f}/s = **{fidelity:.3f}** of the rate; "
+            f"{_concurrency(client)} | achieved {server['rate']:.2f}/s = **{fidelity:.3f}** of the rate; "
             f"busiest 1-s window **{server['max_in_1s']}** PATCHes; {server['patches']:,} PATCHes, statuses {server['statuses']} | "
             f"{PACE_RANGE[0]}-{PACE_RANGE[1]}, no window > {pace['rate']:g} | {_verdict(ok)} |")
     lat = figures.get("latency")
@@ -1011,8 +1039,14 @@ def table(figures: dict[str, Any]) -> str:
         ok = lat["ratio"] <= LATENCY_TARGET
         ideal = client["rows"] / lat["rate"]
         add(f"| 3. latency hiding | {client['rows']:,} rows at {lat['rate']:g}/s, latency {lat['latency_ms']} ms, "
-            f"concurrency {client['concurrency']} | {client['wall']:.1f} s / {ideal:.0f} s = **{lat['ratio']:.3f}**; "
+            f"{_concurrency(client)} | {client['wall']:.1f} s / {ideal:.0f} s = **{lat['ratio']:.3f}**; "
             f"server saw {lat['server']['rate']:.2f}/s | <= {LATENCY_TARGET} | {_verdict(ok)} |")
+        for slow in lat.get("slow", []):
+            client = slow["client"]
+            ideal = client["rows"] / slow["rate"]
+            add(f"| 3. beside it: a slower server | {client['rows']:,} rows at {slow['rate']:g}/s, latency "
+                f"{slow['latency_ms']} ms, {_concurrency(client)} | {client['wall']:.1f} s / {ideal:.0f} s = "
+                f"**{slow['ratio']:.3f}**; server saw {slow['server']['rate']:.2f}/s | | |")
     over = figures.get("overhead")
     if over:
         c, b = over["client"], over["vendor"]
@@ -1058,8 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="cProfile each measured section into DIR (timings then not comparable)")
-    parser.add_argument("--latency-concurrency", type=int,
-                        help="concurrency for the latency-hiding run (default: the tool's default)")
+    parser.add_argument("--latency-concurrency", metavar="N|auto",
+                        help="concurrency for the latency-hiding run (default: the tool's default, auto)")
     parser.add_argument("--repeats", type=int, metavar="N",
                         help="runs of the whole dry run and of the floors, fastest kept "
                         "(default: 2, or 1 with --quick)")

@@ -296,7 +296,7 @@ def test_server_user_and_password_from_the_environment(here: Path, simulator, mo
     assert result.exit_code == ExitStatus.OK, result.output
     assert sorted(patched(simulator, 204)) == ["INCA0000001", "INCA0000002", "INCA0000003"]
     assert re.search(
-        re.escape(f"Sending 3 updates to {simulator.url} as corp\\ccsadmin at 100 requests/s (4 at a time); run ")
+        re.escape(f"Sending 3 updates to {simulator.url} as corp\\ccsadmin at 100 requests/s (4 to 32 at a time, as the response time needs); run ")
         + r"\d{8}-\d{6}-[0-9a-f]{4}\.$",
         result.stderr,
         flags=re.M,

@@ -369,6 +369,26 @@ def test_finish_records_how_the_run_ended(tmp_path: Path) -> None:
     assert Journal.open(journal.path).run.to_run_info().stopped_reason == "credentials refused"
 
 
+def test_finish_keeps_how_many_requests_were_in_flight(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path, start(), planned(1))
+    assert journal.run.workers is None
+    assert journal.finish(RunEnd.FINISHED, 0, workers=7).workers == 7
+    journal.close()
+    assert Journal.open(journal.path).run.to_run_info().workers == 7
+
+
+def test_a_journal_from_before_the_workers_column_still_reads(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path, start(), planned(1))
+    journal.close()
+    with sqlite3.connect(journal.path) as connection:
+        connection.execute("ALTER TABLE journal_run DROP COLUMN workers")
+    connection.close()
+    with Journal.open(journal.path, writable=True) as old:
+        assert old.run.workers is None
+        assert old.finish(RunEnd.FINISHED, 0, workers=5).workers is None
+    assert Journal.open(journal.path).run.to_run_info().workers is None
+
+
 def test_a_read_only_journal_refuses_writes(tmp_path: Path) -> None:
     made = make_run(tmp_path)
     with Journal.open(made.path) as journal:

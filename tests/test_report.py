@@ -281,7 +281,24 @@ def test_sent_at_is_utc_iso_with_milliseconds_whatever_the_zone(tmp_path):
     assert sent_at == ["2026-11-30T14:03:07.005Z", "2026-11-30T14:03:07.000Z", None]
 
 
-def test_outcome_cells_are_filled_by_outcome(tmp_path):
+def _conditional_fill(ws, cell):
+    """The fill Excel would show on cell: the first equal-to rule covering it that matches."""
+    from openpyxl.worksheet.cell_range import CellRange
+
+    shown = None
+    for formatting in ws.conditional_formatting:
+        if not any(cell.coordinate in CellRange(str(r)) for r in formatting.sqref.ranges):
+            continue
+        for rule in sorted(formatting.rules, key=lambda r: r.priority):
+            assert rule.type == "cellIs" and rule.operator == "equal"
+            (formula,) = rule.formula
+            assert formula.startswith('"') and formula.endswith('"')
+            if cell.value == formula[1:-1].replace('""', '"') and shown is None:
+                shown = rule.dxf.fill
+    return shown
+
+
+def test_outcome_cells_are_coloured_by_outcome(tmp_path):
     out, _, _ = write_standard(tmp_path)
     ws = openpyxl.load_workbook(out)["Results"]
     column = len(HEADERS) + 2  # Outcome
@@ -296,11 +313,35 @@ def test_outcome_cells_are_filled_by_outcome(tmp_path):
     seen = {}
     for row in range(2, 8):
         cell = ws.cell(row=row, column=column)
-        assert cell.fill.fill_type == "solid"
-        seen[cell.value] = cell.fill.fgColor.rgb[-6:]
+        fill = _conditional_fill(ws, cell)
+        assert fill is not None and fill.fill_type == "solid", cell.value
+        # Excel paints a conditional solid fill with the background colour, LibreOffice with
+        # the foreground: both are set.
+        assert fill.fgColor.rgb[-6:] == fill.bgColor.rgb[-6:]
+        seen[cell.value] = fill.bgColor.rgb[-6:]
     assert seen == expected
-    # Other cells carry no fill.
+    # The rules cover exactly the Outcome cells of the rows written; other cells are plain.
+    ranges = {str(r) for formatting in ws.conditional_formatting for r in formatting.sqref.ranges}
+    letter = openpyxl.utils.get_column_letter(column)
+    assert ranges == {f"{letter}2:{letter}{ws.max_row}"}
+    assert _conditional_fill(ws, ws.cell(row=2, column=1)) is None
     assert ws.cell(row=2, column=1).fill.fill_type is None
+    assert ws.cell(row=2, column=column).fill.fill_type is None
+
+
+def test_outcome_colours_match_the_legend(tmp_path):
+    out, _, _ = write_standard(tmp_path)
+    workbook = openpyxl.load_workbook(out)
+    legend = {
+        row[0].value: row[0].fill.fgColor.rgb[-6:]
+        for row in workbook["Legend"].iter_rows()
+        if row[0].fill.fill_type == "solid"
+    }
+    ws = workbook["Results"]
+    column = len(HEADERS) + 2
+    for row in range(2, ws.max_row + 1):
+        cell = ws.cell(row=row, column=column)
+        assert _conditional_fill(ws, cell).bgColor.rgb[-6:] == legend[cell.value]
 
 
 def test_header_is_bold_frozen_and_filtered(tmp_path):
@@ -410,6 +451,23 @@ def test_reconciliation_not_balanced_is_said_so():
     run = make_run(Path("in.xlsx"))
     items = dict(report._summary_items(sheet, run, report._layout(["T"], 1), tally))
     assert items["Reconciliation"].startswith("NOT balanced: 2 rows read ≠ 1 Updated + 0 Failed")
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "workers", "shown"),
+    [
+        (4, None, 4),
+        ("auto", 7, "auto (at most 7 requests in flight at once)"),
+        ("auto", None, "auto"),  # rebuilt from a journal, which does not keep the figure
+        (None, None, ""),
+    ],
+)
+def test_the_concurrency_says_how_many_were_in_flight(concurrency, workers, shown):
+    tally = report._Tally(rows=1)
+    sheet = Sheet("in.xlsx", "S", 1, ["T"], [SheetRow(2, ("a",))])
+    run = make_run(Path("in.xlsx"), concurrency=concurrency, workers=workers)
+    items = dict(report._summary_items(sheet, run, report._layout(["T"], 1), tally))
+    assert items["Concurrency"] == shown
 
 
 def test_no_response_counts_rows_sent_without_an_answer(tmp_path):

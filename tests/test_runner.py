@@ -16,7 +16,13 @@ import requests
 
 from batch_updater.ccs import CcsClient
 from batch_updater.pacing import RateLimiter
-from batch_updater.runner import RetryPolicy, Sender, StopPolicy
+from batch_updater.runner import (
+    AUTO_MAX_WORKERS,
+    AUTO_START_WORKERS,
+    RetryPolicy,
+    Sender,
+    StopPolicy,
+)
 from batch_updater.settings import Secret
 from batch_updater.tickets import Outcome, PlannedRow, TicketState, TicketUpdate
 
@@ -291,6 +297,60 @@ def test_memory_stays_flat_the_queue_is_bounded(simulator) -> None:
     assert len(report.results) == 300
     # the feeder never runs more than the queue plus the workers ahead of the results
     assert max(seen_ahead) <= 2 * 2 + 2 + 1
+
+
+def test_automatic_concurrency_adds_workers_when_the_server_is_slow(simulator) -> None:
+    # 250 ms answers at 40 requests/s need 10 requests in flight; 4 workers would manage 16/s.
+    simulator.configure(latency_ms=250)
+    report = sender_for(simulator, rate=40, concurrency=None).run(rows(80))
+    assert outcomes(report) == {Outcome.UPDATED: 80}
+    # 40/s x 0.25 s x 1.25 headroom + 1 = 14 (a little more where the machine adds delay).
+    assert 12 <= report.workers <= AUTO_MAX_WORKERS
+
+
+def test_automatic_concurrency_stays_small_when_the_server_is_quick(simulator) -> None:
+    report = sender_for(simulator, rate=200, concurrency=None).run(rows(100))
+    assert outcomes(report) == {Outcome.UPDATED: 100}
+    assert report.workers == AUTO_START_WORKERS
+
+
+def test_a_fixed_concurrency_is_never_exceeded(simulator) -> None:
+    simulator.configure(latency_ms=250)
+    report = sender_for(simulator, rate=40, concurrency=3).run(rows(12))
+    assert outcomes(report) == {Outcome.UPDATED: 12}
+    assert report.workers == 3
+
+
+class _Pace:
+    current_rate = 20.0
+
+
+def _wanted(times: list[float], concurrency: int | None = None, rate: float = 20.0) -> int:
+    pace = _Pace()
+    pace.current_rate = rate
+    sender = Sender(None, pace, concurrency=concurrency)  # type: ignore[arg-type]
+    sender._response_times.extend(times)
+    return sender.workers_wanted()
+
+
+@pytest.mark.parametrize(
+    ("times", "rate", "wanted"),
+    [
+        ([], 20.0, AUTO_START_WORKERS),  # nothing answered yet
+        ([0.01] * 50, 20.0, AUTO_START_WORKERS),  # quick answers: never fewer than the start
+        ([0.2] * 50, 20.0, 6),  # 20 x 0.2 x 1.25 + 1
+        ([0.2] * 50, 10.0, 4),  # a slowed pace (after a 429) needs fewer
+        ([1.0] * 50, 20.0, 26),  # 20 x 1.0 x 1.25 + 1
+        ([5.0] * 50, 50.0, AUTO_MAX_WORKERS),  # never more than the ceiling
+        ([0.2] * 60 + [60.0] * 4, 20.0, 6),  # a few timeouts do not start a crowd
+    ],
+)
+def test_workers_wanted_follows_the_response_time(times, rate, wanted) -> None:
+    assert _wanted(times, rate=rate) == wanted
+
+
+def test_workers_wanted_is_the_fixed_number_when_one_is_set() -> None:
+    assert _wanted([1.0] * 50, concurrency=2) == 2
 
 
 def test_on_sending_comes_before_every_request_and_a_failure_stops_the_run(simulator) -> None:

@@ -97,7 +97,7 @@ def test_defaults_without_any_source(cwd: Path) -> None:
     assert loaded.read_timeout == 60
     assert loaded.password_encoding is PasswordEncoding.BASE64
     assert loaded.rate == 5.0
-    assert loaded.concurrency == 4
+    assert loaded.concurrency == "auto"
     assert loaded.max_attempts == 4
     assert loaded.backoff_base == 1.0
     assert loaded.backoff_cap == 30.0
@@ -401,18 +401,18 @@ def test_normalized_urls_are_stable(host: str, scheme: str, port: int | None, su
         ),
         (
             "pacing:\n  concurrency: 65\n",
-            'batch-update.yaml, key "pacing.concurrency": 65 is out of range; use a whole number '
-            "from 1 to 64, e.g. 4.",
+            'batch-update.yaml, key "pacing.concurrency": 65 is out of range; use auto or a whole '
+            "number from 1 to 64, e.g. 4.",
         ),
         (
             "pacing:\n  concurrency: 2.5\n",
-            'batch-update.yaml, key "pacing.concurrency": 2.5 is not a whole number; use a whole '
-            "number from 1 to 64, e.g. 4.",
+            'batch-update.yaml, key "pacing.concurrency": 2.5 is not a whole number; use auto or a '
+            "whole number from 1 to 64, e.g. 4.",
         ),
         (
             "pacing:\n  concurrency: yes\n",
-            'batch-update.yaml, key "pacing.concurrency": true is not a whole number; use a whole '
-            "number from 1 to 64, e.g. 4.",
+            'batch-update.yaml, key "pacing.concurrency": true is not a whole number; use auto or '
+            "a whole number from 1 to 64, e.g. 4.",
         ),
         (
             "server:\n  read_timeout: [1, 2]\n",
@@ -558,8 +558,8 @@ def test_paths_in_the_file_are_relative_to_the_file(cwd: Path, tmp_path: Path) -
         ),
         (
             {"CCS_CONCURRENCY": "4.5"},
-            'environment variable CCS_CONCURRENCY: "4.5" is not a whole number; use a whole '
-            "number from 1 to 64, e.g. 4.",
+            'environment variable CCS_CONCURRENCY: "4.5" is not a whole number; use auto or '
+            "a whole number from 1 to 64, e.g. 4.",
         ),
         (
             {"CCS_PASSWORD_ENCODING": "rot13"},
@@ -595,6 +595,35 @@ def test_environment_numbers_may_be_written_like_numbers(cwd: Path) -> None:
     assert (loaded.rate, loaded.concurrency) == (7.5, 8)
 
 
+@pytest.mark.parametrize(
+    ("text", "env", "cli"),
+    [
+        ("pacing:\n  concurrency: auto\n", {}, {}),
+        ("pacing:\n  concurrency: Auto\n", {}, {}),
+        ("pacing:\n  concurrency: 3\n", {"CCS_CONCURRENCY": " AUTO "}, {}),
+        ("pacing:\n  concurrency: 3\n", {"CCS_CONCURRENCY": "5"}, {"concurrency": "auto"}),
+    ],
+)
+def test_concurrency_may_be_auto_from_every_source(
+    cwd: Path, text: str, env: dict[str, str], cli: dict[str, object]
+) -> None:
+    loaded = load_text(cwd, text, env, cli=cli)
+    assert loaded.concurrency == "auto"
+    assert loaded.describe()["concurrency"] == "auto"
+
+
+def test_concurrency_text_that_is_not_auto_is_refused(cwd: Path) -> None:
+    error = config_error(cwd, "pacing:\n  concurrency: automatic\n", {"CCS_CONCURRENCY": "many"})
+    assert str(error) == "\n".join(
+        [
+            'batch-update.yaml, key "pacing.concurrency": "automatic" is not a whole number; '
+            "use auto or a whole number from 1 to 64, e.g. 4.",
+            'environment variable CCS_CONCURRENCY: "many" is not a whole number; use auto or a '
+            "whole number from 1 to 64, e.g. 4.",
+        ]
+    )
+
+
 def test_bad_command_line_values_name_the_option(cwd: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(cwd=cwd, env={}, cli={"rate": 0})
@@ -618,8 +647,8 @@ def test_every_problem_is_reported_at_once(cwd: Path) -> None:
     assert str(error) == "\n".join(
         [
             'batch-update.yaml: unknown key "pacing.rte"; did you mean "pacing.rate"?',
-            'batch-update.yaml, key "pacing.concurrency": 0 is out of range; use a whole number '
-            "from 1 to 64, e.g. 4.",
+            'batch-update.yaml, key "pacing.concurrency": 0 is out of range; use auto or a whole '
+            "number from 1 to 64, e.g. 4.",
             'environment variable CCS_RATE: "x" is not a number; use a number of requests per '
             "second above 0 and at most 1000, e.g. 5.",
         ]
