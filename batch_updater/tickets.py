@@ -74,7 +74,7 @@ class PriorityFormat(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TicketUpdate:
     """One PATCH: the ticket and the fields to change. None means 'leave as it is'."""
 
@@ -107,7 +107,7 @@ class TicketUpdate:
         return [Field(name) for name in self.to_json() if name != Field.TICKET_NUMBER.value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SheetRow:
     """One data row as read: its spreadsheet row number (as Excel shows it) and its cell values.
 
@@ -172,7 +172,7 @@ class Sheet:
         return PurePath(self.path).name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with one cell (or with the row, when column is None)."""
 
@@ -185,7 +185,7 @@ class Problem:
         return f'column "{self.column}": {self.message}'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedRow:
     """The verdict of validation on one spreadsheet row."""
 
@@ -204,7 +204,7 @@ class PlannedRow:
         return self.update is not None and not self.problems and not self.blank
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowResult:
     """What became of one row: the outcome and the evidence for it."""
 
