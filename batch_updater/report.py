@@ -725,7 +725,7 @@ def _write_results_sheet(
     # The Outcome column is coloured by conditional formatting, one rule per outcome, rather
     # than by a style on every cell: the cells stay plain values (a styled cell costs openpyxl
     # about 3 us a row more to write), the colour follows the value when an auditor sorts or
-    # filters, and Excel and LibreOffice show the same colours.
+    # filters (Excel and LibreOffice both apply such rules).
     if sheet.rows:
         column = get_column_letter(outcome_index + 1)
         _colour_outcomes(ws, f"{column}2:{column}{len(sheet.rows) + 1}")

@@ -315,8 +315,8 @@ def test_outcome_cells_are_coloured_by_outcome(tmp_path):
         cell = ws.cell(row=row, column=column)
         fill = _conditional_fill(ws, cell)
         assert fill is not None and fill.fill_type == "solid", cell.value
-        # Excel paints a conditional solid fill with the background colour, LibreOffice with
-        # the foreground: both are set.
+        # Excel paints a conditional solid fill with its background colour; a reader that
+        # takes the foreground gets the same colour, since both are set.
         assert fill.fgColor.rgb[-6:] == fill.bgColor.rgb[-6:]
         seen[cell.value] = fill.bgColor.rgb[-6:]
     assert seen == expected
