@@ -559,6 +559,21 @@ def test_a_live_run_without_a_terminal_needs_yes(tmp_path: Path, sheet, simulato
     assert sorted(patched(simulator, 204)) == ["INCA0000001", "INCA0000002", "INCA0000003"]
 
 
+def asleep(pid: int) -> bool:
+    """Whether the process is sleeping (waiting in a system call): Linux; elsewhere, after 0.3 s."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        time.sleep(0.3)
+        return True
+    # The state follows the command name in parentheses, which may itself hold spaces.
+    state = stat.rsplit(")", 1)[1].split()[0]
+    if state != "S":
+        return False
+    time.sleep(0.05)  # and still asleep a moment later: in the read, not between two steps
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "S"
+
+
 def run_in_terminal(
     args: list[str], cwd: Path, env: dict[str, str], prompt: str, answer: bytes | int
 ) -> tuple[int, str, str]:
@@ -587,6 +602,12 @@ def run_in_terminal(
     reader.start()
     try:
         wait_until(lambda: prompt.encode() in b"".join(errors) or process.poll() is not None)
+        if not isinstance(answer, bytes):
+            # A signal sent between the prompt being written and the read that waits for the
+            # answer is handled before that read starts, and the read then waits regardless (a
+            # race inside CPython that no person at a keyboard is fast enough to hit): send it
+            # once the process is asleep in that read.
+            wait_until(lambda: asleep(process.pid) or process.poll() is not None)
         if isinstance(answer, bytes):
             os.write(controller, answer)
         else:
