@@ -523,7 +523,8 @@ def run(
 
         sent, interrupted, stopped, journal = _send(
             batch.send, settings, info, start_journal,
-            read_back=batch.read_back, simulate=simulate, yes=yes, quiet=quiet,
+            read_back=batch.read_back, known_before=batch.known_before,
+            simulate=simulate, yes=yes, quiet=quiet,
             transport=Transport(insecure=insecure, allow_http=allow_http),
         )
         decided.update(sent)
@@ -611,7 +612,9 @@ def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
 def _write_rollback(file: Path, results: Sequence[RowResult], info: RunInfo, folder: Path) -> Path | None:
     from .report import default_rollback_path, free_path, write_rollback
 
-    if not any(r.outcome is Outcome.UPDATED and r.before for r in results):
+    from .report import undoable
+
+    if not any(undoable(r) for r in results):
         return None
     path = free_path(default_rollback_path(file, info.started, folder))
     count = write_rollback(path, results, info)
@@ -743,7 +746,13 @@ def report_from_journal(
         write_results(target, sheet, ordered, info)
         if not record.results_path:
             journal.set_results_path(target)
+        rollback = None
+        if info.capture_before:
+            # The run may have died before it wrote its rollback workbook: the journal has it all.
+            rollback = _write_rollback(Path(record.input_path), ordered, info, target.parent)
     click.echo(f"Results workbook of run {record.run_id}: {target}")
+    if rollback is not None:
+        click.echo(f"Rollback workbook: {rollback}")
     return ExitStatus.OK
 
 
@@ -947,6 +956,7 @@ def _send(
     start_journal: Callable[[], Journal],
     *,
     read_back: set[int],
+    known_before: dict[int, dict[str, object]],
     simulate: bool,
     yes: bool,
     quiet: bool,
@@ -960,8 +970,7 @@ def _send(
     from .ccs import CcsClient
     from .pacing import RateLimiter
     from .runner import RetryPolicy, Sender, StopPolicy
-    from .settings import AUTO
-    from .settings import Secret
+    from .settings import AUTO, Secret
 
     with ExitStack() as stack:
         if simulate:
@@ -1056,6 +1065,8 @@ def _send(
                 cancel=interrupts.cancel,
                 abandon=interrupts.abandon,
                 read_back_first=read_back,
+                known_before=known_before,
+                on_before=lambda row, before: journal.record_before(row.row_number, before),
                 capture_before=info.capture_before,
                 verify=info.verify,
             )

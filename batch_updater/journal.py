@@ -207,6 +207,7 @@ class RunRecord:
             stopped_reason=self.stopped_reason,
             notes=list(self.notes),
             verify=settings.get("verify") is True and not self.dry_run,
+            capture_before=settings.get("capture_before") is True and not self.dry_run,
             workers=self.workers,
             settings=settings,
         )
@@ -228,6 +229,7 @@ class JournalRow:
     finished_at: datetime | None
     duration_ms: int | None
     verified: str | None
+    before: dict[str, object] | None = None  # the ticket as read before its PATCH (--capture-before)
 
     def to_result(self) -> RowResult:
         """The RowResult: exact for a done row; for a row without an outcome, a stand-in.
@@ -251,6 +253,7 @@ class JournalRow:
             sent_at=self.sent_at,
             duration_ms=self.duration_ms,
             request_json=self.request_json,
+            before=self.before,
             verification=self.verified or "",
         )
 
@@ -298,7 +301,8 @@ CREATE TABLE journal_row (
     sent_at TEXT,
     finished_at TEXT,
     duration_ms INTEGER,
-    verified TEXT
+    verified TEXT,
+    before_json TEXT
 );
 CREATE TABLE journal_cells (
     row_number INTEGER PRIMARY KEY,
@@ -308,8 +312,10 @@ CREATE TABLE journal_cells (
 
 _ROW_COLUMNS = (
     "row_number, ticket_number, request_json, phase, outcome, status, message, attempts, "
-    "sent_at, finished_at, duration_ms, verified"
+    "sent_at, finished_at, duration_ms, verified, before_json"
 )
+# Journals written before before_json was added (same format version) are read with a NULL there.
+_ROW_COLUMNS_WITHOUT_BEFORE = _ROW_COLUMNS.replace("before_json", "NULL")
 
 
 class Journal:
@@ -322,6 +328,7 @@ class Journal:
         self._db = connection
         self._lock = threading.Lock()
         self._run = _read_run(connection, path)
+        self._keeps_before = _has_column(connection, "journal_row", "before_json")
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -495,38 +502,56 @@ class Journal:
             f"{self.path.name}; it must not be sent again."
         )
 
+    def record_before(self, row_number: int, before: Mapping[str, object]) -> None:
+        """Keep the ticket's values as read before its PATCH (--capture-before), before sending.
+
+        Written ahead of the request, so that a run killed while the PATCH was in flight still
+        leaves what is needed to undo it. (A journal from before this column keeps nothing.)
+        """
+        if self._keeps_before:
+            self._write(
+                "UPDATE journal_row SET before_json = ? WHERE row_number = ?",
+                (_before_text(before), row_number),
+                "write to",
+            )
+
     def record(self, result: RowResult, *, verified: str | None = None) -> None:
         """Commit a row's outcome (phase done); a row not in the journal is added, never lost.
 
         verified: how the outcome was established other than by the answer to a PATCH, e.g.
-        "read back 2024-05-31T14:30:00Z: matches"; None keeps what is recorded.
+        "read back 2024-05-31T14:30:00Z: matches"; None keeps what is recorded. The ticket's
+        before values (--capture-before) are kept too, so that a rebuilt workbook has them.
         """
-        values = (
-            result.ticket_number,
-            result.request_json,
-            Outcome(result.outcome).value,
-            result.status,
-            result.message,
-            result.attempts,
-            _text_time(_utc(result.sent_at)) if result.sent_at is not None else None,
-            _text_time(_now()),
-            result.duration_ms,
-            verified,
+        values = {
+            "ticket_number": result.ticket_number,
+            "request_json": result.request_json,
+            "outcome": Outcome(result.outcome).value,
+            "status": result.status,
+            "message": result.message,
+            "attempts": result.attempts,
+            "sent_at": _text_time(_utc(result.sent_at)) if result.sent_at is not None else None,
+            "finished_at": _text_time(_now()),
+            "duration_ms": result.duration_ms,
+            "verified": verified,
+        }
+        if self._keeps_before:
+            values["before_json"] = _before_text(result.before)
+        # verified and before_json keep what is recorded when given none (COALESCE).
+        kept = {"verified", "before_json"}
+        assignments = ", ".join(
+            f"{name} = COALESCE(?, {name})" if name in kept else f"{name} = ?" for name in values
         )
         with self._lock:
             try:
                 changed = self._db.execute(
-                    "UPDATE journal_row SET ticket_number = ?, request_json = ?, phase = 'done', "
-                    "outcome = ?, status = ?, message = ?, attempts = ?, sent_at = ?, "
-                    "finished_at = ?, duration_ms = ?, verified = COALESCE(?, verified) "
-                    "WHERE row_number = ?",
-                    (*values, result.row_number),
+                    f"UPDATE journal_row SET phase = 'done', {assignments} WHERE row_number = ?",
+                    (*values.values(), result.row_number),
                 ).rowcount
                 if not changed:
                     self._db.execute(
-                        f"INSERT INTO journal_row ({_ROW_COLUMNS}) "
-                        "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (result.row_number, *values),
+                        f"INSERT INTO journal_row (row_number, phase, {', '.join(values)}) "
+                        f"VALUES (?, 'done', {', '.join('?' * len(values))})",
+                        (result.row_number, *values.values()),
                     )
             except sqlite3.Error as exc:
                 raise _journal_error(self.path, exc, "write to") from exc
@@ -610,12 +635,13 @@ class Journal:
 
     def _select(self, where: str, params: tuple[object, ...] = ()) -> Iterator[JournalRow]:
         condition = f"({where}) AND " if where else ""
+        columns = _ROW_COLUMNS if self._keeps_before else _ROW_COLUMNS_WITHOUT_BEFORE
         after = -(2**62)
         while True:
             with self._lock:
                 try:
                     chunk = self._db.execute(
-                        f"SELECT {_ROW_COLUMNS} FROM journal_row WHERE {condition}row_number > ? "
+                        f"SELECT {columns} FROM journal_row WHERE {condition}row_number > ? "
                         "ORDER BY row_number LIMIT ?",
                         (*params, after, _READ_CHUNK),
                     ).fetchall()
@@ -1134,7 +1160,7 @@ def _initialise(
         if decided:
             connection.executemany(
                 f"INSERT INTO journal_row ({_ROW_COLUMNS}) "
-                "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, NULL)",
+                "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 decided,
             )
             decided.clear()
@@ -1165,6 +1191,8 @@ def _initialise(
                         _text_time(_utc(item.sent_at)) if item.sent_at is not None else None,
                         created,
                         item.duration_ms,
+                        item.verification or None,
+                        _before_text(item.before),
                     )
                 )
             else:
@@ -1301,7 +1329,7 @@ def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool
 def _journal_row(found: tuple[object, ...]) -> JournalRow:
     (
         row_number, ticket_number, request_json, phase, outcome, status, message, attempts,
-        sent_at, finished_at, duration_ms, verified,
+        sent_at, finished_at, duration_ms, verified, before_json,
     ) = found
     return JournalRow(
         row_number=row_number,  # type: ignore[arg-type]
@@ -1316,7 +1344,25 @@ def _journal_row(found: tuple[object, ...]) -> JournalRow:
         finished_at=_parse_time(finished_at),  # type: ignore[arg-type]
         duration_ms=duration_ms,  # type: ignore[arg-type]
         verified=verified,  # type: ignore[arg-type]
+        before=_before_values(before_json),
     )
+
+
+def _before_text(before: Mapping[str, object] | None) -> str | None:
+    """The ticket's before values as JSON for the journal (None: not captured)."""
+    if before is None:
+        return None
+    return json.dumps(dict(before), ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _before_values(text: object) -> dict[str, object] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None  # a damaged entry costs the Before columns of one row, not the workbook
+    return values if isinstance(values, dict) else None
 
 
 def _journal_error(path: Path, exc: sqlite3.Error, doing: str) -> JournalError:
@@ -1394,6 +1440,9 @@ class Continuation:
     send: list[PlannedRow] = field(default_factory=list)
     read_back: set[int] = field(default_factory=set)
     carried: dict[int, RowResult] = field(default_factory=dict)
+    # Before values the earlier run captured for rows it was sending when it died: if the
+    # read-back finds the update applied, they are still the ticket's values before it.
+    known_before: dict[int, dict[str, object]] = field(default_factory=dict)
     resumed_from: str | None = None  # the run id this run resumes ...
     retry_of: str | None = None  # ... or whose failed rows it retries
 
@@ -1419,6 +1468,8 @@ def continue_run(previous: Journal, planned: Iterable[PlannedRow]) -> Continuati
             or (before.outcome is Outcome.FAILED and before.status is None and before.sent_at)
         ):
             plan.read_back.add(row.row_number)
+            if before.before is not None:
+                plan.known_before[row.row_number] = before.before
     return plan
 
 
@@ -1447,4 +1498,6 @@ def _carried(before: JournalRow, run_id: str, row: PlannedRow) -> RowResult:
         sent_at=before.sent_at,
         duration_ms=None,
         request_json=before.request_json,
+        before=before.before,  # the evidence travels with the row: Before values ...
+        verification=before.verified or "",  # ... and how the update was verified
     )

@@ -1006,15 +1006,27 @@ def default_rollback_path(input_path: Path, started: datetime, out_dir: Path | N
     return (out_dir or input_path.parent) / f"{input_path.stem}.rollback-{stamp}.xlsx"
 
 
+def undoable(result: RowResult) -> bool:
+    """The row's update was applied (by this run, or by the run it resumed) and its before
+    values were captured: a rollback row can undo it."""
+    applied = result.outcome is Outcome.UPDATED or (
+        # carried by --resume from the run that updated it: Skipped, with that run's 2xx
+        result.outcome is Outcome.SKIPPED
+        and result.status is not None
+        and 200 <= result.status < 300
+    )
+    return applied and bool(result.before) and bool(result.request_json)
+
+
 def rollback_rows(results: Sequence[RowResult]) -> list[list[object]]:
-    """For each Updated row with captured before values, the input row that undoes it.
+    """For each applied update with captured before values, the input row that undoes it.
 
     Only the fields the update changed are filled in (an empty cell leaves a field alone);
     Priority is always filled, because CCS requires it on every update.
     """
     rows: list[list[object]] = []
     for result in results:
-        if result.outcome is not Outcome.UPDATED or not result.before or not result.request_json:
+        if not undoable(result) or result.before is None or result.request_json is None:
             continue
         try:
             sent = json.loads(result.request_json)

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Collection, Iterable, Protocol
+from typing import Callable, Collection, Iterable, Mapping, Protocol
 
 from .ccs import Reply
 from .errors import AuthError
@@ -127,8 +127,10 @@ class Sender:
         abandon: threading.Event | None = None,
         rng: random.Random | None = None,
         read_back_first: Collection[int] = (),
+        known_before: Mapping[int, dict[str, object]] | None = None,
         capture_before: bool = False,
         verify: bool = False,
+        on_before: Callable[[PlannedRow, dict[str, object]], None] | None = None,
     ) -> None:
         self.client = client
         self.limiter = limiter
@@ -145,9 +147,14 @@ class Sender:
         # Rows whose earlier request may or may not have been applied (a run killed while it
         # was in flight): read the ticket first, and send only if it does not hold the values.
         self.read_back_first = frozenset(read_back_first)
+        # Before values an earlier run captured for such rows (the values before its PATCH).
+        self.known_before = dict(known_before or {})
         # Evidence for auditors: the ticket read before its PATCH, and read back after a 204.
         self.capture_before = capture_before
         self.verify = verify
+        # Called with the before values as soon as they are read, ahead of the PATCH (the
+        # journal keeps them there, so that a run killed mid-request can still be undone).
+        self.on_before = on_before
         # cancel: stop dispatching, let requests in flight finish (first Ctrl-C, SIGTERM).
         self.cancel = cancel or threading.Event()
         # abandon: stop waiting for requests in flight too (second Ctrl-C).
@@ -333,6 +340,13 @@ class Sender:
                 return self._not_sent(row)
             if isinstance(held, dict) and not compare_ticket(update, held):
                 reply = Reply(200, "")
+                if self.capture_before:
+                    before = self.known_before.get(row.row_number)
+                    if before is None:
+                        before_problem = (
+                            "before values not captured: the earlier run applied the update "
+                            "without recording them"
+                        )
                 return result(
                     Outcome.UPDATED,
                     "the ticket already held these values when read back (GET), so it was not "
@@ -347,6 +361,12 @@ class Sender:
                 return self._not_sent(row)
             if isinstance(held, dict):
                 before = held
+                if self.on_before is not None:
+                    try:
+                        self.on_before(row, held)
+                    except Exception as exc:  # nothing is sent that the journal does not know
+                        self._stop(f"could not record the before values: {exc}")
+                        return self._not_sent(row)
             elif isinstance(held, Reply):
                 before_problem = f"before values not captured: {_answer(held)} {held.message}".strip()
 

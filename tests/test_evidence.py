@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import openpyxl
+
 from batch_updater.cli import ExitStatus
 from helpers import (
     FAST_RETRIES_YAML,
@@ -154,3 +156,41 @@ def test_report_only_keeps_the_verification_column(tmp_path: Path) -> None:
     again = read_results(tmp_path / "rebuilt.xlsx")
     assert [r["Verification"] for r in again] == [r["Verification"] for r in original]
     assert sum(1 for r in again if r["Verification"] == "Verified") == 25
+
+
+def sheet_values(path: Path, name: str) -> list[tuple[object, ...]]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return list(book[name].iter_rows(values_only=True))
+    finally:
+        book.close()
+
+
+def test_report_only_of_a_capture_before_run_rebuilds_the_before_columns_and_the_rollback(
+    tmp_path: Path, simulator
+) -> None:
+    write_sheet(tmp_path / "tickets.xlsx", ticket_rows(5, first=40, state=3, priority="Low"))
+    env = live_env(tmp_path / "home")
+    done = run_command(
+        ["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")], tmp_path, env=env
+    )
+    assert done.returncode == ExitStatus.OK, done.stderr
+    original = read_results(workbook_in(tmp_path))
+    (rollback,) = tmp_path.glob("tickets.rollback-*.xlsx")
+    undo = sheet_values(rollback, "Tickets")
+    assert len(undo) == 1 + 5
+    workbook_in(tmp_path).unlink()
+    rollback.unlink()
+
+    (journal,) = (tmp_path / ".batch-update").glob("*.journal.sqlite")
+    rebuilt = run_command(["--report-only", journal.name, "tickets.xlsx"], tmp_path, env=env)
+    assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
+    again = read_results(workbook_in(tmp_path))
+    before_columns = [h for h in original[0] if str(h).startswith("Before: ")]
+    assert len(before_columns) == 4
+    assert [[r[h] for h in before_columns] for r in again] == [
+        [r[h] for h in before_columns] for r in original
+    ]
+    (rebuilt_rollback,) = tmp_path.glob("tickets.rollback-*.xlsx")
+    assert f"Rollback workbook: {rebuilt_rollback.name}" in rebuilt.stdout
+    assert sheet_values(rebuilt_rollback, "Tickets") == undo

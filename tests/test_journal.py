@@ -389,6 +389,48 @@ def test_a_journal_from_before_the_workers_column_still_reads(tmp_path: Path) ->
     assert Journal.open(journal.path).run.to_run_info().workers is None
 
 
+BEFORE = {"TicketNumber": "INCA0000002", "TicketState": 1, "Priority": "Low", "AssignedTo": "corp\\ana ✓"}
+
+
+def test_before_values_are_kept_ahead_of_the_request_and_with_the_outcome(tmp_path: Path) -> None:
+    from batch_updater.journal import continue_run
+
+    rows = planned(3)  # rows 2..4
+    journal = Journal.create(tmp_path, start(), rows)
+    journal.record_before(2, BEFORE)
+    journal.mark_sending(2)
+    assert journal.row(2).before == BEFORE  # kept before the PATCH went out
+    journal.record(RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1, NOW, 5, "{}", before=BEFORE))
+    journal.record(RowResult(3, Outcome.FAILED, "INCA0000003", 404, "not found", 1, NOW, 5, "{}"))
+    journal.record_before(4, {**BEFORE, "TicketNumber": "INCA0000004"})
+    journal.mark_sending(4)  # killed while in flight
+    assert journal.row(2).to_result().before == BEFORE
+    assert journal.row(3).before is None
+    plan = continue_run(journal, rows)
+    # carried with its evidence; the row caught in flight keeps its before values for the resume
+    assert plan.carried[2].before == BEFORE
+    assert plan.read_back == {4}
+    assert plan.known_before == {4: {**BEFORE, "TicketNumber": "INCA0000004"}}
+    journal.close()
+    reopened = Journal.open(journal.path)
+    assert reopened.row(2).before == BEFORE
+    reopened.close()
+
+
+def test_a_journal_from_before_the_before_column_still_reads_and_records(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path, start(), planned(2))
+    journal.close()
+    connection = sqlite3.connect(journal.path)
+    with connection:
+        connection.execute("ALTER TABLE journal_row DROP COLUMN before_json")
+    connection.close()
+    with Journal.open(journal.path, writable=True) as old:
+        old.record_before(2, BEFORE)  # nothing to keep it in: ignored, not an error
+        old.record(RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1, NOW, 5, "{}", before=BEFORE))
+        assert old.row(2).outcome is Outcome.UPDATED and old.row(2).before is None
+        assert [r.before for r in old.rows()] == [None, None]
+
+
 def test_a_read_only_journal_refuses_writes(tmp_path: Path) -> None:
     made = make_run(tmp_path)
     with Journal.open(made.path) as journal:

@@ -439,6 +439,66 @@ def test_sigterm_is_a_first_ctrl_c_and_resume_sends_only_the_rest(
     assert sim.counts()["patches_by_ticket"] == {ticket(n): 1 for n in range(1, rows + 1)}
 
 
+FIELDS = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+
+
+@POSIX_ONLY
+def test_a_killed_capture_before_run_is_undone_by_the_rollback_of_its_resume(
+    tmp_path: Path, make_simulator
+) -> None:
+    rows = 30
+    sim = make_simulator(**LATENCY)
+    originals = {n: {f: sim.ticket(ticket(n))[f] for f in FIELDS} for n in range(1, rows + 1)}
+    env = live_env(tmp_path / "home")
+    process = start_command(
+        [write_sweep(tmp_path, rows), *live_args(sim, *PACE, "--capture-before")], tmp_path, env=env
+    )
+
+    def sending_now() -> bool:
+        found = runs(tmp_path)
+        return bool(found) and any(
+            row.phase is Phase.SENDING for row in journal_rows(found[0]).values()
+        )
+
+    # Killed with a PATCH in flight: its before values were read, its outcome is unknown.
+    try:
+        wait_until(lambda: len(patched(sim)) >= 6 and sending_now(), timeout=40, step=0.005)
+    finally:
+        process.send_signal(signal.SIGKILL)
+    finish(process)
+    settle(sim)
+    (killed,) = runs(tmp_path)
+    assert not list(tmp_path.glob("tickets.rollback-*.xlsx"))  # the dead run wrote none
+    in_flight = {n for n, row in journal_rows(killed).items() if row.phase is Phase.SENDING}
+    assert in_flight
+    # The journal kept each ticket's before values ahead of its PATCH, in flight ones included.
+    for number, row in journal_rows(killed).items():
+        if row.phase is not Phase.PLANNED:
+            assert row.before is not None, number
+            expected = originals[number_of(number)]
+            assert {f: row.before[f] for f in FIELDS} == expected, number
+
+    done = run_command(
+        [SHEET, "--resume", *live_args(sim, *PACE, "--capture-before")], tmp_path, env=env
+    )
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert all(holds(sim, n) for n in range(1, rows + 1))
+    final = by_row(read_results(newest_workbook(tmp_path)))
+    for n in range(1, rows + 1):
+        result = final[row_of(n)]
+        before = (result["Before: State"], result["Before: Priority"], result["Before: Assigned To"])
+        assert before == (
+            originals[n]["TicketState"], originals[n]["Priority"], originals[n]["AssignedTo"]
+        ), (n, result["Outcome"], row_of(n) in in_flight)
+    (rollback,) = tmp_path.glob("tickets.rollback-*.xlsx")
+    assert len(sheet_cells(rollback, "Tickets")) == 1 + rows  # every row of both runs
+
+    undone = run_command([rollback.name, *live_args(sim, "--rate", "100")], tmp_path, env=env)
+    assert undone.returncode == ExitStatus.OK, undone.stderr
+    for n in range(1, rows + 1):
+        assert {f: sim.ticket(ticket(n))[f] for f in FIELDS} == originals[n], n
+
+
 @POSIX_ONLY
 def test_a_double_ctrl_c_leaves_rows_sending_and_resume_reads_them_back(
     tmp_path: Path, simulator
