@@ -3,7 +3,8 @@
 Rows are fed to the workers through a small bounded queue, so memory stays flat however long
 the sheet is. With automatic concurrency (the default) the pool starts small and grows while
 the server's response time needs more requests in flight to keep the rate (Little's law:
-rate x response time); the rate limiter, not the pool, is what keeps the server's load down. Every attempt (first try or retry) takes a slot from the one shared RateLimiter.
+rate x response time); the rate limiter, not the pool, is what keeps the server's load down.
+Every attempt (first try or retry) takes a slot from the one shared RateLimiter.
 Each row's outcome is handed to `on_result` (the journal, the progress bar) the moment it is
 known, from one place and under one lock, so that those listeners never race.
 
@@ -170,6 +171,7 @@ class Sender:
         self._in_flight: dict[int, tuple[PlannedRow, datetime]] = {}
         # Seconds from taking a slot to the answer, for the latest requests (automatic concurrency).
         self._response_times: deque[float] = deque(maxlen=AUTO_SAMPLES)
+        self._times_lock = threading.Lock()
         self._local = threading.local()
 
     # -- the run ------------------------------------------------------------------------------
@@ -218,7 +220,8 @@ class Sender:
         """How many workers keep the pace at the response time seen lately (automatic mode)."""
         if self.concurrency is not None:
             return self.concurrency
-        samples = sorted(self._response_times)  # a copy: workers append while this sorts
+        with self._times_lock:
+            samples = sorted(self._response_times)
         if not samples:
             return AUTO_START_WORKERS
         upper_quartile = samples[(len(samples) * 3) // 4]
@@ -515,7 +518,8 @@ class Sender:
         """Note how long the request took from its slot to its answer (automatic concurrency)."""
         taken = getattr(self._local, "slot_taken", None)
         if reply.sends and taken is not None:
-            self._response_times.append(time.perf_counter() - taken)
+            with self._times_lock:
+                self._response_times.append(time.perf_counter() - taken)
         self._local.slot_taken = None
 
     def _notify_retry(self, row: PlannedRow, attempt: int, reason: str, delay: float) -> None:
