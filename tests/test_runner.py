@@ -162,6 +162,16 @@ def test_the_rate_is_never_exceeded_at_the_server(external_simulator) -> None:
     assert most_in_one_second(sim.patch_times()) <= 25
 
 
+def test_the_rate_holds_at_the_server_when_automatic_concurrency_adds_workers(
+    external_simulator,
+) -> None:
+    sim = external_simulator("--latency-ms", "400", "--jitter-ms", "100")
+    report = sender_for(sim, rate=25, concurrency=None).run(rows(100))
+    assert outcomes(report) == {Outcome.UPDATED: 100}
+    assert report.workers > AUTO_START_WORKERS  # 25/s at ~0.45 s needs more than 4 in flight
+    assert most_in_one_second(sim.patch_times()) <= 25
+
+
 def test_retries_take_slots_from_the_same_limiter(external_simulator) -> None:
     sim = external_simulator("--error-rate", "0.3")
     report = sender_for(sim, rate=20).run(rows(30))
