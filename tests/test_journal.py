@@ -369,6 +369,21 @@ def test_finish_records_how_the_run_ended(tmp_path: Path) -> None:
     assert Journal.open(journal.path).run.to_run_info().stopped_reason == "credentials refused"
 
 
+def drop_column(path: Path, table: str, column: str) -> None:
+    """Make the journal look as an earlier version wrote it (without DROP COLUMN: SQLite 3.35+)."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            columns = [info[1] for info in connection.execute(f"PRAGMA table_info({table})")]
+            kept = ", ".join(name for name in columns if name != column)
+            assert len(kept.split(", ")) == len(columns) - 1
+            connection.execute(f"CREATE TABLE old_copy AS SELECT {kept} FROM {table}")
+            connection.execute(f"DROP TABLE {table}")
+            connection.execute(f"ALTER TABLE old_copy RENAME TO {table}")
+    finally:
+        connection.close()
+
+
 def test_finish_keeps_how_many_requests_were_in_flight(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path, start(), planned(1))
     assert journal.run.workers is None
@@ -380,9 +395,7 @@ def test_finish_keeps_how_many_requests_were_in_flight(tmp_path: Path) -> None:
 def test_a_journal_from_before_the_workers_column_still_reads(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path, start(), planned(1))
     journal.close()
-    with sqlite3.connect(journal.path) as connection:
-        connection.execute("ALTER TABLE journal_run DROP COLUMN workers")
-    connection.close()
+    drop_column(journal.path, "journal_run", "workers")
     with Journal.open(journal.path, writable=True) as old:
         assert old.run.workers is None
         assert old.finish(RunEnd.FINISHED, 0, workers=5).workers is None
@@ -420,10 +433,7 @@ def test_before_values_are_kept_ahead_of_the_request_and_with_the_outcome(tmp_pa
 def test_a_journal_from_before_the_before_column_still_reads_and_records(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path, start(), planned(2))
     journal.close()
-    connection = sqlite3.connect(journal.path)
-    with connection:
-        connection.execute("ALTER TABLE journal_row DROP COLUMN before_json")
-    connection.close()
+    drop_column(journal.path, "journal_row", "before_json")
     with Journal.open(journal.path, writable=True) as old:
         old.record_before(2, BEFORE)  # nothing to keep it in: ignored, not an error
         old.record(RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1, NOW, 5, "{}", before=BEFORE))
