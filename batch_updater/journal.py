@@ -60,6 +60,7 @@ from .tickets import (
     Sheet,
     SheetRow,
     TicketUpdate,
+    update_applied,
 )
 
 SCHEMA_VERSION = 1
@@ -328,7 +329,9 @@ class Journal:
         self._db = connection
         self._lock = threading.Lock()
         self._run = _read_run(connection, path)
+        # Columns added after format 1 was first written; older journals lack them.
         self._keeps_before = _has_column(connection, "journal_row", "before_json")
+        self._keeps_workers = _has_column(connection, "journal_run", "workers")
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -445,15 +448,12 @@ class Journal:
         if ended is RunEnd.RUNNING:
             raise ValueError('finish() needs how the run ended; "running" is not an end')
         at = _text_time(_utc(finished) if finished is not None else _now())
-        if workers is not None:
-            with self._lock:
-                known = _has_column(self._db, "journal_run", "workers")
-            if known:
-                self._write(
-                    "UPDATE journal_run SET workers = ? WHERE id = 1",
-                    (int(workers),),
-                    "record the end of the run in",
-                )
+        if workers is not None and self._keeps_workers:
+            self._write(
+                "UPDATE journal_run SET workers = ? WHERE id = 1",
+                (int(workers),),
+                "record the end of the run in",
+            )
         self._write(
             "UPDATE journal_run SET finished = ?, ended = ?, exit_code = ?, results_path = ?, "
             "stopped_reason = ? WHERE id = 1",
@@ -1474,12 +1474,8 @@ def continue_run(previous: Journal, planned: Iterable[PlannedRow]) -> Continuati
 
 
 def _already_applied(row: JournalRow) -> bool:
-    if row.phase is not Phase.DONE:
-        return False
-    if row.outcome is Outcome.UPDATED:
-        return True
-    # Carried forward from an earlier run of the chain: Skipped, with the 2xx evidence kept.
-    return row.outcome is Outcome.SKIPPED and row.status is not None and 200 <= row.status < 300
+    # Updated, or carried forward from an earlier run of the chain with its 2xx evidence.
+    return row.phase is Phase.DONE and update_applied(row.outcome, row.status)
 
 
 def _carried(before: JournalRow, run_id: str, row: PlannedRow) -> RowResult:

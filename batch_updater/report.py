@@ -1009,13 +1009,7 @@ def default_rollback_path(input_path: Path, started: datetime, out_dir: Path | N
 def undoable(result: RowResult) -> bool:
     """The row's update was applied (by this run, or by the run it resumed) and its before
     values were captured: a rollback row can undo it."""
-    applied = result.outcome is Outcome.UPDATED or (
-        # carried by --resume from the run that updated it: Skipped, with that run's 2xx
-        result.outcome is Outcome.SKIPPED
-        and result.status is not None
-        and 200 <= result.status < 300
-    )
-    return applied and bool(result.before) and bool(result.request_json)
+    return result.applied and bool(result.before) and bool(result.request_json)
 
 
 def rollback_rows(results: Sequence[RowResult]) -> list[list[object]]:

@@ -222,6 +222,18 @@ class RowResult:
     # The read-back after a 204 (--verify): "Verified", "Mismatch: ...", "Not checked: ...", or "".
     verification: str = ""
 
+    @property
+    def applied(self) -> bool:
+        """The server took this row's update: in this run, or in the run it continues."""
+        return update_applied(self.outcome, self.status)
+
+
+def update_applied(outcome: Outcome | None, status: int | None) -> bool:
+    """Updated, or Skipped as carried by --resume from the run that updated it (with its 2xx)."""
+    if outcome is Outcome.UPDATED:
+        return True
+    return outcome is Outcome.SKIPPED and status is not None and 200 <= status < 300
+
 
 @dataclass
 class RunInfo:

@@ -68,3 +68,18 @@ def test_rows_without_before_values_or_not_updated_have_no_rollback() -> None:
         ["INCA0000003", None, "High", None, None, 4,
          "Description was empty before; an empty cell cannot restore that, so clear it in CCS by hand if needed"],
     ]
+
+
+def test_rows_a_resume_carried_from_the_run_that_updated_them_are_undone_too() -> None:
+    update = TicketUpdate("INCA0000001", description="new", priority="Low")
+    before = {"Priority": "High", "TicketDescription": "old"}
+    results = [
+        # updated by the interrupted run, carried by the resume with that run's 204
+        RowResult(2, Outcome.SKIPPED, "INCA0000001", 204, "updated in run R at ...; not sent again",
+                  request_json=update.to_json_text(), before=before),
+        # a blank row, and a row carried without its status: nothing to undo
+        RowResult(3, Outcome.SKIPPED, message="blank row", before=before),
+        RowResult(4, Outcome.SKIPPED, "INCA0000004", None, request_json=update.to_json_text(),
+                  before=before),
+    ]
+    assert rollback_rows(results) == [["INCA0000001", None, "High", None, "old", 2, None]]
