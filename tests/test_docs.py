@@ -58,3 +58,13 @@ def test_every_config_key_in_the_readme_exists_in_the_example() -> None:
         assert name in (example.get(group) or {}) or f"{name}:" in (ROOT / "config.example.yaml").read_text(
             encoding="utf-8"
         ), key
+
+
+def test_the_automatic_concurrency_bounds_are_told_as_they_are() -> None:
+    from batch_updater.runner import AUTO_MAX_WORKERS, AUTO_START_WORKERS
+
+    help_text = CliRunner().invoke(command, ["--help"], prog_name="batch-update").output
+    assert f"auto adds workers ({AUTO_START_WORKERS} to {AUTO_MAX_WORKERS})" in help_text
+    example = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    assert f"auto starts with {AUTO_START_WORKERS} and adds workers, up to {AUTO_MAX_WORKERS}" in example
+    assert f"`auto` ({AUTO_START_WORKERS}, more up to {AUTO_MAX_WORKERS} when" in README
