@@ -115,6 +115,25 @@ def start_command(
     )
 
 
+def double_ctrl_c(process: subprocess.Popen[str], simulator: Any) -> tuple[int, str, str]:
+    """Ctrl-C twice while requests are in flight; what finish() returns.
+
+    Once two PATCHes are answered, every answer takes 3 s, so the next requests stay in flight:
+    the first SIGINT stops sending, the second stops waiting for them.
+    """
+    import signal  # POSIX signals: only the tests that send them call this
+
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 2)
+        simulator.configure(latency_ms=3000)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGINT)
+    return finish(process)
+
+
 def finish(process: subprocess.Popen[str], timeout: float = TIMEOUT) -> tuple[int, str, str]:
     """Wait for a started command: (exit code, stdout, stderr); killed if it overruns."""
     try:

@@ -22,6 +22,7 @@ import pytest
 
 from batch_updater.cli import ExitStatus
 from helpers import (
+    double_ctrl_c,
     ADMIN,
     ADMIN_PASSWORD,
     AUDITOR,
@@ -508,16 +509,7 @@ def test_a_second_sigint_stops_waiting_for_requests_in_flight(
         tmp_path,
         env=live_env(tmp_path / "home"),
     )
-    try:
-        wait_until(lambda: len(patched(simulator)) >= 2)
-        # From now on every answer takes 3 s: the next requests stay in flight.
-        simulator.configure(latency_ms=3000)
-        time.sleep(1.0)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-    finally:
-        process.send_signal(signal.SIGINT)
-    code, out, err = finish(process)
+    code, out, err = double_ctrl_c(process, simulator)
 
     assert code == ExitStatus.INTERRUPTED, err
     assert STOPPING in err.splitlines()

@@ -32,6 +32,7 @@ from batch_updater.journal import Journal, JournalRow, Phase, RunEnd, RunRecord,
 from batch_updater.sim import Simulator
 from batch_updater.tickets import Outcome
 from helpers import (
+    double_ctrl_c,
     ADMIN_PASSWORD,
     FAST_RETRIES_YAML,
     SAMPLES,
@@ -508,16 +509,7 @@ def test_a_double_ctrl_c_leaves_rows_sending_and_resume_reads_them_back(
     process = start_command(
         [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10")], tmp_path, env=env
     )
-    try:
-        wait_until(lambda: len(patched(simulator)) >= 2)
-        # From now on every answer takes 3 s: the next requests stay in flight.
-        simulator.configure(latency_ms=3000)
-        time.sleep(1.0)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-    finally:
-        process.send_signal(signal.SIGINT)
-    code, _, err = finish(process)
+    code, _, err = double_ctrl_c(process, simulator)
 
     assert code == ExitStatus.INTERRUPTED, err
     results = by_row(read_results(the_workbook(tmp_path)))
