@@ -31,7 +31,7 @@ import click
 from . import __version__
 from .errors import AuthError, BatchUpdateError, InputError, OutputError, ServerUnreachable
 from .journal import Continuation, Journal
-from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet
+from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
 
 log = logging.getLogger("batch_updater")
 # Without a handler, logging's last resort would print "internal error" and its traceback on
@@ -217,7 +217,7 @@ def _summary_lines(
     counts = Counter(r.outcome for r in results)
     statuses = Counter(r.status for r in results if r.outcome is Outcome.FAILED)
     lines = [
-        f"{len(results):,} rows in {sheet.file_name}"
+        f"{count_text(len(results), 'row')} in {sheet.file_name}"
         + (f' (sheet "{sheet.sheet_name}")' if sheet.sheet_name else "")
         + ":"
     ]
@@ -342,7 +342,7 @@ def _close_logging() -> None:
 @click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
 @click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS, its input and its journal are the files the run produced.")
 @click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE's folder, or of this folder) and exit.")
-@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error (for a bug report).")
 @click.version_option(__version__, prog_name="batch-update")
 def command(**options: object) -> None:
     """Update CCS remediation tickets from FILE (.xlsx, .xlsm, .xls, .ods or .csv).
@@ -441,6 +441,8 @@ def run(
         cli={k: v for k, v in cli.items() if k != "out"}, env=os.environ, config_path=config_path
     )
     _configure_logging(verbose, settings.log_file, file)
+    if settings.config_path is not None and not quiet:
+        _echo(f"Using config file {settings.config_path}")
 
     rules = rules_from_settings(settings)
     sheet = read_sheet(
@@ -508,7 +510,10 @@ def run(
     if dry_run:
         results = [decided[row.row_number] for row in plan.rows]
         if not quiet:
-            _echo(f"Dry run: {len(valid):,} of {len(plan.rows):,} rows would be sent; nothing was sent.")
+            _echo(
+                f"Dry run: {len(valid):,} of {count_text(len(plan.rows), 'row')} would be sent; "
+                "nothing was sent."
+            )
     else:
         folder = settings.journal_dir or default_journal_folder(file)
         batch = _follow_earlier_run(
@@ -829,8 +834,8 @@ def _follow_earlier_run(
             batch.retry_of = earlier.run_id
         if not quiet:
             _echo(
-                f"Continuing run {earlier.run_id}: {len(batch.carried):,} rows already updated are "
-                f"not sent again; {len(batch.send):,} to send"
+                f"Continuing run {earlier.run_id}: {count_text(len(batch.carried), 'row')} already "
+                f"updated {'is' if len(batch.carried) == 1 else 'are'} not sent again; {len(batch.send):,} to send"
                 + (f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
                    if batch.read_back else "")
                 + "."

@@ -40,7 +40,7 @@ from python_calamine import (
 )
 
 from .errors import InputError
-from .tickets import CellError, FormulaWithoutValue, Sheet, SheetRow
+from .tickets import CellError, FormulaWithoutValue, Sheet, SheetRow, count_text
 
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_HEADER_SEARCH_ROWS = 20
@@ -1060,7 +1060,7 @@ class _Reader:
                 close = difflib.get_close_matches(sheet_name, [m.name for m in metas], n=1)
                 raise InputError(
                     f'{self.name}: no sheet named "{sheet_name}"; the workbook has '
-                    f"{_count(len(metas), 'sheet')}: {listing}.",
+                    f"{count_text(len(metas), 'sheet')}: {listing}.",
                     tip=f'did you mean "{close[0]}"?' if close else None,
                 )
             reason = "as asked"
@@ -1097,7 +1097,7 @@ class _Reader:
             notices.insert(
                 0,
                 f'Using sheet "{meta.name}" ({reason}; the workbook has '
-                f"{_count(len(metas), 'sheet')}: {listing}).",
+                f"{count_text(len(metas), 'sheet')}: {listing}).",
             )
         sheet = load(meta.name)
         limit = self.header_search_rows + self.max_rows + 1
@@ -1305,10 +1305,6 @@ def _find_sheet(metas: Sequence[SheetMetadata], wanted: str) -> SheetMetadata | 
 
 def _squash(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # --- cell values --------------------------------------------------------------------------

@@ -17,6 +17,11 @@ from enum import Enum, IntEnum
 _encode_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
+def count_text(n: int, noun: str) -> str:
+    """'1 row', '2 rows', '1,000 rows': a count and its noun, for messages."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 class TicketState(IntEnum):
     """The states CCS knows, by the integer the API takes."""
 

@@ -90,7 +90,8 @@ def test_help_lists_every_exit_code_and_every_option() -> None:
             continue
         for name in [*param.opts, *param.secondary_opts]:
             assert name in text, name
-    assert "--debug" not in text
+    # Every option is listed, --debug too: it is what a bug report asks for.
+    assert "  --debug  " in text
 
 
 def test_version() -> None:
@@ -343,6 +344,31 @@ def test_simulate_runs_against_the_built_in_server(here: Path) -> None:
         f"Manifest:         {workbook.with_suffix('.manifest.json').name}",
     ]
     assert result.stderr == ""
+
+
+def test_one_row_is_one_row_not_one_rows(here: Path) -> None:
+    write_sheet(here / "one.xlsx", ticket_rows(1))
+
+    dry = invoke("one.xlsx", "--dry-run")
+    live = invoke("one.xlsx", "--simulate", "--rate", "100", "--quiet")
+
+    assert "Dry run: 1 of 1 row would be sent; nothing was sent." in dry.stderr
+    assert '1 row in one.xlsx (sheet "Tickets"):' in live.stdout.splitlines()
+    assert "1 rows" not in dry.output + live.output
+
+
+def test_the_config_file_in_use_is_named(here: Path) -> None:
+    (here / "batch-update.yaml").write_text("pacing:\n  rate: 50\n", encoding="utf-8")
+    named = here / "other.yaml"
+    named.write_text("pacing:\n  rate: 40\n", encoding="utf-8")
+
+    found = invoke(PROBLEM_FREE, "--dry-run")
+    given = invoke(PROBLEM_FREE, "--dry-run", "--config", str(named))
+    quiet = invoke(PROBLEM_FREE, "--dry-run", "--quiet")
+
+    assert f"Using config file {here / 'batch-update.yaml'}" in found.stderr.splitlines()
+    assert f"Using config file {named}" in given.stderr.splitlines()
+    assert "Using config file" not in quiet.output
 
 
 class FakeKeyring:
