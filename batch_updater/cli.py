@@ -340,7 +340,7 @@ def _close_logging() -> None:
 @click.option("--retry-failed", metavar="RUN", help="Send only the rows that Failed or were Not sent in RUN (a run id or its results workbook).")
 @click.option("--again", is_flag=True, help="Run FILE even though a finished run already applied it.")
 @click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
-@click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS, its input and its journal are the files the run produced.")
+@click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS (a results workbook or its manifest), its input and its journal are the files the run produced.")
 @click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE's folder, or of this folder) and exit.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error (for a bug report).")
 @click.version_option(__version__, prog_name="batch-update")
@@ -445,9 +445,17 @@ def run(
         _echo(f"Using config file {settings.config_path}")
 
     rules = rules_from_settings(settings)
+    # Hashed on both sides of the read, so the SHA-256 the evidence gives is that of the bytes
+    # the rows came from: a file being saved meanwhile (Excel on a share) is refused, not mixed.
+    input_sha256 = file_sha256(file)
     sheet = read_sheet(
         file, settings.sheet, is_header_row=rules.is_header_row, max_rows=settings.max_rows
     )
+    if file_sha256(file) != input_sha256:
+        raise InputError(
+            f"{file.name}: the file changed while it was being read.",
+            tip="wait until it has been saved (and closed in Excel), then run again.",
+        )
     plan = plan_rows(sheet, rules)
     if not plan.rows:
         raise InputError(
@@ -471,22 +479,17 @@ def run(
         default_results_path(file, started, settings.output_dir), companion=manifest_path
     )
     out = Path(out)  # type: ignore[arg-type]
+    _check_workbook_name(out)
     check_output_path(out, input_path=file)
     check_output_path(manifest_path(out), input_path=file, option="--out")
     csv_path = out.with_suffix(".csv") if settings.write_csv else None
     if csv_path is not None:
         # Found now, not when the results are written: by then the tickets have been updated.
-        if out.suffix.lower() == ".csv":
-            raise OutputError(
-                f"{out} would be both the results workbook and the results CSV.",
-                tip="Give the workbook a name ending in .xlsx with --out; the CSV is written "
-                "beside it, under the same name ending in .csv.",
-            )
         check_output_path(csv_path, input_path=file)
 
     info = RunInfo(
         input_path=str(file.resolve()),
-        input_sha256=file_sha256(file),
+        input_sha256=input_sha256,
         sheet_name=sheet.sheet_name,
         tool_version=__version__,
         operator=_operator(),
@@ -536,6 +539,7 @@ def run(
         results = [decided[row.row_number] for row in plan.rows]
 
     info.finished = datetime.now(timezone.utc)
+    _note_input_change(file, info)
     status = _exit_status(results, stopped, interrupted)
     # Never overwrite: a file that appeared at the target during the run keeps its name.
     if out.exists():
@@ -594,6 +598,35 @@ def run(
         )
         return ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
     return status
+
+
+def _check_workbook_name(out: Path) -> None:
+    """The results are an .xlsx workbook: refuse a name that says otherwise (x.csv, x.xls, x)."""
+    if out.suffix.lower() != ".xlsx":
+        raise OutputError(
+            f"--out {out}: the results workbook is an Excel .xlsx file; its name must end in .xlsx.",
+            tip=f"use --out {out.with_suffix('.xlsx').name}"
+            + (", and add --csv for a CSV copy beside it." if out.suffix.lower() == ".csv" else "."),
+        )
+
+
+def _note_input_change(file: Path, info: RunInfo) -> None:
+    """Say in the evidence, and on the terminal, when the input was rewritten during the run."""
+    from .sheet import file_sha256
+
+    try:
+        now: str | None = file_sha256(file)
+    except BatchUpdateError:
+        now = None  # moved or deleted: the manifest check will say it is missing
+    if now is None or now == info.input_sha256:
+        return
+    note = (
+        f"The input file {file.name} was changed during the run (SHA-256 when read "
+        f"{info.input_sha256[:16]}..., at the end {now[:16]}...): these results are those of the "
+        "sheet as it was read."
+    )
+    info.notes.append(note)
+    _echo(f"Note: {note}")
 
 
 def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
@@ -676,6 +709,7 @@ def check_manifest_files(results: Path) -> ExitStatus:
     from .manifest import check_manifest
 
     checks = check_manifest(results)
+    results = Path(next(check.path for check in checks if check.role == "results"))
     for check in checks:
         click.echo(("  ok       " if check.ok else "  CHANGED  " if check.found else "  MISSING  ") + check.describe())
     if all(check.ok for check in checks):
@@ -716,6 +750,7 @@ def report_from_journal(
 ) -> ExitStatus:
     """Write the results workbook of a run from its journal alone (nothing is sent)."""
     from .journal import find_run
+    from .manifest import manifest_path, write_manifest
     from .report import check_output_path, default_results_path, free_path, write_results
 
     folder = _journal_folder(file, config_path)
@@ -730,8 +765,15 @@ def report_from_journal(
         if sheet is None:
             raise InputError(f"The journal of run {record.run_id} does not hold the input sheet; its workbook cannot be rebuilt.")
         results = journal.results(include_pending=True)
-        target = Path(out) if out else free_path(default_results_path(Path(record.input_path), record.started, Path(record.path).parent.parent))
+        # As a run names its outputs: the workbook and its manifest both new (a manifest left
+        # from a deleted workbook describes that workbook, and is kept).
+        target = Path(out) if out else free_path(
+            default_results_path(Path(record.input_path), record.started, Path(record.path).parent.parent),
+            companion=manifest_path,
+        )
+        _check_workbook_name(target)
         check_output_path(target)
+        check_output_path(manifest_path(target))
         info = record.to_run_info()
         info.run_id = record.run_id
         info.journal_path = str(Path(record.path).resolve())
@@ -755,9 +797,13 @@ def report_from_journal(
         if info.capture_before:
             # The run may have died before it wrote its rollback workbook: the journal has it all.
             rollback = _write_rollback(Path(record.input_path), ordered, info, target.parent)
+    manifest = write_manifest(
+        info, target, files={"input": Path(record.input_path), "journal": Path(record.path)}
+    )
     click.echo(f"Results workbook of run {record.run_id}: {target}")
     if rollback is not None:
         click.echo(f"Rollback workbook: {rollback}")
+    click.echo(f"Manifest: {manifest}")
     return ExitStatus.OK
 
 

@@ -49,7 +49,13 @@ def build_manifest(run: RunInfo, results_path: Path, *, files: dict[str, Path | 
     }
     for role, path in files.items():
         if path is not None and Path(path).is_file():
-            hashed[role] = {"path": str(Path(path).resolve()), "sha256": sha256_of(Path(path))}
+            entry: dict[str, object] = {"path": str(Path(path).resolve()), "sha256": sha256_of(Path(path))}
+            if role == "input" and run.input_sha256 and entry["sha256"] != run.input_sha256:
+                # The run describes the sheet as it was read: that is the file the manifest
+                # vouches for. A file rewritten since is named as such, never passed as the same.
+                entry = {**entry, "sha256": run.input_sha256, "sha256_at_end": entry["sha256"],
+                         "changed_during_run": True}
+            hashed[role] = entry
     return {
         "manifest_version": MANIFEST_VERSION,
         "tool": "batch-update",
@@ -95,6 +101,7 @@ class FileCheck:
     path: str
     expected: str
     found: str | None  # None: the file is missing
+    changed_during_run: bool = False  # the input was rewritten while the run was going on
 
     @property
     def ok(self) -> bool:
@@ -105,6 +112,11 @@ class FileCheck:
             return f"{self.role}: {self.path} is missing"
         if self.ok:
             return f"{self.role}: {self.path} is unchanged (SHA-256 {self.expected[:16]}...)"
+        if self.changed_during_run:
+            return (
+                f"{self.role}: {self.path} has CHANGED: it was rewritten during the run (SHA-256 "
+                f"now {self.found[:16]}..., the run read {self.expected[:16]}...)"
+            )
         return (
             f"{self.role}: {self.path} has CHANGED (SHA-256 now {self.found[:16]}..., "
             f"the run recorded {self.expected[:16]}...)"
@@ -117,11 +129,17 @@ def check_manifest(results_path: Path) -> list[FileCheck]:
     The workbook is looked for where it is now (it may have been moved or sent on); the input and
     the journal where the run recorded them, else beside the workbook under the same name.
     """
-    path = manifest_path(results_path)
+    given_manifest = results_path.name.casefold().endswith(".manifest.json")
+    path = results_path if given_manifest else manifest_path(results_path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         files = data["files"]
+        if given_manifest:
+            # The manifest was named: its workbook is the one beside it, under the name it records.
+            results_path = path.parent / Path(files["results"]["path"]).name
     except FileNotFoundError as exc:
+        if given_manifest:
+            raise InputError(f"{path.name}: file not found ({path}).") from exc
         raise InputError(
             f"{results_path.name}: no manifest beside it ({path.name} is missing).",
             tip="The manifest is written next to the results workbook at the end of a live run; "
@@ -139,5 +157,7 @@ def check_manifest(results_path: Path) -> list[FileCheck]:
         else:
             candidate = results_path.parent / recorded.name
         found = sha256_of(candidate) if candidate.is_file() else None
-        checks.append(FileCheck(role, str(candidate), entry["sha256"], found))
+        checks.append(
+            FileCheck(role, str(candidate), entry["sha256"], found, bool(entry.get("changed_during_run")))
+        )
     return checks

@@ -848,20 +848,28 @@ def test_out_is_honoured_for_the_workbook_and_the_csv(tmp_path: Path, sheet, sim
     ]
 
 
-def test_an_out_name_the_csv_would_share_is_refused_before_sending(
-    tmp_path: Path, sheet, simulator
+@pytest.mark.parametrize(
+    ("name", "tip"),
+    [
+        ("results.csv", "use --out results.xlsx, and add --csv for a CSV copy beside it."),
+        ("results", "use --out results.xlsx."),
+        ("results.xls", "use --out results.xlsx."),
+        ("results.xlsm", "use --out results.xlsx."),
+    ],
+)
+def test_an_out_name_that_is_not_an_xlsx_is_refused_before_sending(
+    tmp_path: Path, sheet, simulator, name: str, tip: str
 ) -> None:
     done = run_command(
-        [sheet(ticket_rows(3)), "--out", "results.csv", "--csv", *live_args(simulator)],
+        [sheet(ticket_rows(3)), "--out", name, "--csv", *live_args(simulator)],
         tmp_path,
         env=live_env(tmp_path / "home"),
     )
 
     assert done.returncode == ExitStatus.USAGE
     assert done.stderr.splitlines() == [
-        "Error: results.csv would be both the results workbook and the results CSV.",
-        "Tip: Give the workbook a name ending in .xlsx with --out; the CSV is written beside it, "
-        "under the same name ending in .csv.",
+        f"Error: --out {name}: the results workbook is an Excel .xlsx file; its name must end in .xlsx.",
+        f"Tip: {tip}",
     ]
     assert simulator.requests == []  # exit 2 means nothing was sent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tickets.xlsx"]

@@ -194,3 +194,41 @@ def test_report_only_of_a_capture_before_run_rebuilds_the_before_columns_and_the
     (rebuilt_rollback,) = tmp_path.glob("tickets.rollback-*.xlsx")
     assert f"Rollback workbook: {rebuilt_rollback.name}" in rebuilt.stdout
     assert sheet_values(rebuilt_rollback, "Tickets") == undo
+
+
+def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
+    tmp_path: Path, simulator
+) -> None:
+    import json
+
+    from helpers import finish, patched, start_command, wait_until
+
+    write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6))
+    as_read = (tmp_path / "tickets.xlsx").read_bytes()
+    process = start_command(
+        ["tickets.xlsx", *live_args(simulator, "--rate", "8")], tmp_path, env=live_env(tmp_path / "home")
+    )
+    wait_until(lambda: len(patched(simulator)) >= 1)
+    write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6, priority="Low"))  # saved again in Excel
+    code, out, err = finish(process)
+
+    assert code == ExitStatus.OK, err
+    assert "Note: The input file tickets.xlsx was changed during the run (SHA-256 when read " in err
+    workbook = workbook_in(tmp_path)
+    notes = [str(v) for k, v in read_summary(workbook).items() if str(k).startswith("Note")]
+    assert any("was changed during the run" in note for note in notes), notes
+    manifest = json.loads(workbook.with_suffix(".manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["files"]["input"]
+    assert entry["changed_during_run"] is True
+    assert entry["sha256"] == manifest["input_sha256_when_read"] != entry["sha256_at_end"]
+
+    check = run_command(["--check-manifest", workbook.name], tmp_path)
+    assert check.returncode == ExitStatus.ROWS_FAILED
+    assert "has CHANGED: it was rewritten during the run" in check.stdout
+    # The file as it was read passes; the manifest itself can be named too.
+    (tmp_path / "tickets.xlsx").write_bytes(as_read)
+    by_manifest = run_command(["--check-manifest", workbook.with_suffix(".manifest.json").name], tmp_path)
+    assert by_manifest.returncode == ExitStatus.OK, by_manifest.stdout
+    assert by_manifest.stdout.splitlines()[-1] == (
+        f"{workbook.name}: the workbook, the input and the journal are the ones the run produced."
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ def run_files(tmp_path: Path):
     for path, content in ((input_file, b"input"), (results, b"results"), (journal, b"journal")):
         path.write_bytes(content)
     run = RunInfo(
-        str(input_file), "cd" * 32, "Tickets", "0.1.0", "corp\\jsmith on LAPTOP-7",
+        str(input_file), hashlib.sha256(b"input").hexdigest(), "Tickets", "0.1.0", "corp\\jsmith on LAPTOP-7",
         datetime(2026, 11, 30, 3, 10, 58, tzinfo=timezone.utc),
         finished=datetime(2026, 11, 30, 3, 11, 9, tzinfo=timezone.utc),
         server_url="https://ccs01.corp.example:12431", ccs_user="corp\\svc-ccs",
@@ -77,3 +78,29 @@ def test_the_manifest_is_never_overwritten(run_files) -> None:
     run = RunInfo(str(input_file), "", "", "0.1.0", "", datetime.now(timezone.utc))
     with pytest.raises(OutputError, match="will not overwrite"):
         write_manifest(run, results, files={})
+
+
+def test_the_manifest_itself_can_be_named(run_files) -> None:
+    _, results, _ = run_files
+    checks = check_manifest(manifest_path(results))
+    assert [(c.role, c.ok) for c in checks] == [("results", True), ("input", True), ("journal", True)]
+    assert Path(checks[0].path) == results
+    manifest_path(results).unlink()
+    with pytest.raises(InputError, match=r"manifest\.json: file not found"):
+        check_manifest(manifest_path(results))
+
+
+def test_an_input_that_changed_during_the_run_is_recorded_as_read(tmp_path: Path) -> None:
+    input_file, results = tmp_path / "tickets.xlsx", tmp_path / "tickets.results.xlsx"
+    input_file.write_bytes(b"saved again during the run")
+    results.write_bytes(b"results")
+    read = hashlib.sha256(b"as read").hexdigest()
+    run = RunInfo(str(input_file), read, "", "0.1.0", "", datetime.now(timezone.utc))
+    write_manifest(run, results, files={"input": input_file})
+    entry = json.loads(manifest_path(results).read_text(encoding="utf-8"))["files"]["input"]
+    assert entry["sha256"] == read
+    assert entry["sha256_at_end"] == hashlib.sha256(b"saved again during the run").hexdigest()
+    assert entry["changed_during_run"] is True
+    (check,) = [c for c in check_manifest(results) if c.role == "input"]
+    assert not check.ok
+    assert "rewritten during the run" in check.describe()

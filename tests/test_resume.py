@@ -1004,9 +1004,14 @@ def differences(rebuilt: dict[str, Any], original: dict[str, Any]) -> list[str]:
 def rebuild(tmp_path: Path, reference: str, env: dict[str, str]) -> Path:
     done = run_command(["--report-only", reference], tmp_path, env=env)
     assert done.returncode == ExitStatus.OK, done.stderr
-    match = re.fullmatch(r"Results workbook of run (\S+): (.+)", done.stdout.strip())
+    match = re.match(r"Results workbook of run (\S+): (.+)", done.stdout)
     assert match, done.stdout
-    return tmp_path / match.group(2)
+    rebuilt = tmp_path / match.group(2)
+    # The rebuilt workbook has a manifest of its own, which checks.
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("Manifest: ") and (tmp_path / last[10:]) == rebuilt.with_suffix(".manifest.json")
+    assert run_command(["--check-manifest", str(rebuilt)], tmp_path, env=env).returncode == ExitStatus.OK
+    return rebuilt
 
 
 def test_report_only_rebuilds_a_deleted_workbook_from_the_journal(
@@ -1033,6 +1038,7 @@ def test_report_only_rebuilds_a_deleted_workbook_from_the_journal(
     }
     expected = workbook_cells(original)
     original.unlink()
+    original.with_suffix(".manifest.json").unlink()  # lost together
 
     rebuilt = rebuild(tmp_path, record.run_id, env)
 
@@ -1069,6 +1075,7 @@ def test_report_only_of_an_interrupted_run_and_its_resume_and_the_runs_list(
     )
     for path in books.values():
         path.unlink()
+        path.with_suffix(".manifest.json").unlink()
     requests = len(simulator.requests)
 
     # By run id, and by journal file.
