@@ -529,12 +529,19 @@ def run(
             rows = [*batch.send, *(decided[row.row_number] for row in plan.rows if row.row_number in decided)]
             return _create_journal(folder, info, rows, sheet, batch)
 
-        sent, interrupted, stopped, journal = _send(
-            batch.send, settings, info, start_journal,
-            read_back=batch.read_back, known_before=batch.known_before,
-            simulate=simulate, yes=yes, quiet=quiet,
-            transport=Transport(insecure=insecure, allow_http=allow_http),
-        )
+        try:
+            sent, interrupted, stopped, journal = _send(
+                batch.send, settings, info, start_journal,
+                read_back=batch.read_back, known_before=batch.known_before,
+                simulate=simulate, yes=yes, quiet=quiet,
+                transport=Transport(insecure=insecure, allow_http=allow_http),
+            )
+        except (AuthError, ServerUnreachable) as error:
+            # The login failed: no request for a ticket was made, so there is no run to report.
+            _fail(error)
+            _echo(f"The run stopped early: {error.message.rstrip('.')}.")
+            _echo("Nothing was sent; no results workbook was written.")
+            return ExitStatus.STOPPED
         decided.update(sent)
         results = [decided[row.row_number] for row in plan.rows]
 
@@ -1038,23 +1045,11 @@ def _send(
         info.server_url = url
         info.ccs_user = username
 
-        def not_sent(reason: str) -> dict[int, RowResult]:
-            return {
-                row.row_number: RowResult(
-                    row.row_number,
-                    Outcome.NOT_SENT,
-                    ticket_number=row.ticket_number,
-                    message=f"not sent: {reason}",
-                    request_json=row.update.to_json_text() if row.update else None,
-                )
-                for row in valid
-            }
-
-        if valid and not simulate and not yes:
-            _confirm(len(valid), url, username, settings)
-        journal = start_journal()
         if not valid:
-            return {}, False, False, journal
+            return {}, False, False, start_journal()
+        ask = not simulate and not yes
+        if ask and not sys.stdin.isatty():
+            _confirm(len(valid), url, username, settings)  # refuses: no terminal to answer
         # Certificates are verified unless the user said --insecure in so many words.
         verified = not (transport.insecure and not simulate)
         ca: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
@@ -1077,15 +1072,13 @@ def _send(
             timeout=(settings.connect_timeout, settings.read_timeout),
         )
         stack.callback(client.close)
-        try:
-            client.login()
-        except (AuthError, ServerUnreachable) as error:
-            _fail(error)
-            info.stopped_reason = error.message.rstrip(".")
-            results = not_sent(info.stopped_reason)
-            for result in results.values():
-                journal.record(result)
-            return results, False, True, journal
+        # Logged in before the question and before the journal: a refused login or an
+        # unreachable server stops here (AuthError, ServerUnreachable), with nothing sent and
+        # no run to account for.
+        client.login()
+        if ask:
+            _confirm(len(valid), url, username, settings)
+        journal = start_journal()
 
         progress = TerminalProgress(len(valid), quiet=quiet)
         stack.callback(progress.close)

@@ -626,13 +626,13 @@ def test_end_to_end_a_login_page_instead_of_a_token_stops_before_any_patch(
     )
     lines = done.stderr.splitlines()
     assert f"Error: {error}" in lines
-    assert lines[-1] == f"The run stopped early: {error.rstrip('.')}."
+    assert lines[-2:] == [
+        f"The run stopped early: {error.rstrip('.')}.",
+        "Nothing was sent; no results workbook was written.",
+    ]
     assert "Traceback" not in done.stderr
     assert canned.patches() == []
-    (workbook,) = results_files(tmp_path)
-    results = read_results(workbook)
-    assert [r["Outcome"] for r in results] == ["Not sent", "Not sent"]
-    assert results[0]["Message"] == f"not sent: {error.rstrip('.')}"
+    assert results_files(tmp_path) == []
 
 
 def test_end_to_end_bad_answers_become_row_outcomes(tmp_path: Path, canned: Canned) -> None:

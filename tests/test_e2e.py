@@ -390,17 +390,16 @@ def test_a_wrong_password_stops_before_anything_is_sent(tmp_path: Path, simulato
         "Tip: Check CCS_USERNAME and CCS_PASSWORD, and auth.password_encoding in the config "
         "(base64 or plain: the server expects one of them)."
     ) in lines
-    assert lines[-1] == f"The run stopped early: {refusal}"
-    workbook = the_workbook(tmp_path)
-    results = read_results(workbook)
-    assert outcome_counts(results) == {"Not sent": 30, "Invalid": 5, "Skipped": 2}
-    for result in results:
-        if result["Outcome"] == "Not sent":
-            assert result["Message"] == f"not sent: {refusal.rstrip('.')}"
+    assert lines[-2:] == [
+        f"The run stopped early: {refusal}",
+        "Nothing was sent; no results workbook was written.",
+    ]
+    # Logged in first: nothing was sent, so there is no run to report and nothing to resume.
+    assert results_files(tmp_path) == []
+    assert not (tmp_path / ".batch-update").exists()
     assert patched(simulator) == []
     for secret in (wrong, base64_of(wrong)):
         assert secret not in done.stdout + done.stderr
-        assert secret not in all_text(workbook)
 
 
 def test_an_unreachable_server_stops_the_run(tmp_path: Path, sheet) -> None:
@@ -415,10 +414,11 @@ def test_an_unreachable_server_stops_the_run(tmp_path: Path, sheet) -> None:
     assert done.returncode == ExitStatus.STOPPED, done.stderr
     lines = done.stderr.splitlines()
     assert f"Error: Could not connect to {url}: connection refused." in lines
-    assert lines[-1] == f"The run stopped early: Could not connect to {url}: connection refused."
-    results = read_results(the_workbook(tmp_path))
-    assert [r["Outcome"] for r in results] == ["Not sent"] * 5
-    assert results[0]["Message"] == f"not sent: Could not connect to {url}: connection refused"
+    assert lines[-2:] == [
+        f"The run stopped early: Could not connect to {url}: connection refused.",
+        "Nothing was sent; no results workbook was written.",
+    ]
+    assert results_files(tmp_path) == []
     assert "Traceback" not in done.stderr
 
 
@@ -641,7 +641,9 @@ def test_a_person_at_a_terminal_confirms_the_run(
     else:
         # The answer and its newline were echoed by the terminal, not written to stderr.
         assert err == question + "Error: Cancelled; nothing was sent.\n"
-        assert simulator.requests == []
+        # Logged in before asking (a refused login is found before the question): no ticket
+        # request was made.
+        assert [r.endpoint for r in simulator.requests] == ["tokens"]
         assert results_files(tmp_path) == []
 
 
@@ -662,7 +664,7 @@ def test_giving_up_at_the_prompt_sends_nothing(
 
     assert status == ExitStatus.INTERRUPTED, err
     assert err.endswith(question + "\nInterrupted; nothing was sent.\n")
-    assert simulator.requests == []
+    assert [r.endpoint for r in simulator.requests] == ["tokens"]  # the login, no ticket request
     assert results_files(tmp_path) == []
 
 
