@@ -112,11 +112,17 @@ OUTCOME_MEANINGS: dict[Outcome, str] = {
 COLUMN_MEANINGS: dict[str, str] = {
     "Row": "The row's number in the input sheet, as Excel shows it.",
     "Outcome": "What became of the row; the outcomes are explained below.",
-    "HTTP Status": "The HTTP status code of the server's answer; empty if no answer was received.",
+    "HTTP Status": "The HTTP status code of the server's last answer for this row; empty if no "
+    "answer was received. 200 with \"verified by read-back\" in Message: a resumed run read the "
+    "ticket (GET) and found it already held the values, so the update was not sent again.",
     "Message": "The server's message, the validation problems, or why the row was not sent.",
-    "Attempts": "How many requests were sent for this row, retries included; 0 if none.",
-    "Sent At": "When the request was sent, in UTC (ISO 8601, e.g. 2026-11-30T14:03:07.123Z).",
-    "Duration ms": "How long the request took, in milliseconds.",
+    "Attempts": "How many requests were sent for this row: the PATCH and its retries, the reads "
+    "(GET) of --capture-before and --verify, and the read-back of a resumed row; a PATCH sent "
+    "again with a new token after HTTP 401 counts twice. 0 if none.",
+    "Sent At": "When the row's first request was sent, in UTC (ISO 8601, e.g. "
+    "2026-11-30T14:03:07.123Z).",
+    "Duration ms": "From the row's first request to its last answer, in milliseconds: retries, "
+    "their waits and the reads (GET) included.",
     "Request": "The JSON body of the PATCH request; empty if no request was made.",
     "Before: State": "The ticket's state as the server held it just before the update (read with "
     "GET); empty if it was not read.",

@@ -528,6 +528,11 @@ def test_legend_explains_columns_and_outcomes(tmp_path):
         assert legend[name]
     for outcome in Outcome:
         assert legend[outcome.value]
+    # What an auditor asks of the numbers: what they count, and where a 200 comes from.
+    assert "the reads (GET) of --capture-before and --verify" in legend["Attempts"]
+    assert "after HTTP 401 counts twice" in legend["Attempts"]
+    assert "retries, their waits and the reads (GET) included" in legend["Duration ms"]
+    assert '200 with "verified by read-back"' in legend["HTTP Status"]
 
 
 # --------------------------------------------------------------------------------------------
