@@ -966,11 +966,24 @@ def _write_run_sheet(workbook: Workbook, run: RunInfo) -> None:
         ("Run journal", run.journal_path or "none"),
     ]
     for key in sorted(run.settings):
-        value = run.settings[key]
-        shown = value if isinstance(value, (int, float, str)) or value is None else json.dumps(value, ensure_ascii=False, default=str)
-        facts.append((f"Setting: {key}", shown))
+        facts.append((f"Setting: {key}", _setting_text(key, run.settings[key])))
     for key, value in facts:
         ws.append([_styled(ws, key, font=_BOLD), safe_text(value) if not isinstance(value, str) else _styled(ws, value)])
+
+
+def _setting_text(key: str, value: object) -> object:
+    """A setting as the Run sheet shows it: never an empty cell, never a secret."""
+    if key == "password":
+        # The settings hold only a mask, or nothing when the password is asked for later.
+        return (
+            "given in the settings (CCS_PASSWORD); never recorded" if value
+            else "not in the settings: read from the keyring or asked at a prompt; never recorded"
+        )
+    if value is None:
+        return "(not set)"
+    if isinstance(value, (int, float, str)):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:

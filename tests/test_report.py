@@ -1138,4 +1138,24 @@ def test_the_run_sheet_lists_the_identity_and_settings_but_no_secret(tmp_path: P
     assert facts["Python version"] == "3.11.7"
     assert facts["Setting: rate"] == 5.0
     assert facts["Setting: priorities"] == '["Low", "High"]'
-    assert facts["Setting: password"] == "********"
+    assert facts["Setting: password"] == "given in the settings (CCS_PASSWORD); never recorded"
+
+
+@pytest.mark.parametrize(
+    ("settings", "shown"),
+    [
+        ({"password": None}, "not in the settings: read from the keyring or asked at a prompt; never recorded"),
+        ({"ca_bundle": None}, "(not set)"),
+    ],
+)
+def test_no_setting_on_the_run_sheet_is_an_empty_cell(tmp_path: Path, settings, shown) -> None:
+    from openpyxl import load_workbook
+
+    sheet = Sheet("tickets.xlsx", "Changes", 1, ["Ticket Number"], [SheetRow(2, ("INCA0000001",))])
+    run = RunInfo("tickets.xlsx", "ab" * 32, "Changes", "0.1.0", "me", datetime(2026, 11, 30, tzinfo=timezone.utc),
+                  settings=settings, python_version="3.11.7", run_id="20261130-000000-ab12")
+    target = tmp_path / "out.xlsx"
+    write_results(target, sheet, [RowResult(2, Outcome.SKIPPED)], run)
+    facts = {r[0]: r[1] for r in load_workbook(target)["Run"].iter_rows(values_only=True)}
+    (key,) = settings
+    assert facts[f"Setting: {key}"] == shown
