@@ -977,7 +977,7 @@ def _setting_text(key: str, value: object) -> object:
         # The settings hold only a mask, or nothing when the password is asked for later.
         return (
             "given in the settings (CCS_PASSWORD); never recorded" if value
-            else "not in the settings: read from the keyring or asked at a prompt; never recorded"
+            else "not in the settings (from the keyring or a prompt, if one was needed); never recorded"
         )
     if value is None:
         return "(not set)"

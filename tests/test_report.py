@@ -1144,7 +1144,7 @@ def test_the_run_sheet_lists_the_identity_and_settings_but_no_secret(tmp_path: P
 @pytest.mark.parametrize(
     ("settings", "shown"),
     [
-        ({"password": None}, "not in the settings: read from the keyring or asked at a prompt; never recorded"),
+        ({"password": None}, "not in the settings (from the keyring or a prompt, if one was needed); never recorded"),
         ({"ca_bundle": None}, "(not set)"),
     ],
 )
