@@ -232,3 +232,34 @@ def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
     assert by_manifest.stdout.splitlines()[-1] == (
         f"{workbook.name}: the workbook, the input and the journal are the ones the run produced."
     )
+
+
+def test_report_only_completes_a_run_that_died_before_its_rollback_and_manifest(
+    tmp_path: Path, simulator
+) -> None:
+    # What a kill -9 while the rollback workbook is written leaves: a finished journal, the
+    # results workbook, and neither the rollback workbook nor the manifest.
+    write_sheet(tmp_path / "tickets.xlsx", ticket_rows(4, first=60, state=3, priority="Low"))
+    env = live_env(tmp_path / "home")
+    done = run_command(
+        ["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")], tmp_path, env=env
+    )
+    assert done.returncode == ExitStatus.OK, done.stderr
+    original = workbook_in(tmp_path)
+    (rollback,) = tmp_path.glob("tickets.rollback-*.xlsx")
+    undo = sheet_values(rollback, "Tickets")
+    rollback.unlink()
+    original.with_suffix(".manifest.json").unlink()
+    (journal,) = (tmp_path / ".batch-update").glob("*.journal.sqlite")
+
+    rebuilt = run_command(["--report-only", journal.name, "tickets.xlsx"], tmp_path, env=env)
+
+    assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
+    lines = rebuilt.stdout.splitlines()
+    (again,) = tmp_path.glob("tickets.rollback-*.xlsx")
+    assert sheet_values(again, "Tickets") == undo
+    assert lines[1] == f"Rollback workbook: {again.name}"
+    manifest = tmp_path / lines[2].split(": ", 1)[1]
+    assert manifest.is_file()
+    check = run_command(["--check-manifest", str(manifest)], tmp_path, env=env)
+    assert check.returncode == ExitStatus.OK, check.stdout
