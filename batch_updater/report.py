@@ -4,8 +4,10 @@ One sheet "Results" repeats every input column exactly as read and adds what bec
 a sheet "Summary" says who ran what, where, when, with which input, and reconciles the counts; a
 sheet "Legend" explains the columns and outcomes, so that the workbook explains itself.
 
-Every value passes `safe_text()` on its way out, so no cell is ever a formula (OWASP CSV injection)
-and nothing openpyxl or Excel would refuse or mangle reaches the file. Files are written to a
+Every value passes `safe_text()` on its way out, and text a spreadsheet could take for a formula
+is written as a text cell with Excel's quote-prefix style: no cell is ever a formula (OWASP CSV
+injection), and the value stays exactly the original (a rollback or a re-used workbook sends what
+was there). Only the CSV, which has no cell types, gets the OWASP apostrophe (`csv_text()`). Files are written to a
 temporary file beside the target and moved into place at the end; an existing file is never
 overwritten and the input is never written to. openpyxl is imported here and nowhere else.
 """
@@ -41,10 +43,13 @@ EXCEL_CELL_LIMIT = 32_767
 # A leading character that makes Excel, LibreOffice or Google Sheets evaluate a cell (OWASP).
 FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\0")
 
-# Shown instead of a character that XML 1.0 (and so .xlsx) cannot hold: C0 controls other than
-# tab/CR/LF, lone surrogates and the non-characters U+FFFE/U+FFFF.
+# Shown instead of a character that no .xlsx can hold, not even escaped: lone surrogates and the
+# non-characters U+FFFE/U+FFFF (neither can be encoded, nor read back by Excel or calamine).
 REPLACEMENT_CHARACTER = "\ufffd"
-_UNWRITABLE_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_UNWRITABLE_CHARS_RE = re.compile("[\ud800-\udfff\ufffe\uffff]")
+# C0 controls XML 1.0 cannot hold as they are: a workbook holds them (and CR, which XML readers
+# turn into LF) as Excel's own "_xHHHH_" escapes, which Excel, LibreOffice and calamine decode.
+_CONTROL_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\r]")
 
 TRUNCATION_MARKER = (
     " … [cut by batch-update: {total:,} characters in all, Excel holds {limit:,}]"
@@ -134,10 +139,14 @@ COLUMN_MEANINGS: dict[str, str] = {
 }
 
 SAFETY_NOTE = (
-    "Text beginning with = + - @, a tab, CR, LF or NUL is shown with a leading ' so that it is "
-    "never run as a formula; characters a workbook cannot hold are shown as \ufffd; text longer "
-    "than Excel's 32,767-character cell limit is cut with a visible marker. Every other value is "
-    "exactly as read from the input."
+    "Text beginning with = + - @, a tab, CR, LF or NUL is stored as a text cell with Excel's "
+    "quote-prefix style: its value is exactly the original, and Excel neither evaluates it when "
+    "the workbook is opened nor when the cell is edited. Control characters are stored as "
+    "Excel's _xHHHH_ escapes, which Excel and other readers turn back into the character. Only "
+    "characters no workbook can hold (lone surrogates, U+FFFE, U+FFFF) are shown as \ufffd, and "
+    "text longer than Excel's 32,767-character cell limit is cut with a visible marker; the "
+    "Summary counts such cells. Every other value is exactly as read. The CSV, which has no cell "
+    "types, puts a ' before such text: it is for reading, not for feeding back."
 )
 
 TITLE = "batch-update results"
@@ -166,7 +175,7 @@ _EXCEL_ERROR_TEXTS = frozenset(
 # Excel and other readers decode "_xHHHH_" inside cell text as a character; "_x005F_" is "_".
 # (openpyxl's reader does not decode them; Excel, LibreOffice and calamine do.)
 _OOXML_ESCAPE_RE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
-_ODD_FIRST = "#="
+_ODD_FIRST = "#=+-@"  # error texts, and the formula triggers that are not white space
 _XML_BLANK_RE = re.compile("[ \t\n\r]")
 
 
@@ -175,7 +184,12 @@ _XML_BLANK_RE = re.compile("[ \t\n\r]")
 
 
 def safe_text(value: object) -> object:
-    """Return value as it may be written to a workbook or CSV: never a formula, never refused."""
+    """Return value as it may be written to a workbook: text unchanged, unless no workbook can
+    hold it (see SAFETY_NOTE); numbers, dates and times in the forms Excel keeps exactly.
+
+    That text is never taken for a formula is the writer's job (`_xlsx_value`): a text cell with
+    the quote-prefix style. The CSV has no cell types and uses `csv_text()`.
+    """
     # Exact-type checks first: this runs for every cell of a 100,000-row sheet.
     kind = type(value)
     if kind is str:
@@ -220,11 +234,24 @@ def _safe_other(value: object) -> object:
     return _safe_string(text)
 
 
+def csv_text(value: object) -> object:
+    """A value for the results CSV: the OWASP apostrophe before text a spreadsheet would evaluate.
+
+    The CSV is for reading; unlike the workbook, its text is not the exact value.
+    """
+    if type(value) is str and value[:1] in FORMULA_TRIGGERS:
+        return "'" + value  # type: ignore[operator]
+    return value
+
+
+def _formula_like(value: object) -> bool:
+    """Text that a spreadsheet would evaluate if it were typed, opened or edited as it is."""
+    return type(value) is str and (value[:1] in FORMULA_TRIGGERS or value in _EXCEL_ERROR_TEXTS)
+
+
 def _safe_string(text: str) -> str:
     if not text:
         return text
-    if text[0] in FORMULA_TRIGGERS:
-        text = "'" + text
     if _UNWRITABLE_CHARS_RE.search(text):
         text = _UNWRITABLE_CHARS_RE.sub(REPLACEMENT_CHARACTER, text)
     # A UTF-16 length is at most twice the character count, so short text needs no counting.
@@ -542,7 +569,8 @@ class _Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     no_response: int = 0  # sent, but no HTTP answer (timeouts, resets)
     no_request: int = 0  # never sent (invalid, skipped, not sent, dry run)
-    text_made_safe: int = 0
+    text_protected: int = 0  # text cells with the quote-prefix style (formula-like text)
+    text_not_exact: int = 0  # text no workbook can hold as it is (see SAFETY_NOTE)
     verifications: Counter[str] = field(default_factory=Counter)  # Verified, Mismatch, Not checked
 
 
@@ -558,7 +586,9 @@ def _row_values(
     for before, after in zip(raw, values):
         # safe_text returns unchanged text as the very same object, so this is cheap.
         if before is not after and isinstance(before, str) and before != after:
-            tally.text_made_safe += 1
+            tally.text_not_exact += 1
+        elif _formula_like(after):
+            tally.text_protected += 1
     tally.rows += 1
     tally.outcomes[result.outcome] += 1
     if result.verification:
@@ -738,13 +768,20 @@ def _write_results_sheet(
     for row, result in zip(sheet.rows, results):
         values = _row_values(row, result, width, tally, evidence)
         if writer is not None:
-            writer.writerow(values)
-        # Only text that openpyxl or Excel would not take as plain text needs a cell of its own.
+            writer.writerow([csv_text(v) for v in values])
+        # Only text that openpyxl or Excel would not take as plain text needs a cell of its own
+        # (isprintable() is the quick test that leaves the regular expression to the few).
         ws.append(
             [
                 _xlsx_value(ws, v)
                 if type(v) is str
-                and (not v or v[0] in _ODD_FIRST or v[0].isspace() or "_x" in v or "\r" in v)
+                and (
+                    not v
+                    or v[0] in _ODD_FIRST
+                    or v[0].isspace()
+                    or "_x" in v
+                    or (not v.isprintable() and _CONTROL_CHARS_RE.search(v) is not None)
+                )
                 else v
                 for v in values
             ]
@@ -763,27 +800,34 @@ def _colour_outcomes(ws: Any, cell_range: str) -> None:
 
 
 def _xlsx_value(ws: object, value: object) -> object:
-    """The value, or a cell forcing text where openpyxl or Excel would not read it as text."""
+    """The value, or a text cell where openpyxl or Excel would not read the value as text.
+
+    Text a spreadsheet would evaluate ("=1+1", "-x", "@SUM(A1)", "#N/A") becomes a text cell
+    with the quote-prefix style: the stored value is exactly the text, Excel shows it as text
+    and keeps it text when the cell is edited; no apostrophe is added to the value.
+    """
     if type(value) is not str:
         return value
     if not value:
         return None  # no cell at all, rather than an empty text cell
-    if "_x" in value or "\r" in value:
+    protect = _formula_like(value)
+    if "_x" in value or (not value.isprintable() and _CONTROL_CHARS_RE.search(value)):
         # Excel decodes "_x0041_" in cell text as "A"; escaping the underscore keeps the text.
         value = _OOXML_ESCAPE_RE.sub(r"_x005F_\1", value)
-        # XML readers turn a raw CR into LF; Excel itself writes CR as "_x000D_".
-        value = value.replace("\r", "_x000D_")
+        # Control characters, and CR (which XML readers turn into LF), as Excel writes them.
+        value = _CONTROL_CHARS_RE.sub(_ooxml_escape, value)
         if len(value) > EXCEL_CELL_LIMIT:
             value = _truncate(value)
     if value.isspace() and len(value) * 7 <= EXCEL_CELL_LIMIT:
         # openpyxl marks only text with non-blank content as xml:space="preserve", and readers
         # drop the XML blanks of a blank-only text; written as escapes, the blanks survive.
         value = _XML_BLANK_RE.sub(_ooxml_escape, value)
-    if value in _EXCEL_ERROR_TEXTS or value[:1] == "=":
-        # openpyxl stores "#N/A" as an error value and "=..." as a formula; text must stay text.
-        # ("=" cannot come out of safe_text; this is a second lock on the same door.)
+    if protect or value[:1] == "=":
+        # openpyxl would store "#N/A" as an error value and "=..." as a formula: the cell's
+        # type is set to text, and the quote prefix keeps Excel from evaluating it on edit.
         cell = WriteOnlyCell(ws, value=value)
         cell.data_type = "s"
+        cell.quotePrefix = True
         return cell
     return value
 
@@ -884,7 +928,8 @@ def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -
         ("Stopped early", run.stopped_reason or "No"),
         ("Tool version", run.tool_version),
         ("Run journal", run.journal_path or ("none (dry run)" if run.dry_run else "none")),
-        ("Text cells made safe", tally.text_made_safe),
+        ("Text cells kept as text (quote prefix)", tally.text_protected),
+        ("Text cells not kept exactly", tally.text_not_exact),
         ("About safe text", SAFETY_NOTE),
     ]
     if layout.renamed:
@@ -1095,7 +1140,7 @@ def write_rollback(path: Path, results: Sequence[RowResult], run: RunInfo) -> in
         ws.append([_styled(ws, header, font=_BOLD) for header in ROLLBACK_HEADERS])
         for row in rows:
             values = [safe_text(value) for value in row]
-            ws.append([_xlsx_value(ws, v) if isinstance(v, str) else v for v in values])
+            ws.append([_xlsx_value(ws, v) for v in values])
         workbook.save(str(temp))
         if os.path.lexists(path):
             raise _appeared_error(path, "--capture-before")

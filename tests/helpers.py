@@ -260,7 +260,8 @@ def read_summary(path: Path) -> dict[str, Any]:
 
 
 def formula_cells(path: Path) -> list[str]:
-    """Every cell, on every sheet, that openpyxl reads as a formula."""
+    """Every cell, on every sheet, that openpyxl reads as a formula, or whose text Excel would
+    evaluate when the cell is edited (text starting with = + - @ without the quote prefix)."""
     book = openpyxl.load_workbook(path)
     try:
         return [
@@ -269,6 +270,7 @@ def formula_cells(path: Path) -> list[str]:
             for row in sheet.iter_rows()
             for cell in row
             if cell.data_type == "f"
+            or (isinstance(cell.value, str) and cell.value[:1] in "=+-@" and not cell.quotePrefix)
         ]
     finally:
         book.close()

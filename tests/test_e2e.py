@@ -208,7 +208,7 @@ def test_live_run_updates_exactly_what_the_sheet_asks(tmp_path: Path, sheet, sim
     assert simulator.counts()["by_method"] == {"POST": 1, "PATCH": 6}
     requests = {r["Ticket Number"]: json.loads(r["Request"]) for r in results}
     assert requests == bodies
-    assert read_results(the_workbook(tmp_path))[3]["Description"] == "'=SUM(A1:A2) stays text"
+    assert read_results(the_workbook(tmp_path))[3]["Description"] == "=SUM(A1:A2) stays text"
     assert formula_cells(the_workbook(tmp_path)) == []
 
 

@@ -25,6 +25,7 @@ from batch_updater.report import (
     check_output_path,
     default_results_path,
     result_headers,
+    csv_text,
     safe_text,
     write_results,
 )
@@ -81,7 +82,8 @@ SUMMARY_KEYS_PLAIN_RUN = [
     "Stopped early",
     "Tool version",
     "Run journal",
-    "Text cells made safe",
+    "Text cells kept as text (quote prefix)",
+    "Text cells not kept exactly",
     "About safe text",
     "Note 1",
     "Note 2",
@@ -405,10 +407,11 @@ def test_summary_values(tmp_path):
     assert facts["Stopped early"] == "No"
     assert facts["Tool version"] == "0.1.0"
     assert facts["Note 1"] == "Resumed from journal tickets.journal.sqlite"
-    assert facts["Note 2"] == "'=not a formula"
-    # One cell of the input (the HYPERLINK formula) had to be made safe.
-    assert facts["Text cells made safe"] == 1
-    assert "never run as a formula" in facts["About safe text"]
+    assert facts["Note 2"] == "=not a formula"
+    # One cell of the input (the HYPERLINK formula) is kept as text with the quote prefix.
+    assert facts["Text cells kept as text (quote prefix)"] == 1
+    assert facts["Text cells not kept exactly"] == 0
+    assert "its value is exactly the original" in facts["About safe text"]
 
 
 def test_summary_counts_every_outcome_even_zero_in_fixed_order(tmp_path):
@@ -540,8 +543,9 @@ def test_legend_explains_columns_and_outcomes(tmp_path):
 
 
 @pytest.mark.parametrize("value", MALICIOUS)
-def test_malicious_value_is_prefixed_text(value):
-    assert safe_text(value) == "'" + value
+def test_formula_like_text_keeps_its_value_and_only_the_csv_gets_an_apostrophe(value):
+    assert safe_text(value) == value
+    assert csv_text(value) == "'" + value
 
 
 def test_no_cell_is_a_formula_even_with_malicious_values(tmp_path):
@@ -563,22 +567,29 @@ def test_no_cell_is_a_formula_even_with_malicious_values(tmp_path):
     # calamine decodes cell text as Excel does (a CR is stored as "_x000D_"; openpyxl's
     # reader leaves that escape as it is).
     rows = calamine_rows(out, "Results")
-    assert rows[0][:3] == ["'=Ticket", "'+Header", "Value"]
+    assert rows[0][:3] == ["=Ticket", "+Header", "Value"]
     for row, value in zip(rows[1:], MALICIOUS):
-        assert row[1] == row[2] == "'" + value
-        assert row[len(headers) + 3] == "'" + value  # Message
-        assert row[len(headers) + 7] == "'" + value  # Request
+        assert row[1] == row[2] == value  # the value itself: no apostrophe added
+        assert row[len(headers) + 3] == value  # Message
+        assert row[len(headers) + 7] == value  # Request
     for row, value in zip(read_rows(out, "Results")[1:], MALICIOUS):
-        assert row[1] == "'" + value.replace("\r", "_x000D_")
+        assert row[1] == value.replace("\r", "_x000D_")
+    # Each such cell is text with Excel's quote prefix: not evaluated on open, nor on edit.
+    protected = [(title, cell) for title, cell in all_cells(out) if isinstance(cell.value, str)
+                 and cell.value[:1] in "=+-@\t\n" or (isinstance(cell.value, str) and cell.value.startswith("_x000D_"))]
+    assert len(protected) > 4 * len(MALICIOUS)
+    for title, cell in protected:
+        assert (cell.data_type, cell.quotePrefix) == ("s", True), (title, cell.coordinate, cell.value)
     facts = summary(out)
-    assert facts["Operator"] == "'=evil"
-    assert facts["Server URL"] == "'@server"
-    assert facts["CCS user"] == "'-user"
-    assert facts["Stopped early"] == "'+why"
-    assert facts["Sheet"] == "'=Sheet"
-    assert facts["Input notice 1"] == "'=notice"
-    # 2 cells per row in the input, plus Message and Request of every row, plus 2 headers.
-    assert facts["Text cells made safe"] == 4 * len(MALICIOUS)
+    assert facts["Operator"] == "=evil"
+    assert facts["Server URL"] == "@server"
+    assert facts["CCS user"] == "-user"
+    assert facts["Stopped early"] == "+why"
+    assert facts["Sheet"] == "=Sheet"
+    assert facts["Input notice 1"] == "=notice"
+    # 2 cells per row in the input, plus Message and Request of every row.
+    assert facts["Text cells kept as text (quote prefix)"] == 4 * len(MALICIOUS)
+    assert facts["Text cells not kept exactly"] == 0
 
     with open(csv_out, encoding="utf-8-sig", newline="") as handle:
         for line in list(csv.reader(handle))[1:]:
@@ -610,18 +621,19 @@ def test_blank_text_and_carriage_returns_survive(tmp_path):
     assert calamine_rows(out, "Results")[1][:8] == values
 
 
-def test_unwritable_characters_are_replaced_visibly(tmp_path):
+def test_control_characters_are_kept_and_only_what_no_workbook_holds_is_replaced(tmp_path):
     input_path = make_input(tmp_path)
     nasty = "bell\x07 vt\x0b ff\x0c esc\x1b nul\x00 surrogate\ud800 nonchar\uffff end"
     sheet = make_sheet(input_path, [(nasty, "tab\tand\nnewline")], headers=["A", "B"])
     results = [RowResult(2, Outcome.FAILED, "x", 400, "server said \x01", 1, SENT, 1)]
     out = tmp_path / "out.xlsx"
     write_results(out, sheet, results, make_run(input_path))
-    row = read_rows(out, "Results")[1]
-    assert row[0] == "bell� vt� ff� esc� nul� surrogate� nonchar� end"
+    row = calamine_rows(out, "Results")[1]
+    # Control characters are stored as Excel's _xHHHH_ escapes, and read back as themselves.
+    assert row[0] == "bell\x07 vt\x0b ff\x0c esc\x1b nul\x00 surrogate� nonchar� end"
     assert row[1] == "tab\tand\nnewline"
-    assert row[2 + 3] == "server said �"
-    assert calamine_rows(out, "Results")[1][0] == row[0]
+    assert row[2 + 3] == "server said \x01"
+    assert summary(out)["Text cells not kept exactly"] == 1
 
 
 def test_text_longer_than_a_cell_is_cut_with_a_marker(tmp_path):
@@ -664,8 +676,9 @@ class Broken:
         (" =1", " =1"),  # a leading space is not evaluated
         ("a=b", "a=b"),
         ("'=already quoted", "'=already quoted"),
-        ("\x00=1", "'\ufffd=1"),
-        ("\x07", "\ufffd"),
+        ("\x00=1", "\x00=1"),
+        ("\x07", "\x07"),
+        ("\ud800", "\ufffd"),
         (42, 42),
         (-5, -5),
         (1.5, 1.5),
@@ -681,9 +694,9 @@ class Broken:
         (Decimal("2.5"), "2.5"),
         (float("nan"), "nan"),
         (float("inf"), "inf"),
-        (float("-inf"), "'-inf"),
+        (float("-inf"), "-inf"),
         (1234567890123456789, "1234567890123456789"),  # beyond Excel's 15 digits: kept as text
-        (-1234567890123456789, "'-1234567890123456789"),
+        (-1234567890123456789, "-1234567890123456789"),
         (999_999_999_999_999, 999_999_999_999_999),
         (date(1850, 1, 2), "1850-01-02"),  # before Excel's calendar
         (b"=bytes", "b'=bytes'"),
@@ -710,7 +723,7 @@ def test_safe_text_survives_a_broken_str():
 def test_safe_text_is_idempotent_on_long_text():
     once = safe_text("=" + "z" * 70_000)
     assert safe_text(once) == once
-    assert once.startswith("'=z")
+    assert once.startswith("=z")
 
 
 def test_aware_datetime_in_the_input_is_written_as_utc(tmp_path):
@@ -748,11 +761,11 @@ def _evaluable(text: str) -> bool:
 
 @settings(max_examples=400, deadline=None)
 @given(ANY_VALUE)
-def test_safe_text_never_returns_text_a_spreadsheet_would_evaluate(value):
+def test_safe_text_gives_values_a_workbook_holds_and_csv_text_none_it_would_evaluate(value):
     result = safe_text(value)
     assert isinstance(result, (str, int, float, bool, date, time, type(None)))
     if isinstance(result, str):
-        assert not _evaluable(result)
+        assert not _evaluable(csv_text(result))  # the CSV's OWASP apostrophe
         assert not report._UNWRITABLE_CHARS_RE.search(result)
         assert len(result.encode("utf-16-le")) // 2 <= EXCEL_CELL_LIMIT
         assert safe_text(result) == result
@@ -775,6 +788,30 @@ def test_any_text_round_trips_through_a_saved_workbook(tmp_path_factory, texts):
     row = calamine_rows(out, "Results")[1]
     for written, original in zip(row, texts):
         assert written == (safe_text(original) or "")
+        if not report._UNWRITABLE_CHARS_RE.search(original):
+            assert written == original  # the value itself, whatever it starts with
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\ufffe\uffff"), min_size=1, max_size=30), TRIGGER_HEAVY.filter(lambda t: t and "\ufffe" not in t)),
+                min_size=1, max_size=6))
+def test_what_the_writer_writes_the_reader_reads_back_exactly(tmp_path_factory, texts):
+    """The project's writer, then the project's reader: every text is the one written."""
+    from batch_updater.sheet import read_sheet
+    from batch_updater.validate import is_header_row
+
+    folder = tmp_path_factory.mktemp("rr")
+    input_path = make_input(folder)
+    headers = ["Ticket Number", *[f"Text {i}" for i in range(len(texts))]]
+    sheet = make_sheet(input_path, [("INCA0000001", *texts)], headers=headers)
+    out = folder / "out.xlsx"
+    write_results(out, sheet, [RowResult(2, Outcome.UPDATED, "INCA0000001", 204, texts[0], 1, SENT, 3, texts[-1])],
+                  make_run(input_path))
+    read = read_sheet(out, "Results", is_header_row=is_header_row)
+    (row,) = read.rows
+    assert list(row.values[1 : 1 + len(texts)]) == [t if t != "" else None for t in texts]
+    message = read.headers.index("Message")
+    assert row.values[message] == texts[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -798,7 +835,7 @@ def test_input_columns_named_like_ours_are_kept_and_ours_are_suffixed(tmp_path):
     assert '"Row" is named "Row (batch-update)"' in note
     assert '"Outcome" is named "Outcome (batch-update 2)"' in note
     assert result_headers(headers) == list(rows[0])
-    assert result_headers(["=x"])[:2] == ["'=x", "Row"]
+    assert result_headers(["=x"])[:2] == ["=x", "Row"]
     legend = [k for k, _ in read_rows(out, "Legend")]
     assert "Outcome (batch-update 2)" in legend
 
@@ -1114,7 +1151,7 @@ def test_evidence_columns_and_charts(tmp_path: Path) -> None:
     wb = load_workbook(target)
     rows = list(wb["Results"].iter_rows(values_only=True))
     assert list(rows[0][-5:]) == [*BEFORE_COLUMNS, VERIFICATION_COLUMN]
-    assert list(rows[1][-5:]) == [1, "Low", "corp\\jsmith", "'=old", "Verified"]
+    assert list(rows[1][-5:]) == [1, "Low", "corp\\jsmith", "=old", "Verified"]
     assert rows[2][-1] == 'Mismatch: Priority is "High", expected "Low"'
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True)}
     assert summary["Read-back verification"].endswith("1 Verified, 1 Mismatch, 0 Not checked")

@@ -129,10 +129,10 @@ def check_sample_workbook(path: Path) -> list[dict[str, Any]]:
 
     assert formula_cells(path) == []
     equals = rows[EQUALS_ROW]
-    assert equals["Description"] == "'=Applied the same GPO as EXCH-01"
+    assert equals["Description"] == "=Applied the same GPO as EXCH-01"
     assert json.loads(equals["Request"])["TicketDescription"] == "=Applied the same GPO as EXCH-01"
     # A reader that evaluates nothing (calamine, like Excel's cached values) sees the same text.
-    assert "'=Applied the same GPO as EXCH-01" in all_text(path)
+    assert "=Applied the same GPO as EXCH-01" in all_text(path)
     for result in results:
         if result["Assigned To"] == "corp\\jsmith" and result["Request"]:
             assert json.loads(result["Request"])["AssignedTo"] == "corp\\jsmith"
