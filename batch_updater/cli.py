@@ -31,6 +31,7 @@ import click
 from . import __version__
 from .errors import AuthError, BatchUpdateError, InputError, OutputError, ServerUnreachable
 from .journal import Continuation, Journal
+from .rollback import RollbackRow
 from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
 
 log = logging.getLogger("batch_updater")
@@ -339,6 +340,7 @@ def _close_logging() -> None:
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run of FILE; rows already updated are not sent again.")
 @click.option("--retry-failed", metavar="RUN", help="Send only the rows that Failed or were Not sent in RUN (a run id or its results workbook).")
 @click.option("--again", is_flag=True, help="Run FILE even though a finished run already applied it.")
+@click.option("--rollback", "rollback_of", metavar="RUN", help="Put back what RUN's tickets held before it updated them, exactly as its journal captured them (RUN: a run id or its results workbook; needs a run made with --capture-before).")
 @click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
 @click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS (a results workbook or its manifest), its input and its journal are the files the run produced.")
 @click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE's folder, or of this folder) and exit.")
@@ -393,16 +395,23 @@ def _dispatch(options: dict[str, object]) -> ExitStatus:
     report_only = options.pop("report_only")
     listing = options.pop("list_runs")
     manifest = options.pop("check_manifest")
+    rollback_of = options.pop("rollback_of")
     file = options.get("file")
     if manifest is not None:
         return check_manifest_files(manifest)
     if report_only or listing:
-        clashing = [f"--{name.replace('_', '-')}" for name in ("resume", "retry_failed", "again", "dry_run", "simulate") if options.get(name)]
+        options["rollback"] = rollback_of
+        clashing = [f"--{name.replace('_', '-')}" for name in ("resume", "retry_failed", "again", "dry_run", "simulate", "rollback") if options.get(name)]
         if clashing:
             raise click.UsageError(f"{'--report-only' if report_only else '--runs'} sends nothing; it cannot be combined with {', '.join(clashing)}.")
         if listing:
             return list_recent_runs(file, config_path=options.get("config_path"))
         return report_from_journal(str(report_only), file, out=options.get("out"), config_path=options.get("config_path"), quiet=bool(options.get("quiet")))
+    if rollback_of:
+        clashing = [f"--{name.replace('_', '-')}" for name in ("resume", "retry_failed", "dry_run") if options.get(name)]
+        if clashing:
+            raise click.UsageError(f"--rollback cannot be combined with {', '.join(clashing)}.")
+        return rollback_from_journal(str(rollback_of), options)
     if file is None:
         raise click.UsageError("Missing argument 'FILE': the spreadsheet of ticket changes.")
     if options.get("resume") and options.get("retry_failed"):
@@ -426,9 +435,15 @@ def run(
     again: bool = False,
     insecure: bool = False,
     allow_http: bool = False,
+    exact: dict[int, RollbackRow] | None = None,
+    rolls_back: str | None = None,
     **cli: object,
 ) -> ExitStatus:
-    """Read, validate, send and report; returns the exit status."""
+    """Read, validate, send and report; returns the exit status.
+
+    exact: a rollback's rows by row number of FILE (its rollback workbook, the readable record):
+    what is sent is their captured values, not the cells as the reader cleans them up.
+    """
     from .journal import default_journal_folder
     from .manifest import manifest_path, write_manifest
     from .report import check_output_path, default_results_path, free_path, write_results
@@ -457,6 +472,8 @@ def run(
             tip="wait until it has been saved (and closed in Excel), then run again.",
         )
     plan = plan_rows(sheet, rules)
+    if exact is not None:
+        plan.rows = [_restoring(sheet, row, exact.get(row.row_number)) for row in plan.rows]
     if not plan.rows:
         raise InputError(
             f"{sheet_location(sheet)}: nothing to send: no rows under the header (row "
@@ -498,7 +515,11 @@ def run(
         concurrency=settings.concurrency,
         dry_run=dry_run,
         simulated=simulate,
-        notes=list(plan.notices),  # the sheet's own notices are written from sheet.notices
+        notes=[  # the sheet's own notices are written from sheet.notices
+            *([f"{ROLLS_BACK} {rolls_back}: each ticket is given the values it held before that run "
+               "updated it, exactly as its journal captured them."] if rolls_back else []),
+            *plan.notices,
+        ],
         capture_before=settings.capture_before and not dry_run,
         verify=settings.verify and not dry_run,
         settings=settings.describe(),
@@ -617,6 +638,86 @@ def _check_workbook_name(out: Path) -> None:
         )
 
 
+ROLLS_BACK = "Rolls back run"
+
+
+def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatus:
+    """Apply the rollback of a run: its tickets' captured before values, sent exactly."""
+    from .journal import find_run, list_runs
+    from .report import default_rollback_path, free_path, write_rollback
+    from .rollback import rollback_rows
+
+    file = options.pop("file", None)
+    folder = _journal_folder(file, options.get("config_path"))  # type: ignore[arg-type]
+    record = find_run(folder, run_ref)
+    if record is None:
+        raise InputError(
+            f'No run "{run_ref}" in {folder}.',
+            tip="batch-update --runs lists the runs; give a run id, a journal file or a results workbook.",
+        )
+    if record.dry_run or record.simulated:
+        raise InputError(
+            f"Run {record.run_id} was a {'dry run' if record.dry_run else 'simulated rehearsal'}: "
+            "it changed no real ticket, so there is nothing to roll back."
+        )
+    info = record.to_run_info()
+    if not info.capture_before:
+        raise InputError(
+            f"Run {record.run_id} did not read the tickets before updating them, so its journal "
+            "holds no values to put back.",
+            tip="Only a run made with --capture-before can be rolled back.",
+        )
+    done = [
+        earlier for earlier in list_runs(folder, on_skipped=lambda *_: None)
+        if earlier.is_finished and not earlier.dry_run and not earlier.simulated
+        and any(note.startswith(f"{ROLLS_BACK} {record.run_id}:") for note in earlier.notes)
+    ]
+    if done and not options.get("again"):
+        raise InputError(
+            f"Run {record.run_id} was rolled back already, by run {done[0].run_id} (started "
+            f"{_when(done[0].started)}).",
+            tip="add --again to put the values back once more.",
+        )
+    with Journal.open(record.path) as journal:
+        sheet = journal.sheet()
+        results = journal.results(include_pending=True)
+    ordered = [results[row.row_number] for row in sheet.rows] if sheet else list(results.values())
+    restoring = rollback_rows(ordered)
+    if not restoring:
+        click.echo(f"Run {record.run_id} updated no ticket whose values it had read first: nothing to roll back.")
+        return ExitStatus.OK
+    # The readable record of what is put back, and the input of the rollback run.
+    where = Path(record.results_path).parent if record.results_path else Path(record.input_path).parent
+    path = free_path(default_rollback_path(Path(record.input_path), record.started, where))
+    write_rollback(path, ordered, info)
+    _echo(
+        f"Rolling back run {record.run_id}: {count_text(len(restoring), 'ticket')}, to the values "
+        f"its journal captured before the update (written to {path})."
+    )
+    options["capture_before"] = options.get("capture_before") or True  # undoable in turn
+    options["verify"] = options.get("verify") or True  # shows each ticket holds them again
+    options["again"] = True  # the guard for this rollback is the one above
+    return run(  # type: ignore[arg-type]
+        path, exact={2 + index: row for index, row in enumerate(restoring)}, rolls_back=record.run_id,
+        **options,
+    )
+
+
+def _restoring(sheet: Sheet, planned: PlannedRow, restoring: RollbackRow | None) -> PlannedRow:
+    """The rollback workbook's row as sent: the journal's captured values, or why not."""
+    from .tickets import Problem
+    from .validate import sheet_location
+
+    if restoring is None:
+        raise InputError(f"{sheet_location(sheet)}, row {planned.row_number}: not a row of the rollback.")
+    update = restoring.update
+    if update is None:
+        return PlannedRow(planned.row_number, problems=(
+            Problem(None, "cannot be restored: " + ("; ".join(restoring.notes) or "nothing to put back")),
+        ))
+    return PlannedRow(planned.row_number, update=update)
+
+
 def _note_input_change(file: Path, info: RunInfo) -> None:
     """Say in the evidence, and on the terminal, when the input was rewritten during the run."""
     from .sheet import file_sha256
@@ -656,8 +757,7 @@ def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
 
 def _write_rollback(file: Path, results: Sequence[RowResult], info: RunInfo, folder: Path) -> Path | None:
     from .report import default_rollback_path, free_path, write_rollback
-
-    from .report import undoable
+    from .rollback import undoable
 
     if not any(undoable(r) for r in results):
         return None

@@ -35,6 +35,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from .errors import OutputError
+from .rollback import ROLLBACK_FIELDS, undoable
+from .rollback import rollback_rows as restoring_rows
 from .tickets import Outcome, RowResult, RunInfo, Sheet, SheetRow
 
 # Excel's documented maximum number of characters in one cell (counted in UTF-16 code units).
@@ -1056,12 +1058,6 @@ def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:
 # Rollback
 
 ROLLBACK_HEADERS = ("Ticket Number", "State", "Priority", "Assigned To", "Description", "Rolls back row", "Note")
-_ROLLBACK_FIELDS = (
-    ("TicketState", "State"),
-    ("Priority", "Priority"),
-    ("AssignedTo", "Assigned To"),
-    ("TicketDescription", "Description"),
-)
 
 
 def default_rollback_path(input_path: Path, started: datetime, out_dir: Path | None = None) -> Path:
@@ -1070,52 +1066,18 @@ def default_rollback_path(input_path: Path, started: datetime, out_dir: Path | N
     return (out_dir or input_path.parent) / f"{input_path.stem}.rollback-{stamp}.xlsx"
 
 
-def undoable(result: RowResult) -> bool:
-    """The row's update was applied (by this run, or by the run it resumed) and its before
-    values were captured: a rollback row can undo it."""
-    return result.applied and bool(result.before) and bool(result.request_json)
-
-
 def rollback_rows(results: Sequence[RowResult]) -> list[list[object]]:
-    """For each applied update with captured before values, the input row that undoes it.
-
-    Only the fields the update changed are filled in (an empty cell leaves a field alone);
-    Priority is always filled, because CCS requires it on every update.
-    """
-    rows: list[list[object]] = []
-    for result in results:
-        if not undoable(result) or result.before is None or result.request_json is None:
-            continue
-        try:
-            sent = json.loads(result.request_json)
-        except ValueError:
-            continue
-        cells: dict[str, object] = {}
-        notes: list[str] = []
-        for field_name, header in _ROLLBACK_FIELDS:
-            if field_name not in sent and field_name != "Priority":
-                continue
-            held = result.before.get(field_name)
-            if held is None or held == "":
-                if field_name in sent:
-                    notes.append(
-                        f"{header} was empty before; an empty cell cannot restore that, so clear it "
-                        "in CCS by hand if needed"
-                    )
-                continue
-            cells[header] = held
-        rows.append(
-            [
-                result.ticket_number,
-                cells.get("State"),
-                cells.get("Priority"),
-                cells.get("Assigned To"),
-                cells.get("Description"),
-                result.row_number,
-                "; ".join(notes) or None,
-            ]
-        )
-    return rows
+    """The rollback workbook's rows: for each applied update with captured before values, the
+    input row that undoes it (rollback.rollback_rows says which values, exactly)."""
+    return [
+        [
+            row.ticket_number,
+            *(row.cell(field_name) for field_name, _ in ROLLBACK_FIELDS),
+            row.rolls_back_row,
+            "; ".join(row.notes) or None,
+        ]
+        for row in restoring_rows(results)
+    ]
 
 
 def write_rollback(path: Path, results: Sequence[RowResult], run: RunInfo) -> int:

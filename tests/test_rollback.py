@@ -83,3 +83,88 @@ def test_rows_a_resume_carried_from_the_run_that_updated_them_are_undone_too() -
                   before=before),
     ]
     assert rollback_rows(results) == [["INCA0000001", None, "High", None, "old", 2, None]]
+
+
+# --- end to end: the rollback of a run puts back exactly what was there ---------------------------
+
+EXACT_ORIGINALS = {
+    "INCA0000031": {"TicketDescription": "-starts with a dash", "AssignedTo": "-ops team"},
+    "INCA0000032": {"TicketDescription": "=SUM(A1:A2) looks like a formula", "AssignedTo": "@oncall"},
+    "INCA0000033": {"TicketDescription": "+1 555 0100", "AssignedTo": "corp\\jsmith"},
+    "INCA0000034": {"TicketDescription": "@mention the owner", "AssignedTo": "=x"},
+    "INCA0000035": {"TicketDescription": "  spaces around  ", "AssignedTo": " corp\\akhan "},
+    "INCA0000036": {"TicketDescription": "bell\x07, tab\tand\nnewline", "AssignedTo": "a.khan@corp.example"},
+}
+
+
+def _run_id(stderr: str) -> str:
+    import re
+
+    match = re.search(r"; run (\S+)\.$", stderr, flags=re.M)
+    assert match, stderr
+    return match.group(1)
+
+
+def test_the_rollback_of_a_run_restores_every_value_exactly(tmp_path: Path, simulator) -> None:
+    from helpers import live_args, live_env, read_results, results_files, run_command, write_sheet
+
+    client = CcsClient(simulator.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
+    client.login()
+    for number, fields in EXACT_ORIGINALS.items():  # what a console user typed, byte for byte
+        assert client.update(TicketUpdate(
+            number, description=fields["TicketDescription"], priority="Medium",
+            assigned_to=fields["AssignedTo"],
+        )).status == 204
+    originals = {n: {f: simulator.ticket(n)[f] for f in FIELDS} for n in EXACT_ORIGINALS}
+    assert all(originals[n]["TicketDescription"] == f["TicketDescription"] for n, f in EXACT_ORIGINALS.items())
+
+    rows = [[number, 2, "High", "corp\\sweeper", f"=swept {i}"] for i, number in enumerate(EXACT_ORIGINALS)]
+    write_sheet(tmp_path / "tickets.xlsx", rows)
+    env = live_env(tmp_path / "home")
+    sweep = run_command(["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")], tmp_path, env=env)
+    assert sweep.returncode == 0, sweep.stderr
+    assert simulator.ticket("INCA0000031")["TicketDescription"] == "=swept 0"
+    run_id = _run_id(sweep.stderr)
+
+    undo = run_command(["--rollback", run_id, "tickets.xlsx", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+
+    assert undo.returncode == 0, undo.stderr
+    assert f"Rolling back run {run_id}: 6 tickets, to the values its journal captured" in undo.stderr
+    for number in EXACT_ORIGINALS:
+        assert {f: simulator.ticket(number)[f] for f in FIELDS} == originals[number], number
+    bodies = [r.body for r in simulator.requests if r.method == "PATCH"][-6:]
+    for body in bodies:  # exactly the captured text went out: no apostrophe, nothing trimmed
+        assert body["TicketDescription"] == originals[body["TicketNumber"]]["TicketDescription"]
+        assert body["AssignedTo"] == originals[body["TicketNumber"]]["AssignedTo"]
+    (results,) = [p for p in results_files(tmp_path) if p.name.startswith("tickets.rollback-")]
+    read = read_results(results)
+    assert [r["Outcome"] for r in read] == ["Updated"] * 6
+    assert [r["Verification"] for r in read] == ["Verified"] * 6
+    # The readable record (the rollback run's input and results) holds the same exact text,
+    # as the project's reader (and Excel, which decodes _xHHHH_ escapes) reads it.
+    record = read_sheet(results, "Results", is_header_row=DEFAULT_RULES.is_header_row)
+    column = record.headers.index("Description")
+    assert {row.values[0]: row.values[column] for row in record.rows} == {
+        n: originals[n]["TicketDescription"] for n in EXACT_ORIGINALS
+    }
+
+    # Rolled back once: the same rollback again is the duplicate guard's business.
+    again = run_command(["--rollback", run_id, "tickets.xlsx", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert again.returncode == 2, again.stderr
+    assert "already" in again.stderr
+
+
+def test_a_run_without_before_values_cannot_be_rolled_back(tmp_path: Path, simulator) -> None:
+    from helpers import live_args, live_env, run_command, ticket_rows, write_sheet
+
+    write_sheet(tmp_path / "tickets.xlsx", ticket_rows(2, first=40))
+    env = live_env(tmp_path / "home")
+    done = run_command(["tickets.xlsx", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    run_id = _run_id(done.stderr)
+    refused = run_command(["--rollback", run_id, "tickets.xlsx", *live_args(simulator)], tmp_path, env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"Error: Run {run_id} did not read the tickets before updating them, so its journal holds "
+        "no values to put back.",
+        "Tip: Only a run made with --capture-before can be rolled back.",
+    ]
