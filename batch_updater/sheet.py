@@ -1310,10 +1310,19 @@ def _squash(text: str) -> str:
 # --- cell values --------------------------------------------------------------------------
 
 
+# Integral floats up to here become ints (Excel's 2.0 is the 2 a person typed); beyond it a float
+# such as 1e308 stays the number it is, not a 309-digit integer no spreadsheet can show.
+_EXACT_FLOAT_INT = 2.0**53
+
+
 def _normalize(cells: Sequence[object]) -> tuple[object, ...]:
     return tuple(
         [
-            None if cell == "" else int(cell) if type(cell) is float and cell.is_integer() else cell
+            None
+            if cell == ""
+            else int(cell)
+            if type(cell) is float and cell.is_integer() and -_EXACT_FLOAT_INT <= cell <= _EXACT_FLOAT_INT
+            else cell
             for cell in cells
         ]
     )
@@ -1343,7 +1352,7 @@ def _normalize_rows(
                 None
                 if cell == ""
                 else int(cell)
-                if type(cell) is float and cell.is_integer()
+                if type(cell) is float and cell.is_integer() and -_EXACT_FLOAT_INT <= cell <= _EXACT_FLOAT_INT
                 else cell
                 for cell in row
             ]

@@ -888,3 +888,22 @@ def test_xlsx_row_numbers_are_excels(
     while expected and all(v is None for v in expected[-1][1]):
         expected.pop()
     assert rows_of(sheet) == expected
+
+
+def test_huge_numbers_stay_numbers_and_come_out_as_numbers(tmp_path: Path) -> None:
+    from batch_updater.report import write_results
+    from batch_updater.tickets import Outcome, RowResult, RunInfo
+
+    path = write_xlsx(
+        tmp_path / "tickets.xlsx",
+        {"Sheet1": table("A1", [["Ticket Number", "Size", "Count"], ["INCA0000001", 1e308, 2.0**53]])},
+    )
+    sheet = read(path)
+    (row,) = sheet.rows
+    assert row.values[1] == 1e308 and type(row.values[1]) is float  # not a 309-digit integer
+    assert row.values[2] == 2**53 and type(row.values[2]) is int
+    out = tmp_path / "out.xlsx"
+    run = RunInfo(str(path), "ab" * 32, "Sheet1", "0.1.0", "me", datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))
+    write_results(out, sheet, [RowResult(2, Outcome.SKIPPED)], run)
+    (written,) = read(out, "Results").rows
+    assert written.values[1] == 1e308 and type(written.values[1]) is float
