@@ -13,6 +13,21 @@ from batch_updater.sim import Simulator
 SIMULATOR_SEED = 20240531
 
 
+@pytest.fixture(autouse=True)
+def state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """The per-user state folder (journals, run locks) of every test: a fresh tmp folder, never
+    the real one. Set through the environment, so that the commands a test starts use it too
+    (platformdirs reads XDG_STATE_HOME on Linux and LOCALAPPDATA on Windows)."""
+    from batch_updater.settings import user_state_folder
+
+    base = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(base))
+    monkeypatch.setenv("LOCALAPPDATA", str(base))
+    folder = user_state_folder()
+    assert base in folder.parents, folder  # a platform whose state folder ignores both variables
+    return folder
+
+
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     """A default simulator (1000 tickets, the demo accounts, no faults), closed after the test.

@@ -3,7 +3,8 @@
 Every test runs the installed command as a subprocess against a simulator in the test (see
 helpers.py), the way an administrator or a scheduler does, and checks the outcome from three
 sides: the simulator's request log and ticket store (what the server saw and holds), the run
-journals (SQLite files in .batch-update/ beside the input) and the results workbooks.
+journals (SQLite files in the per-user state folder, a tmp folder in tests: see conftest.py) and
+the results workbooks.
 
 The sheets ask for values that differ from every generated ticket's (state 2, a sweeper as
 assignee, a distinctive description), so that "the server already holds these values" is
@@ -30,6 +31,7 @@ import pytest
 from batch_updater.cli import ExitStatus
 from batch_updater.journal import Journal, JournalRow, Phase, RunEnd, RunRecord, list_runs
 from batch_updater.sim import Simulator
+from batch_updater.settings import user_state_folder
 from batch_updater.tickets import Outcome
 from helpers import (
     double_ctrl_c,
@@ -124,9 +126,14 @@ def number_of(row: int) -> int:
 # --- runs, journals, the simulator's log ------------------------------------------------------
 
 
-def runs(folder: Path) -> list[RunRecord]:
-    """The runs journalled beside the input in `folder`, newest first."""
-    return list_runs(folder / ".batch-update")
+def journal_folder() -> Path:
+    """Where the commands a test starts keep their journals (the test's own state folder)."""
+    return user_state_folder() / "journals"
+
+
+def runs(folder: Path | None = None) -> list[RunRecord]:
+    """The runs journalled (in the test's state folder, wherever the input is), newest first."""
+    return list_runs(journal_folder())
 
 
 def journal_rows(record: RunRecord) -> dict[int, JournalRow]:
@@ -641,7 +648,7 @@ def test_a_second_run_of_an_applied_file_is_refused_unless_again(
     resume = run_command([*args, "--resume"], tmp_path, env=env)
     assert resume.returncode == ExitStatus.USAGE, resume.stderr
     assert (
-        f"Error: There is no unfinished run of {SHEET} to resume in .batch-update."
+        f"Error: There is no unfinished run of {SHEET} to resume in {journal_folder()}."
         in resume.stderr.splitlines()
     )
     assert len(simulator.requests) == before
@@ -686,7 +693,7 @@ def test_the_readme_command_works_twice_in_a_row_in_the_same_folder(
     assert [outcome_counts(read_results(book)) for book in books] == [
         {"Updated": 25, "Failed": 5, "Invalid": 5, "Skipped": 2}
     ] * 2
-    journals = list_runs(tmp_path / "samples" / ".batch-update")
+    journals = runs()
     assert [(r.ended, r.simulated) for r in journals] == [(RunEnd.FINISHED, True)] * 2
     # Nor do simulated runs count against a live run of the same file.
     live = run_command(["samples/tickets.xlsx", *live_args(simulator)], tmp_path, env=env)
@@ -797,7 +804,7 @@ def test_a_rehearsal_and_a_real_sweep_never_continue_each_other(
     resume = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
     assert resume.returncode == ExitStatus.USAGE, resume.stderr
     assert (
-        f"Error: There is no unfinished run of {SHEET} to resume in .batch-update."
+        f"Error: There is no unfinished run of {SHEET} to resume in {journal_folder()}."
         in resume.stderr.splitlines()
     )
     retry = run_command(
@@ -1082,7 +1089,7 @@ def test_report_only_of_an_interrupted_run_and_its_resume_and_the_runs_list(
     listing = run_command(["--runs", SHEET], tmp_path, env=env)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
-    assert lines[0] == "Runs in .batch-update (newest first):"
+    assert lines[0] == f"Runs in {journal_folder()} (newest first):"
     table = {line.split()[0]: line.split() for line in lines[2:]}
     assert list(table) == [final.run_id, interrupted.run_id]
     assert table[final.run_id][3:6] == ["finished", str(rows), SHEET]
@@ -1107,7 +1114,7 @@ def test_no_journal_holds_the_password_or_a_token(
         return grant
 
     monkeypatch.setattr(sim._tokens, "_issue", recording_issue)
-    folder = tmp_path / ".batch-update"
+    folder = journal_folder()
 
     def journal_bytes() -> dict[str, bytes]:
         # The -wal file of a killed run holds its latest pages: read it as it was left.
