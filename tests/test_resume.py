@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timezone
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -1140,3 +1142,90 @@ def test_no_journal_holds_the_password_or_a_token(
             for secret in secrets:
                 for encoding in ("utf-8", "utf-16-le"):
                     assert secret.encode(encoding) not in data, f"{name} holds a secret"
+
+
+# --- one run of a sheet at a time -----------------------------------------------------------------
+
+LOCK_TIP = (
+    "Tip: Wait for that run to end, then use --resume or --retry-failed if it did not send "
+    "everything. If that process is no longer running, its lock went with it: run the command "
+    "again."
+)
+
+
+def refusal_line(stderr: str) -> str:
+    (line,) = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    return line
+
+
+def when(moment: Any) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def accepted_once(sim: Simulator, rows: int) -> None:
+    """Every ticket of the sweep got exactly one accepted PATCH."""
+    accepted = Counter(patched(sim, 204))
+    assert accepted == Counter({ticket(n): 1 for n in range(1, rows + 1)}), accepted
+
+
+@POSIX_ONLY
+def test_two_runs_of_one_sheet_started_together_send_each_ticket_once(
+    tmp_path: Path, make_simulator
+) -> None:
+    sim = make_simulator(latency_ms=100)
+    rows = 20
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_sweep(tmp_path / "a", rows)
+    # A copy in another folder is the same sheet: the lock is keyed by the content.
+    shutil.copyfile(tmp_path / "a" / SHEET, tmp_path / "b" / SHEET)
+    env = live_env(tmp_path / "home")
+    first = start_command([SHEET, *live_args(sim, "--rate", "10")], tmp_path / "a", env=env)
+    second = start_command([SHEET, *live_args(sim, "--rate", "10")], tmp_path / "b", env=env)
+    (code_a, _, err_a), (code_b, _, err_b) = finish(first), finish(second)
+    assert sorted([code_a, code_b]) == [ExitStatus.OK, ExitStatus.USAGE], (err_a, err_b)
+    refused, ran = (err_a, second) if code_a == ExitStatus.USAGE else (err_b, first)
+    line = refusal_line(refused)
+    assert re.fullmatch(
+        rf"Error: {re.escape(SHEET)} is being run right now by (run \S+|another batch-update) "
+        rf"of {re.escape(SHEET)} \(process {ran.pid} on this machine, started "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\): a second run, resume or retry of the same sheet "
+        r"would send its rows a second time\. Nothing was sent\.",
+        line,
+    ), line
+    assert LOCK_TIP in refused.splitlines()
+    accepted_once(sim, rows)
+    assert len(runs()) == 1  # the refused one left no journal
+
+
+@POSIX_ONLY
+def test_a_resume_or_a_rerun_while_the_run_is_alive_is_refused_naming_it(
+    tmp_path: Path, make_simulator
+) -> None:
+    sim = make_simulator(latency_ms=50)
+    rows = 100  # 10 s at 10 requests/s: alive while the four refused commands start
+    write_sweep(tmp_path, rows)
+    env = live_env(tmp_path / "home")
+    process = start_command([SHEET, *live_args(sim, "--rate", "10")], tmp_path, env=env)
+    try:
+        wait_until(lambda: len(patched(sim)) >= 3)
+        (alive,) = runs()
+        expected = (
+            f"Error: {SHEET} is being run right now by run {alive.run_id} of {SHEET} (process "
+            f"{process.pid} on this machine, started {when(alive.started)}): a second run, resume "
+            "or retry of the same sheet would send its rows a second time. Nothing was sent."
+        )
+        for extra in (["--resume"], [], ["--again"], ["--retry-failed", alive.run_id]):
+            refused = run_command([SHEET, *extra, *live_args(sim, *PACE)], tmp_path, env=env)
+            assert refused.returncode == ExitStatus.USAGE, (extra, refused.stderr)
+            assert refusal_line(refused.stderr) == expected, extra
+            assert LOCK_TIP in refused.stderr.splitlines()
+        # A dry run sends nothing: it needs no lock.
+        dry = run_command([SHEET, "--dry-run"], tmp_path, env=env)
+        assert dry.returncode == ExitStatus.OK, dry.stderr
+        assert process.poll() is None, "the run ended before the refusals were all tried"
+    finally:
+        code, _, err = finish(process)
+    assert code == ExitStatus.OK, err
+    accepted_once(sim, rows)
+    assert [r.run_id for r in runs()] == [alive.run_id]
