@@ -488,7 +488,7 @@ def _parse_journal_dir(value: object, origin: _Origin) -> Path:
             "does not work on a network file system; use a folder on this machine's own disk, or "
             "leave output.journal_dir out to keep journals in the per-user state folder "
             f"({user_state_folder() / 'journals'}). A copy of each finished journal is written "
-            "beside the results workbook anyway, wherever that is."
+            "beside the results workbook anyway, wherever that is"
         )
     return path
 
