@@ -38,10 +38,12 @@ from batch_updater.tickets import Outcome
 from helpers import (
     double_ctrl_c,
     ADMIN_PASSWORD,
+    ADMIN,
     FAST_RETRIES_YAML,
     SAMPLES,
     base64_of,
     by_row,
+    closed_port,
     finish,
     live_args,
     live_env,
@@ -1229,3 +1231,93 @@ def test_a_resume_or_a_rerun_while_the_run_is_alive_is_refused_naming_it(
     assert code == ExitStatus.OK, err
     accepted_once(sim, rows)
     assert [r.run_id for r in runs()] == [alive.run_id]
+
+
+# --- journals on local disk, found again wherever the sheet is -------------------------------------
+
+
+def test_a_copy_of_an_applied_sheet_in_another_folder_is_refused_too(tmp_path: Path, simulator) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_sweep(tmp_path / "a", 3)
+    shutil.copyfile(tmp_path / "a" / SHEET, tmp_path / "b" / SHEET)
+    env = live_env(tmp_path / "home")
+    done = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path / "a", env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    (record,) = runs()
+    assert Path(record.path).parent == journal_folder()  # not beside the input
+    assert not (tmp_path / "a" / ".batch-update").exists()
+    before = len(simulator.requests)
+    copy = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path / "b", env=env)
+    assert copy.returncode == ExitStatus.USAGE, copy.stderr
+    assert refusal_line(copy.stderr).startswith(
+        f"Error: {SHEET} was already applied by run {record.run_id} on "
+    )
+    assert len(simulator.requests) == before
+
+
+def test_journals_of_earlier_versions_beside_the_input_are_still_found(tmp_path: Path, simulator) -> None:
+    write_sweep(tmp_path, 3)
+    env = live_env(tmp_path / "home")
+    # An earlier version kept its journals in .batch-update/ beside the input.
+    config = tmp_path / "batch-update.yaml"
+    config.write_text("output:\n  journal_dir: .batch-update\n", encoding="utf-8")
+    done = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    (old,) = list_runs(tmp_path / ".batch-update")
+    config.unlink()
+    note = (
+        f"Note: also reading the journals of earlier versions in .batch-update; new journals are "
+        f"kept in {journal_folder()}."
+    )
+    again = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert again.returncode == ExitStatus.USAGE, again.stderr
+    assert again.stderr.splitlines().count(note) == 1
+    assert refusal_line(again.stderr).startswith(f"Error: {SHEET} was already applied by run {old.run_id} ")
+    listing = run_command(["--runs", SHEET], tmp_path, env=env)
+    assert old.run_id in listing.stdout
+    rebuilt = run_command(["--report-only", old.run_id, "--out", "rebuilt.xlsx", SHEET], tmp_path, env=env)
+    assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
+    assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 3}
+
+
+# --- item 9: a retry with nothing to retry, a resume of a run that reached no ticket --------------
+
+
+def test_retry_failed_with_nothing_to_retry_says_so_and_sends_nothing(tmp_path: Path, simulator) -> None:
+    write_sweep(tmp_path, 3)
+    env = live_env(tmp_path / "home")
+    done = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    (record,) = runs()
+    books = results_files(tmp_path)
+    before = len(simulator.requests)
+    retry = run_command([SHEET, "--retry-failed", record.run_id, *live_args(simulator)], tmp_path, env=env)
+    assert retry.returncode == ExitStatus.OK, retry.stderr
+    assert retry.stderr.splitlines()[-1] == (
+        f"Nothing to retry: run {record.run_id} of {SHEET} has no row that Failed or was Not sent "
+        f"(3 rows it updated are done). Nothing was sent and no workbook was written. Its results: "
+        f"{record.results_path}."
+    )
+    assert retry.stdout == ""
+    assert len(simulator.requests) == before
+    assert results_files(tmp_path) == books and len(runs()) == 1
+
+
+def test_a_resume_of_a_run_that_reached_no_ticket_goes_to_the_server_given_now(
+    tmp_path: Path, simulator
+) -> None:
+    write_sweep(tmp_path, 3)
+    env = live_env(tmp_path / "home")
+    wrong = f"http://127.0.0.1:{closed_port()}"
+    first = run_command([SHEET, "--url", wrong, "--user", ADMIN, "--yes"], tmp_path, env=env)
+    assert first.returncode == ExitStatus.STOPPED, first.stderr
+    (stopped,) = runs()
+    resume = run_command([SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert resume.returncode == ExitStatus.OK, resume.stderr
+    assert (
+        f"Note: run {stopped.run_id} went to {wrong} and updated no ticket there; this run sends "
+        f"its rows to {simulator.url}."
+    ) in resume.stderr.splitlines()
+    assert "--url" not in resume.stderr
+    assert all(holds(simulator, n) for n in (1, 2, 3))
