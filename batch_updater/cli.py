@@ -341,7 +341,7 @@ def _close_logging() -> None:
 @click.option("--again", is_flag=True, help="Run FILE even though a finished run already applied it.")
 @click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
 @click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS, its input and its journal are the files the run produced.")
-@click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE's folder, or of this folder) and exit.")
+@click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE, or all) and exit.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="batch-update")
 def command(**options: object) -> None:
