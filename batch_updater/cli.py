@@ -847,7 +847,10 @@ def report_from_journal(
         if earlier_id:
             # Worded as the run itself wrote it, start time included (when that journal is
             # still there), so that the rebuilt Summary says what the original said.
-            earlier = find_run(Path(record.path).parent, earlier_id, on_skipped=lambda *_: None)
+            earlier = find_run(
+                [Path(record.path).parent, *_searched_folders(folder, file, quiet=True)],
+                earlier_id, on_skipped=lambda *_: None,
+            )
             info.follows = (
                 f"resumes run {earlier_id}" if record.resumed_from
                 else f"retries the failed rows of run {earlier_id}"

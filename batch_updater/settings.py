@@ -258,9 +258,16 @@ def user_state_folder() -> Path:
 
     Windows: %LOCALAPPDATA%\\batch-update (never the roaming profile, which may sit on a share);
     Linux: ~/.local/state/batch-update ($XDG_STATE_HOME); macOS: ~/Library/Application
-    Support/batch-update.
+    Support/batch-update. The environment variable BATCH_UPDATE_STATE_DIR overrides it (tests, or
+    a machine whose profile folder is itself redirected to a share).
     """
+    override = os.environ.get(STATE_DIR_VARIABLE, "").strip()
+    if override:
+        return Path(override).expanduser().absolute()
     return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False, roaming=False))
+
+
+STATE_DIR_VARIABLE = "BATCH_UPDATE_STATE_DIR"
 
 
 # GetDriveTypeW's answer for a mapped network drive.

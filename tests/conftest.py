@@ -16,15 +16,15 @@ SIMULATOR_SEED = 20240531
 @pytest.fixture(autouse=True)
 def state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """The per-user state folder (journals, run locks) of every test: a fresh tmp folder, never
-    the real one. Set through the environment, so that the commands a test starts use it too
-    (platformdirs reads XDG_STATE_HOME on Linux and LOCALAPPDATA on Windows)."""
-    from batch_updater.settings import user_state_folder
+    the real one. Set through the environment (BATCH_UPDATE_STATE_DIR), so that the commands a
+    test starts use it too."""
+    from batch_updater.settings import STATE_DIR_VARIABLE, user_state_folder
 
     base = tmp_path_factory.mktemp("state")
-    monkeypatch.setenv("XDG_STATE_HOME", str(base))
-    monkeypatch.setenv("LOCALAPPDATA", str(base))
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(base / "batch-update"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(base))  # and platformdirs' own, on Linux
     folder = user_state_folder()
-    assert base in folder.parents, folder  # a platform whose state folder ignores both variables
+    assert folder == base / "batch-update", folder
     return folder
 
 
