@@ -691,7 +691,7 @@ _EARLIER_FOLDERS_NOTED: set[str] = set()
 
 def _searched_folders(folder: Path, file: Path | None, *, quiet: bool = False) -> list[Path]:
     """The journal folder, and the .batch-update/ folder beside the input (or here) in which
-    versions before 0.2 wrote journals, if it holds any: those runs are still found (resume,
+    earlier versions wrote journals, if it holds any: those runs are still found (resume,
     retry, report, the duplicate guard); new journals are written in folder only."""
     from .journal import DEFAULT_JOURNAL_FOLDER, journal_paths
 

@@ -9,7 +9,8 @@ sheet itself can be stored, so the journal alone can rebuild the whole results w
 
 Files. Journals live in a folder the caller passes (by default the per-user state folder on local
 disk: SQLite's WAL mode does not work on a network file system, and sheets often live on shares;
-versions before 0.2 kept them in `.batch-update/` beside the input), one per run, named `<input stem>.<UTC yyyymmdd-HHMMSS>-<4 hex>.journal.sqlite`, e.g.
+earlier versions kept them in `.batch-update/` beside the input), one per run, named
+`<input stem>.<UTC yyyymmdd-HHMMSS>-<4 hex>.journal.sqlite`, e.g.
 `tickets.20240531-142501-3f9a.journal.sqlite`: the middle part is the run id, names sort by
 time within one input, and every name is valid on Windows.
 
