@@ -1090,6 +1090,13 @@ def _create_journal(
     )
     journal = Journal.create(folder, start, rows, sheet=sheet)
     info.run_id = journal.run_id
+    # Sending starts next. Everything built so far (the sheet, the plan) lives until the end of
+    # the run: one full collection now, and freezing what survives, keeps a collector pass over
+    # all of it from pausing the first paced requests (a pause bunches the requests after it).
+    import gc
+
+    gc.collect()
+    gc.freeze()
     for lock in _RUN_LOCK:
         lock.name_run(journal.run_id)  # type: ignore[attr-defined]
     # Absolute, like the input path: the Summary must say where the journal is from anywhere.

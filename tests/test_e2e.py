@@ -835,7 +835,7 @@ def test_out_is_honoured_for_the_workbook_and_the_csv(tmp_path: Path, sheet, sim
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
-        "sweep.csv", "sweep.manifest.json", "sweep.xlsx"
+        "sweep.csv", "sweep.journal.sqlite", "sweep.manifest.json", "sweep.xlsx"
     ]
     assert results_files(tmp_path) == []
     results = read_results(tmp_path / "reports" / "sweep.xlsx")
