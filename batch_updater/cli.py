@@ -343,7 +343,7 @@ def _close_logging() -> None:
 @click.option("--rollback", "rollback_of", metavar="RUN", help="Put back what RUN's tickets held before it updated them, exactly as its journal captured them (RUN: a run id or its results workbook; needs a run made with --capture-before).")
 @click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
 @click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS (a results workbook or its manifest), its input and its journal are the files the run produced.")
-@click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE's folder, or of this folder) and exit.")
+@click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE, or all) and exit.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error (for a bug report).")
 @click.version_option(__version__, prog_name="batch-update")
 def command(**options: object) -> None:
@@ -361,6 +361,9 @@ def command(**options: object) -> None:
     debug = bool(options.pop("debug"))
     try:
         status = _dispatch(options)
+    except NothingToSend as done:
+        _echo(done.message)
+        status = ExitStatus.OK
     except BatchUpdateError as error:
         if debug:
             raise
@@ -387,7 +390,17 @@ def command(**options: object) -> None:
         status = ExitStatus.ROWS_FAILED
     finally:
         _close_logging()
+        _release_run_lock()
     sys.exit(int(status))
+
+
+class NothingToSend(Exception):
+    """The command has nothing to do (e.g. --retry-failed of a run with nothing to retry): said
+    plainly, exit 0, nothing sent and no workbook written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def _dispatch(options: dict[str, object]) -> ExitStatus:
@@ -444,7 +457,6 @@ def run(
     exact: a rollback's rows by row number of FILE (its rollback workbook, the readable record):
     what is sent is their captured values, not the cells as the reader cleans them up.
     """
-    from .journal import default_journal_folder
     from .manifest import manifest_path, write_manifest
     from .report import check_output_path, default_results_path, free_path, write_results
     from .settings import load_settings
@@ -539,7 +551,7 @@ def run(
                 "nothing was sent."
             )
     else:
-        folder = settings.journal_dir or default_journal_folder(file)
+        folder = _journal_folder(file, settings=settings)
         batch = _follow_earlier_run(
             folder, file, info, valid, resume=resume, retry_failed=retry_failed, again=again,
             quiet=quiet, server_url=None if simulate else settings.url,
@@ -600,15 +612,17 @@ def run(
             _run_end(stopped, interrupted), int(status), out,
             stopped_reason=info.stopped_reason, workers=info.workers,
         )
+        journal_copy = _copy_journal(journal, out)
         journal.close()
         _prune_journals(folder, settings.journal_keep_days)
     else:
         disagreements = []
+        journal_copy = None
     rollback = None
     if info.capture_before and not dry_run:
         rollback = _write_rollback(file, results, info, out.parent)
     manifest = write_manifest(
-        info, out, files={"input": file, "journal": Path(info.journal_path) if info.journal_path else None},
+        info, out, files={"input": file, "journal": journal_copy},
         target=free_path(manifest_path(out)),  # a manifest that appeared meanwhile keeps its name
     )
     for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else [], dry_run=dry_run):
@@ -649,7 +663,8 @@ def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatu
 
     file = options.pop("file", None)
     folder = _journal_folder(file, options.get("config_path"))  # type: ignore[arg-type]
-    record = find_run(folder, run_ref)
+    folders = _searched_folders(folder, file, quiet=bool(options.get("quiet")))
+    record = find_run(folders, run_ref)
     if record is None:
         raise InputError(
             f'No run "{run_ref}" in {folder}.',
@@ -668,7 +683,7 @@ def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatu
             tip="Only a run made with --capture-before can be rolled back.",
         )
     done = [
-        earlier for earlier in list_runs(folder, on_skipped=lambda *_: None)
+        earlier for earlier in list_runs(folders, on_skipped=lambda *_: None)
         if earlier.is_finished and not earlier.dry_run and not earlier.simulated
         and any(note.startswith(f"{ROLLS_BACK} {record.run_id}:") for note in earlier.notes)
     ]
@@ -687,7 +702,7 @@ def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatu
         click.echo(f"Run {record.run_id} updated no ticket whose values it had read first: nothing to roll back.")
         return ExitStatus.OK
     # The readable record of what is put back, and the input of the rollback run.
-    where = Path(record.results_path).parent if record.results_path else Path(record.input_path).parent
+    where = Path(record.results_path).parent if record.results_path else _here_if_possible(Path(record.input_path).parent)
     path = free_path(default_rollback_path(Path(record.input_path), record.started, where))
     write_rollback(path, ordered, info)
     _echo(
@@ -801,14 +816,113 @@ def _show_problems(sheet: Sheet, invalid: Sequence[PlannedRow], *, quiet: bool) 
         _echo(f"{len(invalid):,} row{'s' if len(invalid) != 1 else ''} will not be sent (Invalid).")
 
 
-def _journal_folder(file: Path | None, config_path: object) -> Path:
-    from .journal import DEFAULT_JOURNAL_FOLDER, default_journal_folder
-    from .settings import load_settings
+def _journal_folder(file: Path | None, config_path: object = None, *, settings: object = None) -> Path:
+    """Where journals are written: output.journal_dir, else the per-user state folder.
 
-    settings = load_settings(env=os.environ, config_path=config_path)  # type: ignore[arg-type]
+    The state folder is on this machine's own disk, whatever share the sheet is on (SQLite's
+    WAL mode does not work on a network file system).
+    """
+    from .settings import load_settings, user_state_folder
+
+    if settings is None:
+        settings = load_settings(env=os.environ, config_path=config_path)  # type: ignore[arg-type]
     if settings.journal_dir:
         return settings.journal_dir
-    return default_journal_folder(file) if file else Path(DEFAULT_JOURNAL_FOLDER)
+    return user_state_folder() / "journals"
+
+
+# Said once per process: journals of earlier versions are still read where they were.
+_EARLIER_FOLDERS_NOTED: set[str] = set()
+
+
+def _searched_folders(folder: Path, file: Path | None, *, quiet: bool = False) -> list[Path]:
+    """The journal folder, and the .batch-update/ folder beside the input (or here) in which
+    earlier versions wrote journals, if it holds any: those runs are still found (resume,
+    retry, report, the duplicate guard); new journals are written in folder only."""
+    from .journal import DEFAULT_JOURNAL_FOLDER, journal_paths
+
+    earlier = (file.parent if file is not None else Path()) / DEFAULT_JOURNAL_FOLDER
+    try:
+        if earlier.resolve() == folder.resolve() or not journal_paths(earlier):
+            return [folder]
+    except OSError:
+        return [folder]
+    key = str(earlier.resolve())
+    if not quiet and key not in _EARLIER_FOLDERS_NOTED:
+        _echo(
+            f"Note: also reading the journals of earlier versions in {earlier}; new journals "
+            f"are kept in {folder}."
+        )
+    _EARLIER_FOLDERS_NOTED.add(key)
+    return [folder, earlier]
+
+
+def _here_if_possible(folder: Path) -> Path:
+    """A folder relative to the current one when it is inside it (names stay short on screen)."""
+    try:
+        return folder.relative_to(Path.cwd())
+    except ValueError:
+        return folder
+
+
+def _copy_journal(journal: Journal, out: Path) -> Path | None:
+    """The finished journal copied beside the results workbook, as evidence; None if it fails."""
+    from .manifest import journal_copy_path
+    from .report import free_path
+
+    try:
+        return journal.copy_to(free_path(journal_copy_path(out)))
+    except BatchUpdateError as error:  # the journal itself is kept; the manifest names no copy
+        _echo(f"Note: {error.message} The run journal is {journal.path}.")
+        return None
+
+
+# The run lock of the sheet being run (one per process), released when the command ends.
+_RUN_LOCK: list[object] = []
+
+
+def _hold_run_lock(file: Path, info: RunInfo) -> None:
+    """Hold the lock on the input's content for the rest of the run, or refuse at once.
+
+    Keyed by the SHA-256 of the input, so that a copy of the sheet in another folder is the
+    same sheet; kept in the per-user state folder, whatever output.journal_dir says.
+    """
+    from .journal import RunLock, RunLocked
+    from .settings import user_state_folder
+
+    _release_run_lock()
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": info.started.isoformat() if info.started else None,
+        "input": info.input_path,
+    }
+    try:
+        lock = RunLock.acquire(user_state_folder() / "locks", info.input_sha256, holder)
+    except RunLocked as locked:
+        other = locked.holder
+        started = None
+        try:
+            started = datetime.fromisoformat(str(other.get("started")))
+        except (TypeError, ValueError):
+            pass
+        who = f"run {other['run_id']}" if other.get("run_id") else "another batch-update"
+        where = f" of {Path(str(other['input'])).name}" if other.get("input") else ""
+        raise InputError(
+            f"{file.name} is being run right now by {who}{where} (process "
+            f"{other.get('pid', 'unknown')} on this machine, started {_when(started)}): a "
+            "second run, resume or retry of the same sheet would send its rows a second time. "
+            "Nothing was sent.",
+            tip="Wait for that run to end, then use --resume or --retry-failed if it did not "
+            "send everything. If that process is no longer running, its lock went with it: "
+            "run the command again.",
+        ) from None
+    _RUN_LOCK.append(lock)
+
+
+def _release_run_lock() -> None:
+    while _RUN_LOCK:
+        _RUN_LOCK.pop().release()  # type: ignore[attr-defined]
 
 
 def check_manifest_files(results: Path) -> ExitStatus:
@@ -832,7 +946,7 @@ def list_recent_runs(file: Path | None, *, config_path: object = None, limit: in
     from .journal import list_runs
 
     folder = _journal_folder(file, config_path)
-    runs = list_runs(folder, on_skipped=lambda path, error: _echo(f"Note: skipped {path.name}: {error}"))
+    runs = list_runs(_searched_folders(folder, file), on_skipped=lambda path, error: _echo(f"Note: skipped {path.name}: {error}"))
     if file is not None:
         runs = [r for r in runs if r.input_name.casefold() == file.name.casefold()]
     if not runs:
@@ -861,7 +975,7 @@ def report_from_journal(
     from .report import check_output_path, default_results_path, free_path, write_results
 
     folder = _journal_folder(file, config_path)
-    record = find_run(folder, run_ref)
+    record = find_run(_searched_folders(folder, file, quiet=quiet), run_ref)
     if record is None:
         raise InputError(
             f'No run "{run_ref}" in {folder}.',
@@ -875,7 +989,9 @@ def report_from_journal(
         # As a run names its outputs: the workbook and its manifest both new (a manifest left
         # from a deleted workbook describes that workbook, and is kept).
         target = Path(out) if out else free_path(
-            default_results_path(Path(record.input_path), record.started, Path(record.path).parent.parent),
+            default_results_path(
+                Path(record.input_path), record.started, _here_if_possible(Path(record.input_path).parent)
+            ),
             companion=manifest_path,
         )
         _check_workbook_name(target)
@@ -888,7 +1004,10 @@ def report_from_journal(
         if earlier_id:
             # Worded as the run itself wrote it, start time included (when that journal is
             # still there), so that the rebuilt Summary says what the original said.
-            earlier = find_run(Path(record.path).parent, earlier_id, on_skipped=lambda *_: None)
+            earlier = find_run(
+                [Path(record.path).parent, *_searched_folders(folder, file, quiet=True)],
+                earlier_id, on_skipped=lambda *_: None,
+            )
             info.follows = (
                 f"resumes run {earlier_id}" if record.resumed_from
                 else f"retries the failed rows of run {earlier_id}"
@@ -943,27 +1062,34 @@ def _follow_earlier_run(
     def skipped(path: Path, error: Exception) -> None:
         log.warning("ignoring %s: %s", path, error)
 
+    # Held from before the earlier runs are read until the command ends: a second process on
+    # the same sheet refuses here, before it has read a journal the first one is still writing.
+    _hold_run_lock(file, info)
+    shown_folder = folder
+    folders = _searched_folders(folder, file, quiet=quiet)
+    folder = folders  # type: ignore[assignment]  # every journal function takes a list of folders
     earlier = None
     if resume:
         earlier = latest_unfinished(
-            folder, file.name, on_skipped=skipped, simulated=info.simulated
+            folders, file.name, on_skipped=skipped, simulated=info.simulated,
+            input_path=info.input_path, input_sha256=info.input_sha256,
         )
         if earlier is None:
             raise InputError(
-                f"There is no unfinished run of {file.name} to resume in {folder}.",
+                f"There is no unfinished run of {file.name} to resume in {shown_folder}.",
                 tip="batch-update --runs lists the runs and how they ended.",
             )
-        _check_same_server(earlier, info, server_url)
+        _check_same_server(earlier, info, server_url, quiet=quiet)
         info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
     elif retry_failed:
         earlier = find_run(folder, retry_failed, on_skipped=skipped)
         if earlier is None:
             raise InputError(
-                f'No run "{retry_failed}" in {folder}: give a run id, a journal file or the '
+                f'No run "{retry_failed}" in {shown_folder}: give a run id, a journal file or the '
                 "results workbook of the run to retry.",
                 tip="batch-update --runs lists the runs.",
             )
-        _check_same_server(earlier, info, server_url)
+        _check_same_server(earlier, info, server_url, quiet=quiet)
         if earlier.ended not in (RunEnd.FINISHED, RunEnd.STOPPED):
             raise InputError(
                 f"Run {earlier.run_id} did not finish ({_how_it_ended(earlier)}); continue it with "
@@ -981,6 +1107,13 @@ def _follow_earlier_run(
             )
         with Journal.open(earlier.path) as journal:
             batch = continue_run(journal, valid)
+        if retry_failed and not batch.send:
+            results = f" Its results: {earlier.results_path}." if earlier.results_path else ""
+            raise NothingToSend(
+                f"Nothing to retry: run {earlier.run_id} of {file.name} has no row that Failed "
+                f"or was Not sent ({len(batch.carried):,} rows it updated are done). Nothing was "
+                f"sent and no workbook was written.{results}"
+            )
         if resume:
             batch.resumed_from = earlier.run_id
         else:
@@ -1007,7 +1140,8 @@ def _follow_earlier_run(
                 "the rows that failed or were not sent.",
             )
         pending = latest_unfinished(
-            folder, file.name, on_skipped=skipped, simulated=info.simulated
+            folder, file.name, on_skipped=skipped, simulated=info.simulated,
+            input_path=info.input_path, input_sha256=info.input_sha256,
         )
         if (
             pending is not None
@@ -1026,8 +1160,15 @@ def _follow_earlier_run(
     return Continuation(send=list(valid))
 
 
-def _check_same_server(earlier: object, info: RunInfo, server_url: str | None) -> None:
-    """Refuse to carry rows forward from a run that updated them on another server."""
+def _check_same_server(
+    earlier: object, info: RunInfo, server_url: str | None, *, quiet: bool = False
+) -> None:
+    """Refuse to carry rows forward from a run that updated them on another server.
+
+    A run that reached no ticket on its server (nothing updated, no request whose answer was
+    not seen: a wrong URL, refused credentials) has nothing to carry forward: it is continued
+    on the new server, and that is said.
+    """
     if earlier.simulated != info.simulated:
         then, now = ("the simulator", "a live server")
         if not earlier.simulated:
@@ -1043,6 +1184,13 @@ def _check_same_server(earlier: object, info: RunInfo, server_url: str | None) -
         return a.rstrip("/").casefold() == b.rstrip("/").casefold()
 
     if server_url and earlier.server_url and not same(earlier.server_url, server_url):
+        if _reached_nothing(earlier):
+            if not quiet:
+                _echo(
+                    f"Note: run {earlier.run_id} went to {earlier.server_url} and updated no "
+                    f"ticket there; this run sends its rows to {server_url}."
+                )
+            return
         raise InputError(
             f"Run {earlier.run_id} sent its updates to {earlier.server_url}; this run goes to "
             f"{server_url}: the rows it updated there were not updated here, so it cannot be "
@@ -1050,6 +1198,16 @@ def _check_same_server(earlier: object, info: RunInfo, server_url: str | None) -
             tip=f"Use --url {earlier.server_url} to continue it, or run the file as a new run "
             "against the other server (add --again if asked).",
         )
+
+
+def _reached_nothing(record: object) -> bool:
+    """True if a run updated no ticket and has no request whose answer it did not see."""
+    from .journal import Phase
+
+    with Journal.open(record.path) as journal:
+        counts = journal.counts()
+    in_doubt = [key for key in counts if str(key) in ("Unknown", str(Phase.SENDING))]
+    return not counts.get(Outcome.UPDATED, 0) and not any(counts[key] for key in in_doubt)
 
 
 def _how_it_ended(record: object) -> str:
@@ -1093,6 +1251,15 @@ def _create_journal(
     )
     journal = Journal.create(folder, start, rows, sheet=sheet)
     info.run_id = journal.run_id
+    # Sending starts next. Everything built so far (the sheet, the plan) lives until the end of
+    # the run: one full collection now, and freezing what survives, keeps a collector pass over
+    # all of it from pausing the first paced requests (a pause bunches the requests after it).
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    for lock in _RUN_LOCK:
+        lock.name_run(journal.run_id)  # type: ignore[attr-defined]
     # Absolute, like the input path: the Summary must say where the journal is from anywhere.
     info.journal_path = str(Path(journal.path).resolve())
     return journal

@@ -7,8 +7,10 @@ request may or may not have reached the server) and what was never tried (planne
 validation decided (Invalid, Skipped, Valid in a dry run) are written at creation, and the input
 sheet itself can be stored, so the journal alone can rebuild the whole results workbook.
 
-Files. Journals live in a folder (by default `.batch-update/` beside the input file; the caller
-passes it), one per run, named `<input stem>.<UTC yyyymmdd-HHMMSS>-<4 hex>.journal.sqlite`, e.g.
+Files. Journals live in a folder the caller passes (by default the per-user state folder on local
+disk: SQLite's WAL mode does not work on a network file system, and sheets often live on shares;
+earlier versions kept them in `.batch-update/` beside the input), one per run, named
+`<input stem>.<UTC yyyymmdd-HHMMSS>-<4 hex>.journal.sqlite`, e.g.
 `tickets.20240531-142501-3f9a.journal.sqlite`: the middle part is the run id, names sort by
 time within one input, and every name is valid on Windows.
 
@@ -45,7 +47,7 @@ import secrets
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
@@ -418,6 +420,35 @@ class Journal:
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r}, run_id={self._run.run_id!r})"
 
+    def copy_to(self, target: str | PurePath) -> Path:
+        """A consistent copy of the journal as one self-contained file (SQLite's backup API, not
+        a file copy: a WAL database's main file alone may lack its newest commits).
+
+        Never over an existing file (JournalError); the copy is in rollback-journal mode, so that
+        it is complete without a -wal file beside it wherever it is kept.
+        """
+        target = Path(target)
+        try:
+            with open(target, "xb"):
+                pass
+        except FileExistsError as exc:
+            raise JournalError(f"{target} exists already; batch-update will not overwrite it.") from exc
+        except OSError as exc:
+            raise JournalError(f"Cannot write the journal copy {target}: {exc.strerror or exc}.") from exc
+        try:
+            destination = sqlite3.connect(str(target))
+            try:
+                with self._lock:
+                    self._db.backup(destination)
+                destination.execute("PRAGMA journal_mode=DELETE")
+                destination.commit()
+            finally:
+                destination.close()
+        except sqlite3.Error as exc:
+            _remove_journal_files(target)
+            raise _journal_error(target, exc, "copy") from exc
+        return target
+
     # -- the run -------------------------------------------------------------------------------
 
     @property
@@ -684,8 +715,14 @@ def default_journal_folder(input_path: str | PurePath) -> Path:
     return Path(input_path).parent / DEFAULT_JOURNAL_FOLDER
 
 
-def journal_paths(folder: str | PurePath) -> list[Path]:
-    """The journal files in a folder (by name; not opened), sorted by name."""
+def journal_paths(folder: str | PurePath | Sequence[str | PurePath]) -> list[Path]:
+    """The journal files in a folder, or in several (by name; not opened), sorted by name."""
+    if not isinstance(folder, (str, PurePath)):
+        found: dict[str, Path] = {}
+        for one in folder:
+            for path in journal_paths(one):
+                found.setdefault(os.path.normcase(str(path.resolve())), path)
+        return sorted(found.values(), key=lambda p: p.name)
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -699,7 +736,7 @@ def read_run(path: str | PurePath) -> RunRecord:
 
 
 def list_runs(
-    folder: str | PurePath,
+    folder: str | PurePath | Sequence[str | PurePath],
     *,
     on_skipped: Callable[[Path, JournalError], None] | None = None,
 ) -> list[RunRecord]:
@@ -720,11 +757,13 @@ def list_runs(
 
 
 def latest_unfinished(
-    folder: str | PurePath,
+    folder: str | PurePath | Sequence[str | PurePath],
     input_name: str,
     *,
     on_skipped: Callable[[Path, JournalError], None] | None = None,
     simulated: bool | None = None,
+    input_path: str | PurePath | None = None,
+    input_sha256: str | None = None,
 ) -> RunRecord | None:
     """The run to resume for this input file name: its latest live run, if that did not finish.
 
@@ -735,9 +774,21 @@ def latest_unfinished(
     simulated: only runs against the simulator (True) or only the others (False); None: both.
     A rehearsal and a real sweep never continue each other: what one updated, the other's server
     does not hold, and a finished rehearsal must not hide an unfinished real sweep.
+
+    input_path, input_sha256: the run of this input is one that read the same content (a copy in
+    another folder is the same sheet), or one of the same file (same path and name: its content
+    may have changed since, which the caller refuses with its own message). Without them, any
+    run of an input with this file name.
     """
+    wanted = input_sha256.lower() if input_sha256 else None
     for run in list_runs(folder, on_skipped=on_skipped):
-        if run.dry_run or not _same_name(run.input_name, input_name):
+        if run.dry_run:
+            continue
+        same_content = wanted is not None and run.input_sha256.lower() == wanted
+        same_file = _same_name(run.input_name, input_name) and (
+            input_path is None or _same_path_text(run.input_path, input_path)
+        )
+        if not (same_content or same_file):
             continue
         if simulated is not None and run.simulated != simulated:
             continue
@@ -746,7 +797,7 @@ def latest_unfinished(
 
 
 def finished_run_with_input(
-    folder: str | PurePath,
+    folder: str | PurePath | Sequence[str | PurePath],
     input_sha256: str,
     *,
     on_skipped: Callable[[Path, JournalError], None] | None = None,
@@ -766,7 +817,7 @@ def finished_run_with_input(
 
 
 def find_run(
-    folder: str | PurePath,
+    folder: str | PurePath | Sequence[str | PurePath],
     run_id_or_path: str | PurePath,
     *,
     on_skipped: Callable[[Path, JournalError], None] | None = None,
@@ -780,7 +831,8 @@ def find_run(
     text = str(run_id_or_path)
     candidate = Path(text)
     if text.endswith(JOURNAL_SUFFIX):
-        for path in (candidate, Path(folder) / candidate.name):
+        folders = [folder] if isinstance(folder, (str, PurePath)) else list(folder)
+        for path in (candidate, *(Path(one) / candidate.name for one in folders)):
             if path.is_file():
                 return read_run(path)
         return None
@@ -860,6 +912,118 @@ def prune(
             continue
         deleted.append(run)
     return deleted
+
+
+# -- one run of a sheet at a time ----------------------------------------------------------------
+
+if os.name == "nt":
+    import msvcrt
+else:
+    import fcntl
+
+# Windows locks a byte range, and a locked range cannot be read by others: the lock is taken on
+# one byte far past the holder's description, which stays readable.
+_LOCK_BYTE = 1 << 30
+
+
+class RunLocked(JournalError):
+    """Another live process holds the run lock of this input; holder says who (may be empty)."""
+
+    def __init__(self, holder: Mapping[str, object]) -> None:
+        super().__init__("another run of this input is in progress")
+        self.holder = dict(holder)
+
+
+class RunLock:
+    """An exclusive lock on one input's content for the life of a run, held by the OS.
+
+    The lock file `<folder>/<input SHA-256>.lock` holds a description of its holder (pid, host,
+    start, run id), but the lock itself is fcntl.flock (POSIX) or msvcrt.locking (Windows): it
+    goes when the process goes, killed or not, so a dead run never blocks the next one. The file
+    is left in place (deleting it would let two processes lock two different files).
+    """
+
+    def __init__(self, path: Path, handle: object, holder: dict[str, object]) -> None:
+        self.path = path
+        self._handle = handle
+        self.holder = holder
+
+    @classmethod
+    def acquire(
+        cls, folder: str | PurePath, input_sha256: str, holder: Mapping[str, object]
+    ) -> RunLock:
+        """Take the lock at once or raise RunLocked; JournalError if the folder is unusable."""
+        folder = Path(folder)
+        path = folder / f"{input_sha256.lower()}.lock"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+b")
+        except OSError as exc:
+            raise JournalError(
+                f"Cannot create the run lock {path}: {exc.strerror or exc}.",
+                tip="Check the permissions of the per-user state folder.",
+            ) from exc
+        try:
+            _lock_file(handle)
+        except OSError:
+            handle.seek(0)
+            text = handle.read(4096)
+            handle.close()
+            try:
+                found = json.loads(text.decode("utf-8")) if text.strip() else {}
+            except ValueError:
+                found = {}
+            raise RunLocked(found if isinstance(found, dict) else {}) from None
+        lock = cls(path, handle, dict(holder))
+        lock._describe()
+        return lock
+
+    def name_run(self, run_id: str) -> None:
+        """Add the run id to the holder's description, once the journal has given it one."""
+        self.holder["run_id"] = run_id
+        self._describe()
+
+    def _describe(self) -> None:
+        handle = self._handle
+        try:
+            handle.seek(0)  # type: ignore[attr-defined]
+            handle.truncate()  # type: ignore[attr-defined]
+            handle.write(json.dumps(self.holder, default=str).encode("utf-8"))  # type: ignore[attr-defined]
+            handle.flush()  # type: ignore[attr-defined]
+        except OSError:  # the description is a courtesy; the lock is what counts
+            pass
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            _unlock_file(handle)
+        except OSError:
+            pass
+        handle.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _lock_file(handle: object) -> None:
+    if os.name == "nt":
+        handle.seek(_LOCK_BYTE)  # type: ignore[attr-defined]
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+
+
+def _unlock_file(handle: object) -> None:
+    if os.name == "nt":
+        handle.seek(_LOCK_BYTE)  # type: ignore[attr-defined]
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)  # type: ignore[attr-defined]
 
 
 # -- names, settings, times ----------------------------------------------------------------------
@@ -980,6 +1144,11 @@ def _same_name(a: str, b: str) -> bool:
     if os.name == "nt":
         return a.casefold() == b.casefold()
     return a == b
+
+
+def _same_path_text(a: str | PurePath, b: str | PurePath) -> bool:
+    """The same absolute path, as recorded (case-insensitively on Windows)."""
+    return os.path.normcase(os.path.normpath(str(a))) == os.path.normcase(os.path.normpath(str(b)))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -1408,6 +1577,8 @@ __all__ = [
     "JournalRow",
     "Phase",
     "RunEnd",
+    "RunLock",
+    "RunLocked",
     "RunRecord",
     "RunStart",
     "canonical_settings_json",

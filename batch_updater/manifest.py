@@ -1,7 +1,9 @@
 """The run manifest: a sidecar JSON that ties a results workbook to its input and its journal.
 
 `<results>.manifest.json` records who ran what, where, when and with which settings, and the
-SHA-256 of the input file, of the results workbook and of the run journal. `check_manifest`
+SHA-256 of the input file, of the results workbook and of the run journal's copy beside the
+workbook (`<results>.journal.sqlite`: the journal itself stays in the per-user state folder, or
+the configured journal folder, where a later resume, retry or report finds it). `check_manifest`
 recomputes those hashes later, so an auditor can tell whether the three files are the ones the
 run produced. The manifest never holds a password or a token (settings come from
 Settings.describe(), which masks the password).
@@ -34,6 +36,12 @@ def sha256_of(path: Path) -> str:
 def manifest_path(results_path: Path) -> Path:
     """`tickets.results-20261130-031058.xlsx` -> `tickets.results-20261130-031058.manifest.json`."""
     return results_path.with_suffix(".manifest.json")
+
+
+def journal_copy_path(results_path: Path) -> Path:
+    """`tickets.results-20261130-031058.xlsx` -> `tickets.results-20261130-031058.journal.sqlite`:
+    the copy of the finished run journal kept beside the workbook as evidence."""
+    return results_path.with_suffix(".journal.sqlite")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -71,6 +79,7 @@ def build_manifest(run: RunInfo, results_path: Path, *, files: dict[str, Path | 
         "finished": _iso(run.finished),
         "stopped_reason": run.stopped_reason or None,
         "input_sha256_when_read": run.input_sha256,
+        "run_journal": run.journal_path or None,
         "settings": dict(run.settings),
         "files": hashed,
     }

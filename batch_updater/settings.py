@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 from types import MappingProxyType
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -253,6 +253,65 @@ def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.yaml"
 
 
+def user_state_folder() -> Path:
+    """The per-user state folder on local disk, where journals and run locks live by default.
+
+    Windows: %LOCALAPPDATA%\\batch-update (never the roaming profile, which may sit on a share);
+    Linux: ~/.local/state/batch-update ($XDG_STATE_HOME); macOS: ~/Library/Application
+    Support/batch-update. The environment variable BATCH_UPDATE_STATE_DIR overrides it (tests, or
+    a machine whose profile folder is itself redirected to a share).
+    """
+    override = os.environ.get(STATE_DIR_VARIABLE, "").strip()
+    if override:
+        return Path(override).expanduser().absolute()
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False, roaming=False))
+
+
+STATE_DIR_VARIABLE = "BATCH_UPDATE_STATE_DIR"
+
+
+# GetDriveTypeW's answer for a mapped network drive.
+DRIVE_REMOTE = 4
+
+
+def windows_drive_type(root: str) -> int:
+    """GetDriveTypeW of a drive root such as "Z:\\" (Windows only; 0, unknown, elsewhere)."""
+    if os.name != "nt":
+        return 0
+    import ctypes  # stdlib; windll exists on Windows only
+
+    return int(ctypes.windll.kernel32.GetDriveTypeW(root))  # type: ignore[attr-defined]
+
+
+def network_location(
+    path: str | PurePath, drive_type: Callable[[str], int] = windows_drive_type
+) -> str | None:
+    """Why a folder is on a network file system ("a UNC path", "mapped network drive Z:"), or None.
+
+    A pure function of the path's text read the Windows way, so that it is tested anywhere:
+    `\\\\server\\share\\...` (or `//server/share/...`) is a network share; a drive letter is one
+    when drive_type (GetDriveTypeW on Windows) says DRIVE_REMOTE.
+    """
+    text = os.fspath(path)
+    for prefix in ("\\\\?\\UNC\\", "//?/UNC/"):
+        if text[: len(prefix)].upper() == prefix.upper():
+            return f"a network share (\\\\{text[len(prefix):]})"
+    if text.startswith(("\\\\?\\", "\\\\.\\", "//?/", "//./")):
+        text = text[4:]  # \\?\C:\... is a long local path
+    windows = PureWindowsPath(text)
+    drive = windows.drive
+    if drive.startswith(("\\\\", "//")) or text.startswith(("\\\\", "//")):
+        return f"a network share ({drive or text})"
+    if len(drive) == 2 and drive[1] == ":":
+        try:
+            kind = drive_type(drive + "\\")
+        except OSError:
+            return None
+        if kind == DRIVE_REMOTE:
+            return f"the mapped network drive {drive.upper()}"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing one value. A parser gets the raw value and where it came from, and returns the typed
 # value or raises _Bad with the second half of a message ("0 is out of range; use ...").
@@ -422,6 +481,23 @@ def _path_value(value: object, origin: _Origin, accepted: str) -> Path:
 
 def _parse_path(value: object, origin: _Origin) -> Path:
     return _path_value(value, origin, "the path of a file or folder")
+
+
+def _parse_journal_dir(value: object, origin: _Origin) -> Path:
+    accepted = "the path of a folder on this machine's own disk"
+    raw = os.fspath(value) if isinstance(value, os.PathLike) else value
+    path = _path_value(value, origin, accepted)
+    network = network_location(raw) if isinstance(raw, str) else None
+    network = network or network_location(path)
+    if network is not None:
+        raise _Bad(
+            f'"{path}" is on {network}: the run journal is a SQLite database in WAL mode, which '
+            "does not work on a network file system; use a folder on this machine's own disk, or "
+            "leave output.journal_dir out to keep journals in the per-user state folder "
+            f"({user_state_folder() / 'journals'}). A copy of each finished journal is written "
+            "beside the results workbook anyway, wherever that is"
+        )
+    return path
 
 
 def _parse_ca_bundle(value: object, origin: _Origin) -> Path:
@@ -737,7 +813,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("output_dir", "output", "dir", _parse_path),
     _Key("write_csv", "output", "write_csv", _parse_bool),
     _Key("log_file", "output", "log_file", _parse_path),
-    _Key("journal_dir", "output", "journal_dir", _parse_path),
+    _Key("journal_dir", "output", "journal_dir", _parse_journal_dir),
     _Key("capture_before", "evidence", "capture_before", _parse_bool),
     _Key("verify", "evidence", "verify", _parse_bool),
     _Key(

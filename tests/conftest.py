@@ -13,6 +13,21 @@ from batch_updater.sim import Simulator
 SIMULATOR_SEED = 20240531
 
 
+@pytest.fixture(autouse=True)
+def state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """The per-user state folder (journals, run locks) of every test: a fresh tmp folder, never
+    the real one. Set through the environment (BATCH_UPDATE_STATE_DIR), so that the commands a
+    test starts use it too."""
+    from batch_updater.settings import STATE_DIR_VARIABLE, user_state_folder
+
+    base = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(base / "batch-update"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(base))  # and platformdirs' own, on Linux
+    folder = user_state_folder()
+    assert folder == base / "batch-update", folder
+    return folder
+
+
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     """A default simulator (1000 tickets, the demo accounts, no faults), closed after the test.

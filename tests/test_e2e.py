@@ -369,7 +369,9 @@ def test_an_account_without_the_role_stops_the_run(tmp_path: Path, sheet, simula
     assert summary["Stopped early"] == reason
 
 
-def test_a_wrong_password_stops_before_anything_is_sent(tmp_path: Path, simulator) -> None:
+def test_a_wrong_password_stops_before_anything_is_sent(
+    tmp_path: Path, simulator, state_folder: Path
+) -> None:
     wrong = "Wr0ng+Pass/word="
     copy_sample("tickets.xlsx", tmp_path)
 
@@ -396,7 +398,7 @@ def test_a_wrong_password_stops_before_anything_is_sent(tmp_path: Path, simulato
     ]
     # Logged in first: nothing was sent, so there is no run to report and nothing to resume.
     assert results_files(tmp_path) == []
-    assert not (tmp_path / ".batch-update").exists()
+    assert list(state_folder.glob("journals/*.journal.sqlite")) == []
     assert patched(simulator) == []
     for secret in (wrong, base64_of(wrong)):
         assert secret not in done.stdout + done.stderr
@@ -837,7 +839,7 @@ def test_out_is_honoured_for_the_workbook_and_the_csv(tmp_path: Path, sheet, sim
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
-        "sweep.csv", "sweep.manifest.json", "sweep.xlsx"
+        "sweep.csv", "sweep.journal.sqlite", "sweep.manifest.json", "sweep.xlsx"
     ]
     assert results_files(tmp_path) == []
     results = read_results(tmp_path / "reports" / "sweep.xlsx")

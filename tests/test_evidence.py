@@ -100,7 +100,9 @@ def test_the_manifest_check_names_each_changed_file(tmp_path: Path) -> None:
     copy_sample("tickets.xlsx", tmp_path)
     assert run_command(["tickets.xlsx", "--simulate"], tmp_path).returncode == ExitStatus.ROWS_FAILED
     workbook = workbook_in(tmp_path)
-    (journal,) = (tmp_path / ".batch-update").glob("*.journal.sqlite")
+    # The manifest names the copy of the finished journal kept beside the workbook.
+    (journal,) = tmp_path.glob("*.journal.sqlite")
+    assert journal.name == workbook.with_suffix(".journal.sqlite").name
     for role, path in (("results", workbook), ("input", tmp_path / "tickets.xlsx"), ("journal", journal)):
         original = path.read_bytes()
         changed = bytearray(original)
@@ -145,12 +147,12 @@ def test_a_stale_manifest_never_blocks_or_is_overwritten(tmp_path: Path) -> None
     assert (tmp_path / "mine.manifest.json").read_text(encoding="utf-8") == "{}"
 
 
-def test_report_only_keeps_the_verification_column(tmp_path: Path) -> None:
+def test_report_only_keeps_the_verification_column(tmp_path: Path, state_folder: Path) -> None:
     (tmp_path / "batch-update.yaml").write_text("pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8")
     copy_sample("tickets.xlsx", tmp_path)
     assert run_command(["tickets.xlsx", "--simulate", "--verify"], tmp_path).returncode == ExitStatus.ROWS_FAILED
     original = read_results(workbook_in(tmp_path))
-    (journal,) = (tmp_path / ".batch-update").glob("*.journal.sqlite")
+    (journal,) = (state_folder / "journals").glob("*.journal.sqlite")
     rebuilt = run_command(["--report-only", journal.name, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path)
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     again = read_results(tmp_path / "rebuilt.xlsx")
@@ -167,7 +169,7 @@ def sheet_values(path: Path, name: str) -> list[tuple[object, ...]]:
 
 
 def test_report_only_of_a_capture_before_run_rebuilds_the_before_columns_and_the_rollback(
-    tmp_path: Path, simulator
+    tmp_path: Path, simulator, state_folder: Path
 ) -> None:
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(5, first=40, state=3, priority="Low"))
     env = live_env(tmp_path / "home")
@@ -182,7 +184,7 @@ def test_report_only_of_a_capture_before_run_rebuilds_the_before_columns_and_the
     workbook_in(tmp_path).unlink()
     rollback.unlink()
 
-    (journal,) = (tmp_path / ".batch-update").glob("*.journal.sqlite")
+    (journal,) = (state_folder / "journals").glob("*.journal.sqlite")
     rebuilt = run_command(["--report-only", journal.name, "tickets.xlsx"], tmp_path, env=env)
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     again = read_results(workbook_in(tmp_path))
@@ -235,7 +237,7 @@ def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
 
 
 def test_report_only_completes_a_run_that_died_before_its_rollback_and_manifest(
-    tmp_path: Path, simulator
+    tmp_path: Path, simulator, state_folder: Path
 ) -> None:
     # What a kill -9 while the rollback workbook is written leaves: a finished journal, the
     # results workbook, and neither the rollback workbook nor the manifest.
@@ -250,7 +252,7 @@ def test_report_only_completes_a_run_that_died_before_its_rollback_and_manifest(
     undo = sheet_values(rollback, "Tickets")
     rollback.unlink()
     original.with_suffix(".manifest.json").unlink()
-    (journal,) = (tmp_path / ".batch-update").glob("*.journal.sqlite")
+    (journal,) = (state_folder / "journals").glob("*.journal.sqlite")
 
     rebuilt = run_command(["--report-only", journal.name, "tickets.xlsx"], tmp_path, env=env)
 

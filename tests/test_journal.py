@@ -845,3 +845,137 @@ def test_continue_run_sends_only_what_was_not_applied(tmp_path: Path) -> None:
     again = continue_run(second, rows[:1])
     assert again.send == [] and again.carried[2].message == carried.message
     second.close()
+
+
+# -- where journals live: local disk, never a network share -----------------------------------------
+
+from pathlib import PureWindowsPath  # noqa: E402
+
+from batch_updater.errors import ConfigError  # noqa: E402
+from batch_updater.journal import RunLock, RunLocked  # noqa: E402
+from batch_updater.settings import DRIVE_REMOTE, load_settings, network_location  # noqa: E402
+
+DRIVE_FIXED, DRIVE_REMOVABLE, DRIVE_CDROM, DRIVE_NO_ROOT = 3, 2, 5, 1
+
+
+def drive_types(root: str) -> int:
+    """GetDriveTypeW as a Windows machine with Z: and N: mapped to shares would answer."""
+    return {"Z:\\": DRIVE_REMOTE, "N:\\": DRIVE_REMOTE, "C:\\": DRIVE_FIXED, "E:\\": DRIVE_REMOVABLE,
+            "D:\\": DRIVE_CDROM}.get(root.upper(), DRIVE_NO_ROOT)
+
+
+@pytest.mark.parametrize(
+    ("path", "network"),
+    [
+        ("\\\\fileserver\\compliance\\journals", "a network share (\\\\fileserver\\compliance)"),
+        ("\\\\fileserver\\compliance", "a network share (\\\\fileserver\\compliance)"),
+        ("//fileserver/compliance/journals", "a network share (\\\\fileserver\\compliance)"),
+        ("\\\\?\\UNC\\fileserver\\compliance\\j", "a network share (\\\\fileserver\\compliance\\j)"),
+        ("\\\\10.0.0.5\\c$\\journals", "a network share (\\\\10.0.0.5\\c$)"),
+        ("Z:\\journals", "the mapped network drive Z:"),
+        ("z:\\journals", "the mapped network drive Z:"),
+        ("n:/batch-update", "the mapped network drive N:"),
+        (PureWindowsPath("Z:/journals"), "the mapped network drive Z:"),
+        ("C:\\Users\\jsmith\\AppData\\Local\\batch-update", None),
+        ("\\\\?\\C:\\very\\long\\path", None),
+        ("E:\\usb-stick\\journals", None),
+        ("D:\\journals", None),
+        ("/home/jsmith/.local/state/batch-update", None),
+        ("journals", None),
+        ("", None),
+    ],
+)
+def test_a_journal_folder_on_a_network_share_is_recognised(path: object, network: str | None) -> None:
+    assert network_location(path, drive_types) == network  # type: ignore[arg-type]
+
+
+def test_the_drive_type_is_asked_of_the_drive_root_only(tmp_path: Path) -> None:
+    asked: list[str] = []
+    network_location("Q:\\a\\b\\c", lambda root: asked.append(root) or DRIVE_FIXED)
+    network_location("\\\\srv\\share\\x", lambda root: asked.append(root) or DRIVE_FIXED)
+    network_location("/srv/x", lambda root: asked.append(root) or DRIVE_FIXED)
+    assert asked == ["Q:\\"]
+
+
+@pytest.mark.parametrize(
+    "share", ["\\\\fileserver\\compliance\\journals", "//fileserver/compliance/journals"]
+)
+def test_journal_dir_on_a_share_is_refused_naming_the_setting(tmp_path: Path, share: str) -> None:
+    config = tmp_path / "batch-update.yaml"
+    config.write_text(f"output:\n  journal_dir: '{share}'\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env={}, config_path=config, cwd=tmp_path)
+    message = refused.value.message
+    assert message.startswith(f"{config}: output.journal_dir: ") or "output.journal_dir" in message, message
+    assert "is on a network share (\\\\fileserver\\compliance): the run journal is a SQLite database in WAL mode" in message
+    assert "use a folder on this machine's own disk, or leave output.journal_dir out" in message
+
+
+def test_journal_dir_on_local_disk_is_taken(tmp_path: Path) -> None:
+    config = tmp_path / "batch-update.yaml"
+    config.write_text("output:\n  journal_dir: journals\n", encoding="utf-8")
+    assert load_settings(env={}, config_path=config, cwd=tmp_path).journal_dir == tmp_path / "journals"
+
+
+def test_the_tests_never_touch_the_real_state_folder(state_folder: Path, tmp_path_factory) -> None:
+    assert Path(tmp_path_factory.getbasetemp()) in state_folder.parents
+
+
+# -- the run lock ----------------------------------------------------------------------------------
+
+
+def test_the_run_lock_refuses_a_second_holder_naming_the_first(tmp_path: Path) -> None:
+    holder = {"pid": 4242, "host": "LAPTOP-7", "started": "2026-12-02T20:00:00+00:00"}
+    first = RunLock.acquire(tmp_path, SHA_A, holder)
+    first.name_run("20261202-200000-ab12")
+    with pytest.raises(RunLocked) as refused:
+        RunLock.acquire(tmp_path, SHA_A.upper(), {"pid": 1})
+    assert refused.value.holder == {**holder, "run_id": "20261202-200000-ab12"}
+    RunLock.acquire(tmp_path, SHA_B, {"pid": 2}).release()  # another sheet: its own lock
+    first.release()
+    with RunLock.acquire(tmp_path, SHA_A, {"pid": 3}) as again:
+        assert again.holder == {"pid": 3}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_the_run_lock_dies_with_its_process(tmp_path: Path) -> None:
+    holding = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from batch_updater.journal import RunLock
+            lock = RunLock.acquire({str(tmp_path)!r}, {SHA_A!r}, {{"pid": 1}})
+            print("held", flush=True)
+            time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holding.stdout.readline().strip() == "held"
+        with pytest.raises(RunLocked):
+            RunLock.acquire(tmp_path, SHA_A, {"pid": 2})
+    finally:
+        holding.send_signal(signal.SIGKILL)
+        holding.wait(timeout=30)
+    RunLock.acquire(tmp_path, SHA_A, {"pid": 2}).release()  # no pid file to clean up by hand
+
+
+# -- the copy beside the results -------------------------------------------------------------------
+
+
+def test_the_copy_of_a_journal_is_complete_without_its_wal_file(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "state", start(), planned(30))
+    for n in range(2, 32):
+        journal.mark_sending(n)
+        journal.record(RowResult(n, Outcome.UPDATED, ticket_number=f"INCA{n:07d}", status=204))
+    assert Path(f"{journal.path}-wal").stat().st_size > 0  # the newest commits are in the WAL
+    copy = journal.copy_to(tmp_path / "tickets.results-20261202-200000.journal.sqlite")
+    try:
+        assert not Path(f"{copy}-wal").exists()
+        with Journal.open(copy) as copied:
+            assert copied.run_id == journal.run_id
+            assert copied.counts() == {Outcome.UPDATED: 30}
+        assert not Path(f"{copy}-wal").exists()
+        with pytest.raises(JournalError, match="exists already; batch-update will not overwrite it"):
+            journal.copy_to(copy)
+    finally:
+        journal.close()

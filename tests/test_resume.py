@@ -3,7 +3,8 @@
 Every test runs the installed command as a subprocess against a simulator in the test (see
 helpers.py), the way an administrator or a scheduler does, and checks the outcome from three
 sides: the simulator's request log and ticket store (what the server saw and holds), the run
-journals (SQLite files in .batch-update/ beside the input) and the results workbooks.
+journals (SQLite files in the per-user state folder, a tmp folder in tests: see conftest.py) and
+the results workbooks.
 
 The sheets ask for values that differ from every generated ticket's (state 2, a sweeper as
 assignee, a distinctive description), so that "the server already holds these values" is
@@ -15,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timezone
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,14 +33,17 @@ import pytest
 from batch_updater.cli import ExitStatus
 from batch_updater.journal import Journal, JournalRow, Phase, RunEnd, RunRecord, list_runs
 from batch_updater.sim import Simulator
+from batch_updater.settings import user_state_folder
 from batch_updater.tickets import Outcome
 from helpers import (
     double_ctrl_c,
     ADMIN_PASSWORD,
+    ADMIN,
     FAST_RETRIES_YAML,
     SAMPLES,
     base64_of,
     by_row,
+    closed_port,
     finish,
     live_args,
     live_env,
@@ -124,9 +130,14 @@ def number_of(row: int) -> int:
 # --- runs, journals, the simulator's log ------------------------------------------------------
 
 
-def runs(folder: Path) -> list[RunRecord]:
-    """The runs journalled beside the input in `folder`, newest first."""
-    return list_runs(folder / ".batch-update")
+def journal_folder() -> Path:
+    """Where the commands a test starts keep their journals (the test's own state folder)."""
+    return user_state_folder() / "journals"
+
+
+def runs(folder: Path | None = None) -> list[RunRecord]:
+    """The runs journalled (in the test's state folder, wherever the input is), newest first."""
+    return list_runs(journal_folder())
 
 
 def journal_rows(record: RunRecord) -> dict[int, JournalRow]:
@@ -641,7 +652,7 @@ def test_a_second_run_of_an_applied_file_is_refused_unless_again(
     resume = run_command([*args, "--resume"], tmp_path, env=env)
     assert resume.returncode == ExitStatus.USAGE, resume.stderr
     assert (
-        f"Error: There is no unfinished run of {SHEET} to resume in .batch-update."
+        f"Error: There is no unfinished run of {SHEET} to resume in {journal_folder()}."
         in resume.stderr.splitlines()
     )
     assert len(simulator.requests) == before
@@ -686,7 +697,7 @@ def test_the_readme_command_works_twice_in_a_row_in_the_same_folder(
     assert [outcome_counts(read_results(book)) for book in books] == [
         {"Updated": 25, "Failed": 5, "Invalid": 5, "Skipped": 2}
     ] * 2
-    journals = list_runs(tmp_path / "samples" / ".batch-update")
+    journals = runs()
     assert [(r.ended, r.simulated) for r in journals] == [(RunEnd.FINISHED, True)] * 2
     # Nor do simulated runs count against a live run of the same file.
     live = run_command(["samples/tickets.xlsx", *live_args(simulator)], tmp_path, env=env)
@@ -799,7 +810,7 @@ def test_a_rehearsal_and_a_real_sweep_never_continue_each_other(
     resume = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
     assert resume.returncode == ExitStatus.USAGE, resume.stderr
     assert (
-        f"Error: There is no unfinished run of {SHEET} to resume in .batch-update."
+        f"Error: There is no unfinished run of {SHEET} to resume in {journal_folder()}."
         in resume.stderr.splitlines()
     )
     retry = run_command(
@@ -1091,7 +1102,7 @@ def test_report_only_of_an_interrupted_run_and_its_resume_and_the_runs_list(
     listing = run_command(["--runs", SHEET], tmp_path, env=env)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
-    assert lines[0] == "Runs in .batch-update (newest first):"
+    assert lines[0] == f"Runs in {journal_folder()} (newest first):"
     table = {line.split()[0]: line.split() for line in lines[2:]}
     assert list(table) == [final.run_id, interrupted.run_id]
     assert table[final.run_id][3:6] == ["finished", str(rows), SHEET]
@@ -1116,7 +1127,7 @@ def test_no_journal_holds_the_password_or_a_token(
         return grant
 
     monkeypatch.setattr(sim._tokens, "_issue", recording_issue)
-    folder = tmp_path / ".batch-update"
+    folder = journal_folder()
 
     def journal_bytes() -> dict[str, bytes]:
         # The -wal file of a killed run holds its latest pages: read it as it was left.
@@ -1142,3 +1153,186 @@ def test_no_journal_holds_the_password_or_a_token(
             for secret in secrets:
                 for encoding in ("utf-8", "utf-16-le"):
                     assert secret.encode(encoding) not in data, f"{name} holds a secret"
+
+
+# --- one run of a sheet at a time -----------------------------------------------------------------
+
+LOCK_TIP = (
+    "Tip: Wait for that run to end, then use --resume or --retry-failed if it did not send "
+    "everything. If that process is no longer running, its lock went with it: run the command "
+    "again."
+)
+
+
+def refusal_line(stderr: str) -> str:
+    (line,) = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    return line
+
+
+def when(moment: Any) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def accepted_once(sim: Simulator, rows: int) -> None:
+    """Every ticket of the sweep got exactly one accepted PATCH."""
+    accepted = Counter(patched(sim, 204))
+    assert accepted == Counter({ticket(n): 1 for n in range(1, rows + 1)}), accepted
+
+
+@POSIX_ONLY
+def test_two_runs_of_one_sheet_started_together_send_each_ticket_once(
+    tmp_path: Path, make_simulator
+) -> None:
+    sim = make_simulator(latency_ms=100)
+    rows = 20
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_sweep(tmp_path / "a", rows)
+    # A copy in another folder is the same sheet: the lock is keyed by the content.
+    shutil.copyfile(tmp_path / "a" / SHEET, tmp_path / "b" / SHEET)
+    env = live_env(tmp_path / "home")
+    first = start_command([SHEET, *live_args(sim, "--rate", "10")], tmp_path / "a", env=env)
+    second = start_command([SHEET, *live_args(sim, "--rate", "10")], tmp_path / "b", env=env)
+    (code_a, _, err_a), (code_b, _, err_b) = finish(first), finish(second)
+    assert sorted([code_a, code_b]) == [ExitStatus.OK, ExitStatus.USAGE], (err_a, err_b)
+    refused, ran = (err_a, second) if code_a == ExitStatus.USAGE else (err_b, first)
+    line = refusal_line(refused)
+    assert re.fullmatch(
+        rf"Error: {re.escape(SHEET)} is being run right now by (run \S+|another batch-update) "
+        rf"of {re.escape(SHEET)} \(process {ran.pid} on this machine, started "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\): a second run, resume or retry of the same sheet "
+        r"would send its rows a second time\. Nothing was sent\.",
+        line,
+    ), line
+    assert LOCK_TIP in refused.splitlines()
+    accepted_once(sim, rows)
+    assert len(runs()) == 1  # the refused one left no journal
+
+
+@POSIX_ONLY
+def test_a_resume_or_a_rerun_while_the_run_is_alive_is_refused_naming_it(
+    tmp_path: Path, make_simulator
+) -> None:
+    sim = make_simulator(latency_ms=50)
+    rows = 100  # 10 s at 10 requests/s: alive while the four refused commands start
+    write_sweep(tmp_path, rows)
+    env = live_env(tmp_path / "home")
+    process = start_command([SHEET, *live_args(sim, "--rate", "10")], tmp_path, env=env)
+    try:
+        wait_until(lambda: len(patched(sim)) >= 3)
+        (alive,) = runs()
+        expected = (
+            f"Error: {SHEET} is being run right now by run {alive.run_id} of {SHEET} (process "
+            f"{process.pid} on this machine, started {when(alive.started)}): a second run, resume "
+            "or retry of the same sheet would send its rows a second time. Nothing was sent."
+        )
+        for extra in (["--resume"], [], ["--again"], ["--retry-failed", alive.run_id]):
+            refused = run_command([SHEET, *extra, *live_args(sim, *PACE)], tmp_path, env=env)
+            assert refused.returncode == ExitStatus.USAGE, (extra, refused.stderr)
+            assert refusal_line(refused.stderr) == expected, extra
+            assert LOCK_TIP in refused.stderr.splitlines()
+        # A dry run sends nothing: it needs no lock.
+        dry = run_command([SHEET, "--dry-run"], tmp_path, env=env)
+        assert dry.returncode == ExitStatus.OK, dry.stderr
+        assert process.poll() is None, "the run ended before the refusals were all tried"
+    finally:
+        code, _, err = finish(process)
+    assert code == ExitStatus.OK, err
+    accepted_once(sim, rows)
+    assert [r.run_id for r in runs()] == [alive.run_id]
+
+
+# --- journals on local disk, found again wherever the sheet is -------------------------------------
+
+
+def test_a_copy_of_an_applied_sheet_in_another_folder_is_refused_too(tmp_path: Path, simulator) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_sweep(tmp_path / "a", 3)
+    shutil.copyfile(tmp_path / "a" / SHEET, tmp_path / "b" / SHEET)
+    env = live_env(tmp_path / "home")
+    done = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path / "a", env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    (record,) = runs()
+    assert Path(record.path).parent == journal_folder()  # not beside the input
+    assert not (tmp_path / "a" / ".batch-update").exists()
+    before = len(simulator.requests)
+    copy = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path / "b", env=env)
+    assert copy.returncode == ExitStatus.USAGE, copy.stderr
+    assert refusal_line(copy.stderr).startswith(
+        f"Error: {SHEET} was already applied by run {record.run_id} on "
+    )
+    assert len(simulator.requests) == before
+
+
+def test_journals_of_earlier_versions_beside_the_input_are_still_found(tmp_path: Path, simulator) -> None:
+    write_sweep(tmp_path, 3)
+    env = live_env(tmp_path / "home")
+    # An earlier version kept its journals in .batch-update/ beside the input.
+    config = tmp_path / "batch-update.yaml"
+    config.write_text("output:\n  journal_dir: .batch-update\n", encoding="utf-8")
+    done = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    (old,) = list_runs(tmp_path / ".batch-update")
+    config.unlink()
+    note = (
+        f"Note: also reading the journals of earlier versions in .batch-update; new journals are "
+        f"kept in {journal_folder()}."
+    )
+    again = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert again.returncode == ExitStatus.USAGE, again.stderr
+    assert again.stderr.splitlines().count(note) == 1
+    assert refusal_line(again.stderr).startswith(f"Error: {SHEET} was already applied by run {old.run_id} ")
+    listing = run_command(["--runs", SHEET], tmp_path, env=env)
+    assert old.run_id in listing.stdout
+    rebuilt = run_command(["--report-only", old.run_id, "--out", "rebuilt.xlsx", SHEET], tmp_path, env=env)
+    assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
+    assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 3}
+
+
+# --- item 9: a retry with nothing to retry, a resume of a run that reached no ticket --------------
+
+
+def test_retry_failed_with_nothing_to_retry_says_so_and_sends_nothing(tmp_path: Path, simulator) -> None:
+    write_sweep(tmp_path, 3)
+    env = live_env(tmp_path / "home")
+    done = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    (record,) = runs()
+    books = results_files(tmp_path)
+    before = len(simulator.requests)
+    retry = run_command([SHEET, "--retry-failed", record.run_id, *live_args(simulator)], tmp_path, env=env)
+    assert retry.returncode == ExitStatus.OK, retry.stderr
+    assert retry.stderr.splitlines()[-1] == (
+        f"Nothing to retry: run {record.run_id} of {SHEET} has no row that Failed or was Not sent "
+        f"(3 rows it updated are done). Nothing was sent and no workbook was written. Its results: "
+        f"{record.results_path}."
+    )
+    assert retry.stdout == ""
+    assert len(simulator.requests) == before
+    assert results_files(tmp_path) == books and len(runs()) == 1
+
+
+def test_a_resume_of_a_run_that_reached_no_ticket_goes_to_the_server_given_now(
+    tmp_path: Path, simulator, make_simulator
+) -> None:
+    write_sweep(tmp_path, 3)
+    (tmp_path / "batch-update.yaml").write_text(
+        FAST_RETRIES_YAML + "stop:\n  transient_streak: 2\n", encoding="utf-8"
+    )
+    env = live_env(tmp_path / "home")
+    # A server that takes the login and then answers every ticket with 503: the run stops
+    # after a streak, having updated nothing there.
+    dead = make_simulator(unavailable_rate=1.0)
+    wrong = dead.url
+    first = run_command([SHEET, *live_args(dead, "--rate", "100")], tmp_path, env=env)
+    assert first.returncode == ExitStatus.STOPPED, first.stderr
+    (stopped,) = runs()
+    resume = run_command([SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    assert resume.returncode == ExitStatus.OK, resume.stderr
+    assert (
+        f"Note: run {stopped.run_id} went to {wrong} and updated no ticket there; this run sends "
+        f"its rows to {simulator.url}."
+    ) in resume.stderr.splitlines()
+    assert "--url" not in resume.stderr
+    assert all(holds(simulator, n) for n in (1, 2, 3))

@@ -113,7 +113,7 @@ def sim(make_simulator):
     return make_simulator(users=[SimUser(USER, PASSWORD, remediation_admin=True)])
 
 
-def test_a_full_verbose_run_writes_no_secret_anywhere(tmp_path: Path, sim) -> None:
+def test_a_full_verbose_run_writes_no_secret_anywhere(tmp_path: Path, sim, state_folder: Path) -> None:
     issued = IssuedTokens(sim)
     rows = ticket_rows(30) + [
         ["INCA0099999", 2, "High", "", "no such ticket: a 404 with the server's message"],
@@ -145,18 +145,20 @@ def test_a_full_verbose_run_writes_no_secret_anywhere(tmp_path: Path, sim) -> No
     outcomes = [r["Outcome"] for r in read_results(workbook)]
     assert outcomes.count("Updated") == 30 and "Failed" in outcomes and "Invalid" in outcomes
     places = everything_written(tmp_path)
+    places.update({f"state/{name}": data for name, data in everything_written(state_folder).items()})
     places["stdout"] = done.stdout.encode("utf-8")
     places["stderr"] = done.stderr.encode("utf-8")
     assert "run.log" in places and places["run.log"].count(b" -> ") >= 31
     assert workbook.with_suffix(".csv").name in places
-    assert any(name.startswith(".batch-update") for name in places), sorted(places)
+    assert any(name.startswith("state/journals/") for name in places), sorted(places)
+    assert workbook.with_suffix(".journal.sqlite").name in places  # the copy beside the workbook
 
     # The search finds what is there: a ticket number is in every kind of place searched.
     found = hits("INCA0000017", places)
     assert "stderr" in found and "run.log" in found
     assert any(name.endswith(".xlsx!xl/worksheets/sheet1.xml") for name in found), found
     assert any(name.endswith(".csv") for name in found), found
-    assert any(name.startswith(".batch-update") for name in found), found
+    assert any(name.startswith("state/journals/") for name in found), found
 
     for form, secret in password_forms(PASSWORD).items():
         assert hits(secret, places) == [], f"the password ({form})"
