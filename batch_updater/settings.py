@@ -192,6 +192,8 @@ class Settings:
     sheet: str | None = None
     max_rows: int = 1_000_000
     column_mapping: Mapping[str, Field] = field(default_factory=FrozenMapping)
+    # Headers the config's columns: names as context (`"Status Date": ignore`): never sent.
+    ignored_columns: tuple[str, ...] = ()
     priorities: tuple[str, ...] = ("Low", "Medium", "High")
     priority_format: PriorityFormat = PriorityFormat.NAME
     description_max_length: int = 4000
@@ -217,6 +219,8 @@ class Settings:
             object.__setattr__(self, "sources", FrozenMapping(self.sources))
         if not isinstance(self.priorities, tuple):
             object.__setattr__(self, "priorities", tuple(self.priorities))
+        if not isinstance(self.ignored_columns, tuple):
+            object.__setattr__(self, "ignored_columns", tuple(self.ignored_columns))
         if isinstance(self.password, str):
             object.__setattr__(self, "password", Secret(self.password))
 
@@ -587,6 +591,25 @@ def parse_field_name(text: str) -> Field | None:
     return _FIELD_NAMES.get(_squash(text))
 
 
+# The value under columns: that says "this column is context, not a field".
+IGNORE_COLUMN = "ignore"
+
+
+def _is_ignore(name: object) -> bool:
+    return isinstance(name, str) and name.strip().casefold() == IGNORE_COLUMN
+
+
+def _parse_ignored_columns(value: object, origin: _Origin) -> tuple[str, ...]:
+    # The same columns: mapping as _parse_columns, which reports what is wrong with it.
+    if not isinstance(value, Mapping):
+        return ()
+    return tuple(
+        header.strip()
+        for header, name in value.items()
+        if isinstance(header, str) and header.strip() and _is_ignore(name)
+    )
+
+
 def _parse_columns(value: object, origin: _Origin) -> Mapping[str, Field]:
     accepted = 'header text mapped to a field, e.g. "Ticket #": TicketNumber'
     if not isinstance(value, Mapping):
@@ -600,6 +623,8 @@ def _parse_columns(value: object, origin: _Origin) -> Mapping[str, Field]:
                 f'"{header}": TicketNumber'
             )
         header = header.strip()
+        if _is_ignore(name):
+            continue
         chosen = name if isinstance(name, Field) else None
         if chosen is None and isinstance(name, str):
             chosen = parse_field_name(name)
@@ -613,7 +638,8 @@ def _parse_columns(value: object, origin: _Origin) -> Mapping[str, Field]:
                     hint = f'did you mean "{_FIELD_NAMES[close[0]].value}"? '
             raise _Bad(
                 f"column {_show(header)}: {_show(name)} is not a ticket field; {hint}"
-                f"use one of {_FIELD_CHOICES}",
+                f"use one of {_FIELD_CHOICES}, or {IGNORE_COLUMN} for a column that is only "
+                "context",
                 _FIELD_TIP,
             )
         if chosen in headers_by_field:
@@ -824,6 +850,7 @@ _KEYS: tuple[_Key, ...] = (
     ),
 )
 _COLUMNS_KEY = _Key("column_mapping", "columns", "", _parse_columns)
+_IGNORED_COLUMNS_KEY = _Key("ignored_columns", "columns", "", _parse_ignored_columns)
 _PASSWORD_KEY = _Key("password", "auth", "password", _parse_password)
 
 _KEYS_BY_ATTR: Mapping[str, _Key] = MappingProxyType(
@@ -1013,6 +1040,7 @@ def _file_values(
         )
         if group_name == "columns":
             found.append((_COLUMNS_KEY, group_value, origin))
+            found.append((_IGNORED_COLUMNS_KEY, group_value, origin))
             continue
         if not isinstance(group_value, Mapping):
             errors.append(

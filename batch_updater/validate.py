@@ -4,11 +4,13 @@ Headers are matched to API fields (aliases, plus the config's `columns:` mapping
 each row's cells are checked against the rules of API-CONTRACT.md; duplicate ticket numbers are
 found across the whole sheet. Validation never raises on a cell value: a bad cell is a Problem
 of its row, and only a sheet that cannot be used at all (no ticket-number or Priority column,
-two columns feeding one field) is an InputError.
+two columns feeding one field, a column that reads like a field but is not recognised) is an
+InputError.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +45,7 @@ __all__ = [
     "ValidationRules",
     "format_problem",
     "is_header_row",
+    "looks_like_field",
     "make_header_matcher",
     "map_columns",
     "normalize_header",
@@ -125,9 +128,12 @@ class ValidationRules:
     column_mapping: Mapping[str, Field] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
+    # Headers the config names as context (columns: {"Status Date": ignore}): never a field.
+    ignored_columns: tuple[str, ...] = ()
     # Derived once in __post_init__ so that validating 100,000 rows does no repeated set-up.
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False, hash=False)
     _mapping_index: Mapping[str, Field] = field(init=False, repr=False, compare=False, hash=False)
+    _ignored_index: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
     _priority_index: Mapping[str, tuple[str, int]] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -176,6 +182,9 @@ class ValidationRules:
             "_mapping_index",
             MappingProxyType({normalize_header(h): f for h, f in mapping.items()}),
         )
+        ignored = tuple(str(header).strip() for header in self.ignored_columns)
+        set_(self, "ignored_columns", ignored)
+        set_(self, "_ignored_index", frozenset(normalize_header(h) for h in ignored))
         index: dict[str, tuple[str, int]] = {}
         for position, name in enumerate(priorities, start=1):
             # The exact spelling too, so the common case needs no normalizing.
@@ -186,6 +195,8 @@ class ValidationRules:
     def field_for(self, header: object) -> Field | None:
         """The field a header feeds: the config's mapping first, then the aliases."""
         key = normalize_header(header)
+        if key in self._ignored_index:
+            return None
         return self._mapping_index.get(key) or _ALIAS_INDEX.get(key)
 
     def is_header_row(self, values: Sequence[object]) -> bool:
@@ -243,6 +254,7 @@ def rules_from_settings(settings: object) -> ValidationRules:
         ),
         ticket_pattern=get("ticket_pattern", None),  # type: ignore[arg-type]
         column_mapping=get("column_mapping", {}),  # type: ignore[arg-type]
+        ignored_columns=tuple(get("ignored_columns", ())),  # type: ignore[call-overload]
     )
 
 
@@ -291,6 +303,8 @@ def map_columns(
     candidates: dict[Field, list[tuple[int, bool]]] = {}
     for position, header in enumerate(headers):
         key = normalize_header(header)
+        if key in rules._ignored_index:
+            continue
         if key in rules._mapping_index:
             candidates.setdefault(rules._mapping_index[key], []).append((position, True))
         elif key in _ALIAS_INDEX:
@@ -329,6 +343,116 @@ def _two_columns(
         )
     both = "both" if len(positions) == 2 else "all"
     return InputError(f"columns {listed} {both} feed {fld.value}; only one column can.", tip=tip)
+
+
+# --- columns that read like a field ---------------------------------------------------------
+
+# The words that name a field a row can change. A header no alias and no columns: entry knows,
+# but which carries one of these ("Target Status", "Assignee (new)", "Change Comment"), is most
+# likely a change column in the team's own wording: its values would silently not be sent.
+_FIELD_WORDS: Mapping[str, Field] = MappingProxyType(
+    {
+        **dict.fromkeys(("state", "states", "status", "statuses"), Field.TICKET_STATE),
+        **dict.fromkeys(("priority", "priorities", "prio"), Field.PRIORITY),
+        **dict.fromkeys(("owner", "owners"), Field.ASSIGNED_TO),
+        **dict.fromkeys(
+            ("description", "descriptions", "desc", "comment", "comments"),
+            Field.TICKET_DESCRIPTION,
+        ),
+    }
+)
+_ASSIGN_PREFIX = "assign"  # assign, assigned, assignee, assignment ...
+# Words that say a column holds something other than the value to send: an earlier or current
+# value ("Previous Owner", "Priority (old)", batch-update's own "Before: State"), when or by
+# whom ("Status Date", "Assigned By"), or a field of something other than the ticket ("Asset
+# Owner", "Compliance Status", batch-update's own "HTTP Status").
+CONTEXT_WORDS: frozenset[str] = frozenset(
+    {
+        # an earlier or the current value
+        "before", "old", "previous", "prev", "prior", "original", "orig", "former", "from",
+        "last", "current", "existing", "exported",
+        # when, how long, or by whom
+        "date", "dates", "time", "timestamp", "at", "since", "when", "days", "age", "by",
+        # a field of something other than the ticket
+        "asset", "standard", "check", "control", "rule", "policy", "risk", "compliance",
+        "host", "system", "server", "machine", "computer", "device", "application", "app",
+        "business", "data", "patch", "evaluation", "job", "http",
+    }
+)  # fmt: skip
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD = re.compile(r"[^\W\d_]+|\d+")
+
+
+def _header_words(header: str) -> list[str]:
+    """'Target Status', 'TargetStatus' and 'target_status' -> ['target', 'status']."""
+    return [word.casefold() for word in _WORD.findall(_CAMEL_BOUNDARY.sub(" ", header))]
+
+
+def looks_like_field(header: str) -> Field | None:
+    """The field a header reads like by its words ("Target Status" -> TicketState), else None.
+
+    A header carrying a field's word reads like that field unless one of its words says it holds
+    something else (CONTEXT_WORDS): "Status Date", "Previous Owner", "Before: Description".
+    Only asked of headers that no alias and no columns: entry recognises.
+    """
+    words = _header_words(header)
+    if any(word in CONTEXT_WORDS for word in words):
+        return None
+    for word in words:
+        if word in _FIELD_WORDS:
+            return _FIELD_WORDS[word]
+        if word.startswith(_ASSIGN_PREFIX):
+            return Field.ASSIGNED_TO
+    return None
+
+
+def _shown_header(header: str) -> str:
+    # A line break in a header cell would break the message's line.
+    return "".join(_visible(ch) for ch in header)
+
+
+def _yaml_key(header: str) -> str:
+    # A JSON string is a valid YAML double-quoted scalar, whatever the header holds.
+    return json.dumps(header, ensure_ascii=False)
+
+
+def _unrecognised_fields(columns: ColumnMap, rules: ValidationRules) -> InputError | None:
+    """The refusal for columns that read like a field but feed none, or None if there are none."""
+    found: list[tuple[int, Field]] = []
+    for position in columns.unmapped:
+        header = columns.headers[position]
+        key = normalize_header(header)
+        if key in _ALIAS_INDEX or key in rules._mapping_index or key in rules._ignored_index:
+            continue  # recognised, and left out on purpose (a config entry outranked it)
+        fld = looks_like_field(header)
+        if fld is not None and fld in _CHANGE_FIELDS:
+            found.append((position, fld))
+    if not found:
+        return None
+    named = [f'column {columns.letters[p]} "{_shown_header(columns.headers[p])}"' for p, _ in found]
+    one = len(found) == 1
+    lines = ["columns:"]
+    taken = {fld: f'column {columns.letters[p]} "{_shown_header(columns.headers[p])}"'
+             for fld, p in columns.fields.items()}  # fmt: skip
+    for position, fld in found:
+        key = _yaml_key(columns.headers[position])
+        label = _FIELD_LABELS[fld]
+        if fld in taken:
+            lines.append(f"  {key}: ignore  # {label} comes from {taken[fld]}")
+        else:
+            lines.append(f"  {key}: {label}")
+            taken[fld] = named[len(lines) - 2]
+    return InputError(
+        f"{_join(named)} "
+        + ("looks like a ticket field" if one else "look like ticket fields")
+        + " (State, Priority, Assigned To, Description), but batch-update does not know "
+        + ("this header, so its" if one else "these headers, so their")
+        + " values would not be sent. Say in the config what "
+        + ("it is." if one else "each one is."),
+        tip="add these lines to the config file (under columns: if it has one already); write "
+        "the field a column feeds, or ignore for a column that is only context (it is kept in "
+        "the results workbook and never sent):\n" + "\n".join(lines),
+    )
 
 
 # --- the plan -----------------------------------------------------------------------------
@@ -400,6 +524,9 @@ def plan(sheet: Sheet, rules: ValidationRules = DEFAULT_RULES) -> Plan:
             tip='name the column "Ticket Number", or map your header in the config '
             '(columns: {"Your header": TicketNumber}).',
         )
+    refusal = _unrecognised_fields(columns, rules)
+    if refusal is not None:
+        raise InputError(f"{where}: {refusal.message}", tip=refusal.tip)
     if Field.PRIORITY not in columns.fields:
         raise InputError(
             f"{where}: no Priority column; CCS requires a priority on every update "

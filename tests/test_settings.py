@@ -510,7 +510,7 @@ def test_a_column_mapped_to_a_wrong_field_lists_the_valid_ones(cwd: Path) -> Non
     assert str(error) == (
         'batch-update.yaml, key "columns": column "Owner": "Priorty" is not a ticket field; '
         'did you mean "Priority"? use one of TicketNumber, TicketState, TicketDescription, '
-        "Priority, AssignedTo."
+        "Priority, AssignedTo, or ignore for a column that is only context."
     )
     assert error.tip == (
         "The names Ticket Number, State, Description, Priority and Assigned To work too."
@@ -518,8 +518,21 @@ def test_a_column_mapped_to_a_wrong_field_lists_the_valid_ones(cwd: Path) -> Non
     error = config_error(cwd, "columns:\n  Owner: Manager\n")
     assert str(error) == (
         'batch-update.yaml, key "columns": column "Owner": "Manager" is not a ticket field; '
-        "use one of TicketNumber, TicketState, TicketDescription, Priority, AssignedTo."
+        "use one of TicketNumber, TicketState, TicketDescription, Priority, AssignedTo, or "
+        "ignore for a column that is only context."
     )
+
+
+def test_a_column_mapped_to_ignore_is_context_not_a_field(cwd: Path) -> None:
+    (cwd / "batch-update.yaml").write_text(
+        'columns:\n  "Target Status": State\n  "Status Date": ignore\n  Owner: IGNORE\n',
+        encoding="utf-8",
+    )
+    loaded = load_settings(env={}, cwd=cwd)
+    assert dict(loaded.column_mapping) == {"Target Status": Field.TICKET_STATE}
+    assert loaded.ignored_columns == ("Status Date", "Owner")
+    assert loaded.source_of("ignored_columns") == "config file"
+    assert loaded.describe()["ignored_columns"] == ["Status Date", "Owner"]
 
 
 def test_a_missing_ca_bundle_is_an_error(cwd: Path) -> None:

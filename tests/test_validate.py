@@ -8,6 +8,7 @@ makes validation raise.
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import openpyxl
@@ -16,6 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batch_updater.errors import ConfigError, InputError
+from batch_updater.report import (
+    BEFORE_COLUMNS,
+    COLLISION_SUFFIX,
+    RESULT_COLUMNS,
+    ROLLBACK_HEADERS,
+    VERIFICATION_COLUMN,
+)
+from batch_updater.settings import load_settings
 from batch_updater.sheet import read_sheet
 from batch_updater.tickets import Field, Problem, Sheet, SheetRow, TicketState, TicketUpdate
 from batch_updater.validate import (
@@ -24,6 +33,7 @@ from batch_updater.validate import (
     ValidationRules,
     format_problem,
     is_header_row,
+    looks_like_field,
     make_header_matcher,
     map_columns,
     normalize_header,
@@ -262,6 +272,244 @@ def test_unmapped_columns_notice() -> None:
         "Columns not sent to CCS (kept in the results workbook): Asset, Standard, Notes."
     ]
     assert plan(make_sheet([("INCA1", "Low")], ["Ticket", "Priority"]), RULES).notices == []
+
+
+# --- headers that read like a field --------------------------------------------------------------
+
+# The kinds of header the rule tells apart.
+FIELD, CHANGE, CONTEXT = "field", "change-like", "context"
+STATE, PRIO, ASSIGN, DESC = (
+    Field.TICKET_STATE,
+    Field.PRIORITY,
+    Field.ASSIGNED_TO,
+    Field.TICKET_DESCRIPTION,
+)
+LABELS = {STATE: "State", PRIO: "Priority", ASSIGN: "Assigned To", DESC: "Description"}
+
+HEADER_KINDS: list[tuple[str, str, Field | None]] = [
+    # recognised: an alias, in any case and punctuation
+    ("State", FIELD, STATE),
+    ("status", FIELD, STATE),
+    ("Ticket Status", FIELD, STATE),
+    ("ASSIGNEE", FIELD, ASSIGN),
+    ("Assigned_To", FIELD, ASSIGN),
+    ("Ticket Priority", FIELD, PRIO),
+    ("Description", FIELD, DESC),
+    ("TicketDescription", FIELD, DESC),
+    ("Ticket #", FIELD, Field.TICKET_NUMBER),
+    # a field's word in the team's own wording: refused until the config says what it is
+    ("Target Status", CHANGE, STATE),
+    ("New State", CHANGE, STATE),
+    ("Status (new)", CHANGE, STATE),
+    ("TargetStatus", CHANGE, STATE),
+    ("new_status", CHANGE, STATE),
+    ("Set Status To", CHANGE, STATE),
+    ("Remediation State", CHANGE, STATE),
+    ("Status Reason", CHANGE, STATE),
+    ("Desired Priority", CHANGE, PRIO),
+    ("PRIORITY LEVEL", CHANGE, PRIO),
+    ("Prio", CHANGE, PRIO),
+    ("Assignee (new)", CHANGE, ASSIGN),
+    ("New Assignee", CHANGE, ASSIGN),
+    ("Assign to", CHANGE, ASSIGN),
+    ("Assignment Group", CHANGE, ASSIGN),
+    ("Owner", CHANGE, ASSIGN),
+    ("Ticket Owner", CHANGE, ASSIGN),
+    ("Change Comment", CHANGE, DESC),
+    ("Comments", CHANGE, DESC),
+    ("Desc", CHANGE, DESC),
+    ("Remediation Description", CHANGE, DESC),
+    ("Description\n(what was done)", CHANGE, DESC),
+    # context: no field's word
+    ("Asset", CONTEXT, None),
+    ("Standard", CONTEXT, None),
+    ("Notes", CONTEXT, None),
+    ("Ticket Name?", CONTEXT, None),
+    ("Created", CONTEXT, None),
+    ("Statement", CONTEXT, None),  # a word that only starts like one
+    ("Estate", CONTEXT, None),
+    ("Descriptor", CONTEXT, None),
+    ("Column F", CONTEXT, None),  # what the reader calls a column without a header
+    # context: a field's word, with a word that says the column holds something else
+    ("Status Date", CONTEXT, None),
+    ("Date Assigned", CONTEXT, None),
+    ("Assigned By", CONTEXT, None),
+    ("State Changed At", CONTEXT, None),
+    ("Days in Status", CONTEXT, None),
+    ("Previous Owner", CONTEXT, None),
+    ("Priority (old)", CONTEXT, None),
+    ("Old Priority", CONTEXT, None),
+    ("Original Description", CONTEXT, None),
+    ("Last Status", CONTEXT, None),
+    ("Current Status", CONTEXT, None),
+    ("Status (as exported)", CONTEXT, None),
+    ("From State", CONTEXT, None),
+    ("Asset Owner", CONTEXT, None),
+    ("Business Owner", CONTEXT, None),
+    ("Compliance Status", CONTEXT, None),
+    ("Check Description", CONTEXT, None),
+    ("Standard Description", CONTEXT, None),
+    ("Risk Priority", CONTEXT, None),
+    # context: the columns batch-update writes itself, so that its results can be input again
+    ("Before: State", CONTEXT, None),
+    ("Before: Priority", CONTEXT, None),
+    ("Before: Assigned To", CONTEXT, None),
+    ("Before: Description", CONTEXT, None),
+    ("Before: Description (batch-update)", CONTEXT, None),
+    ("HTTP Status", CONTEXT, None),
+    ("HTTP Status (batch-update 2)", CONTEXT, None),
+    ("Outcome", CONTEXT, None),
+    ("Message", CONTEXT, None),
+    ("Verification", CONTEXT, None),
+    ("Rolls back row", CONTEXT, None),
+]
+
+
+def _with_column(header: str) -> Sheet:
+    value = {STATE: 2, PRIO: "Low"}.get(looks_like_field(header), "x")  # type: ignore[arg-type]
+    return make_sheet([("INCA1", "High", value)], ["Ticket Number", "Priority", header])
+
+
+@pytest.mark.parametrize(("header", "kind", "field"), HEADER_KINDS, ids=repr)
+def test_which_headers_read_like_a_field(header: str, kind: str, field: Field | None) -> None:
+    recognised = RULES.field_for(header)
+    looks = looks_like_field(header)
+    if kind == FIELD:
+        assert (recognised, looks) == (field, looks)
+        return
+    assert recognised is None
+    assert looks is field
+    sheet = _with_column(header)
+    if kind == CONTEXT:
+        assert plan(sheet, RULES).notices == [
+            f"Columns not sent to CCS (kept in the results workbook): {header}."
+        ]
+        return
+    with pytest.raises(InputError) as caught:
+        plan(sheet, RULES)
+    shown = header.replace("\n", "\\n")
+    assert caught.value.message == (
+        f'tickets.xlsx, sheet "Changes": column C "{shown}" looks like a ticket field (State, '
+        "Priority, Assigned To, Description), but batch-update does not know this header, so "
+        "its values would not be sent. Say in the config what it is."
+    )
+    quoted = json.dumps(header, ensure_ascii=False)
+    # The sheet has its Priority column: the tip suggests ignore for a second one.
+    line = f"{quoted}: {LABELS[field]}"  # type: ignore[index]
+    if field is PRIO:
+        line = f'{quoted}: ignore  # Priority comes from column B "Priority"'
+    assert caught.value.tip == (
+        "add these lines to the config file (under columns: if it has one already); write the "
+        "field a column feeds, or ignore for a column that is only context (it is kept in the "
+        f"results workbook and never sent):\ncolumns:\n  {line}"
+    )
+
+
+def test_the_rule_table_covers_every_kind_and_field() -> None:
+    kinds = {(kind, field) for _, kind, field in HEADER_KINDS}
+    assert {(CHANGE, f) for f in LABELS} <= kinds
+    assert len([h for h, kind, _ in HEADER_KINDS if kind == CONTEXT]) >= 30
+
+
+def _tip_config(tmp_path: Path, tip: str, *, flip: bool = False) -> ValidationRules:
+    """The rules after pasting the tip's YAML into a config file (each choice flipped, if asked:
+    the field for ignore, ignore for the field)."""
+    lines = tip[tip.index("\ncolumns:") + 1 :].splitlines()
+    if flip:
+        for number, line in enumerate(lines[1:], start=1):
+            key, _, value = line.partition(": ")
+            field = looks_like_field(json.loads(key.strip()))
+            assert field is not None
+            choice = LABELS[field] if value.startswith("ignore") else "ignore"
+            lines[number] = f"{key}: {choice}"
+    (tmp_path / "batch-update.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return rules_from_settings(load_settings(env={}, cwd=tmp_path))
+
+
+@pytest.mark.parametrize(
+    "header", [h for h, kind, _ in HEADER_KINDS if kind == CHANGE], ids=repr
+)
+@pytest.mark.parametrize("flip", [False, True], ids=["as given", "the other choice"])
+def test_the_tips_config_lines_settle_the_column(tmp_path: Path, header: str, flip: bool) -> None:
+    sheet = _with_column(header)
+    with pytest.raises(InputError) as caught:
+        plan(sheet, RULES)
+    tip = caught.value.tip or ""
+    field = looks_like_field(header)
+    # The sheet has a Priority column already, so the tip says ignore for another one.
+    send = (field is not PRIO) != flip
+
+    planned = plan(sheet, _tip_config(tmp_path, tip, flip=flip))
+    assert planned.valid_count == 1
+    if send:
+        assert planned.columns.header(field) == header  # type: ignore[arg-type]
+        assert planned.notices == ([] if field is not PRIO else [
+            "Columns not sent to CCS (kept in the results workbook): Priority."
+        ])  # fmt: skip
+    else:
+        assert planned.columns.header(field) != header  # type: ignore[arg-type]
+        assert planned.notices == [
+            f"Columns not sent to CCS (kept in the results workbook): {header}."
+        ]
+
+
+def test_every_column_batch_update_writes_is_context_or_a_field() -> None:
+    """A results or rollback workbook is input again without a config (e.g. a rollback)."""
+    own = [*RESULT_COLUMNS, *BEFORE_COLUMNS, VERIFICATION_COLUMN]
+    # The results' own columns get a suffix when the input has a column of that name already.
+    suffixed = [f"{name} ({COLLISION_SUFFIX})" for name in own] + [
+        f"{name} ({COLLISION_SUFFIX} 2)" for name in own
+    ]
+    for header in [*own, *suffixed, *ROLLBACK_HEADERS]:
+        assert RULES.field_for(header) is not None or looks_like_field(header) is None, header
+    headers = ["Ticket Number", "State", "Priority", "Assigned To", "Description", "Notes"]
+    results = make_sheet(
+        [("INCA1", 2, "High", "u", "d", "n", *(["x"] * len(own)))], [*headers, *own]
+    )
+    planned = plan(results, RULES)
+    assert planned.valid_count == 1
+    assert planned.columns.unmapped_headers == ("Notes", *own)
+
+
+def test_all_such_columns_are_named_at_once_and_a_taken_field_gets_ignore() -> None:
+    sheet = make_sheet(
+        [("INCA1", 2, "High", "a", "b", "c", "d")],
+        [
+            "Ticket Number", "State", "Priority", "Target Status", "Assignee (new)",
+            'Owner "B"', "Notes",
+        ],
+    )  # fmt: skip
+    with pytest.raises(InputError) as caught:
+        plan(sheet, RULES)
+    assert caught.value.message == (
+        'tickets.xlsx, sheet "Changes": column D "Target Status", column E "Assignee (new)" and '
+        'column F "Owner "B"" look like ticket fields (State, Priority, Assigned To, '
+        "Description), but batch-update does not know these headers, so their values would not "
+        "be sent. Say in the config what each one is."
+    )
+    assert (caught.value.tip or "").splitlines()[1:] == [
+        "columns:",
+        '  "Target Status": ignore  # State comes from column B "State"',
+        '  "Assignee (new)": Assigned To',
+        '  "Owner \\"B\\"": ignore  # Assigned To comes from column E "Assignee (new)"',
+    ]
+
+
+def test_an_alias_the_config_outranks_is_not_refused() -> None:
+    # "Status" is recognised; the config chose "New State" for the state, so it is context.
+    rules = ValidationRules(column_mapping={"New State": Field.TICKET_STATE})
+    sheet = make_sheet([("INCA1", 3, 2, "High")], ["Ticket", "Status", "New State", "Priority"])
+    assert plan(sheet, rules).valid_rows[0].update.state is TicketState.REMEDIATION_PERFORMED
+
+
+def test_ignore_in_the_config_makes_even_an_alias_context() -> None:
+    rules = ValidationRules(ignored_columns=("status",))
+    sheet = make_sheet([("INCA1", 3, "High")], ["Ticket", "Status", "Priority"])
+    planned = plan(sheet, rules)
+    assert planned.columns.index(Field.TICKET_STATE) is None
+    assert planned.valid_rows[0].update.state is None
+    assert planned.notices == ["Columns not sent to CCS (kept in the results workbook): Status."]
+    assert not rules.is_header_row(["Ticket Status"]) and rules.field_for("STATUS") is None
 
 
 # --- a valid row -------------------------------------------------------------------------------
