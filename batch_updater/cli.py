@@ -248,7 +248,7 @@ def _exit_status(results: Sequence[RowResult], stopped: bool, interrupted: bool)
         return ExitStatus.INTERRUPTED
     if stopped:
         return ExitStatus.STOPPED
-    if any(r.outcome in (Outcome.FAILED, Outcome.INVALID) for r in results):
+    if any(r.outcome in (Outcome.FAILED, Outcome.UNKNOWN, Outcome.INVALID) for r in results):
         return ExitStatus.ROWS_FAILED
     if any(r.verification.startswith("Mismatch") for r in results):
         return ExitStatus.ROWS_FAILED  # the server does not hold what it accepted
@@ -505,6 +505,7 @@ def run(
 
     interrupted = stopped = False
     journal = None
+    disagreements: list[str] = []
     if dry_run:
         results = [decided[row.row_number] for row in plan.rows]
         if not quiet:
@@ -529,6 +530,12 @@ def run(
         )
         decided.update(sent)
         results = [decided[row.row_number] for row in plan.rows]
+        if journal is not None:
+            # One record: the workbook is written from the journal, as --report-only writes it,
+            # so that the two cannot disagree; what the send loop returned is checked against it.
+            disagreements = _reconcile(journal, results)
+            recorded = journal.results(include_pending=True)
+            results = [recorded.get(row.row_number) or decided[row.row_number] for row in plan.rows]
 
     info.finished = datetime.now(timezone.utc)
     status = _exit_status(results, stopped, interrupted)
@@ -558,15 +565,12 @@ def run(
         )
         return failed
     if journal is not None:
-        disagreements = _reconcile(journal, results)
         journal.finish(
             _run_end(stopped, interrupted), int(status), out,
             stopped_reason=info.stopped_reason, workers=info.workers,
         )
         journal.close()
         _prune_journals(folder, settings.journal_keep_days)
-    else:
-        disagreements = []
     rollback = None
     if info.capture_before and not dry_run:
         rollback = _write_rollback(file, results, info, out.parent)
@@ -583,16 +587,17 @@ def run(
         _echo(f"The run stopped early: {info.stopped_reason.rstrip('.')}.")
     if disagreements:
         _echo(
-            "INTERNAL ERROR: the results workbook and the run journal disagree on "
+            "INTERNAL ERROR: the send loop and the run journal disagree on "
             f"{len(disagreements)} row(s): " + "; ".join(disagreements[:5])
-            + ". The journal is the record of what was sent; please report this."
+            + ". The journal is the record of what was sent, and the workbook was written from "
+            "it; please report this."
         )
         return ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
     return status
 
 
 def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
-    """Rows on which the workbook and the journal disagree (outcome or HTTP status)."""
+    """Rows on which the send loop's results and the journal disagree (outcome or HTTP status)."""
     recorded = journal.results(include_pending=True)
     disagreements = []
     for result in results:
@@ -601,7 +606,7 @@ def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
             disagreements.append(f"row {result.row_number} is missing from the journal")
         elif (entry.outcome, entry.status) != (result.outcome, result.status):
             disagreements.append(
-                f"row {result.row_number}: workbook {result.outcome.value} {result.status or ''}, "
+                f"row {result.row_number}: send loop {result.outcome.value} {result.status or ''}, "
                 f"journal {entry.outcome.value} {entry.status or ''}".replace("  ", " ")
             )
     extra = set(recorded) - {r.row_number for r in results}
