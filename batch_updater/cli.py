@@ -131,10 +131,12 @@ class TerminalProgress:
             self._next_line = self.done + step
             # "done", not "sent": after Ctrl-C or a stop, the rest are done without being sent.
             not_sent = self.counts[Outcome.NOT_SENT.value]
+            unknown = self.counts[Outcome.UNKNOWN.value]
             _echo(
                 f"  {self.done:,}/{self.total:,} done: "
                 f"{self.counts[Outcome.UPDATED.value]:,} updated, "
                 f"{self.counts[Outcome.FAILED.value]:,} failed"
+                + (f", {unknown:,} unknown" if unknown else "")
                 + (f", {not_sent:,} not sent" if not_sent else "")
             )
 
@@ -555,7 +557,7 @@ def run(
         failed = ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
         journal.finish(
             _run_end(stopped, interrupted), int(failed),
-            stopped_reason=info.stopped_reason, workers=info.workers,
+            stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
         )
         journal.close()
         _fail(error)
@@ -567,7 +569,7 @@ def run(
     if journal is not None:
         journal.finish(
             _run_end(stopped, interrupted), int(status), out,
-            stopped_reason=info.stopped_reason, workers=info.workers,
+            stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
         )
         journal.close()
         _prune_journals(folder, settings.journal_keep_days)

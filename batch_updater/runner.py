@@ -381,10 +381,17 @@ class Sender:
             if isinstance(held, dict):
                 before = held
                 if self.on_before is not None:
-                    try:
-                        self.on_before(row, held)
-                    except Exception as exc:  # nothing is sent that the journal does not know
-                        self._stop(f"could not record the before values: {exc}")
+                    with self._lock:  # not once the run is over: its record is closed
+                        if self._finished:
+                            return self._not_sent(row)
+                        try:
+                            self.on_before(row, held)
+                        except Exception as exc:  # nothing is sent that the journal does not know
+                            failed = exc
+                        else:
+                            failed = None
+                    if failed is not None:
+                        self._stop(f"could not record the before values: {failed}")
                         return self._not_sent(row)
             elif isinstance(held, Reply):
                 before_problem = f"before values not captured: {_answer(held)} {held.message}".strip()
