@@ -59,7 +59,7 @@ class ExitStatus(IntEnum):
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    every row Updated (or Valid in a dry run, or Skipped)
-  1    some rows Failed or Invalid (see the results workbook)
+  1    some rows Failed, Unknown or Invalid (see the results workbook)
   2    usage, config or input-file error: nothing was sent
   3    the run stopped early (credentials refused, server unreachable,
        the account lacks the role, too many server errors)
