@@ -60,7 +60,7 @@ class ExitStatus(IntEnum):
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    every row Updated (or Valid in a dry run, or Skipped)
-  1    some rows Failed or Invalid (see the results workbook)
+  1    some rows Failed, Unknown or Invalid (see the results workbook)
   2    usage, config or input-file error: nothing was sent
   3    the run stopped early (credentials refused, server unreachable,
        the account lacks the role, too many server errors)
@@ -132,10 +132,12 @@ class TerminalProgress:
             self._next_line = self.done + step
             # "done", not "sent": after Ctrl-C or a stop, the rest are done without being sent.
             not_sent = self.counts[Outcome.NOT_SENT.value]
+            unknown = self.counts[Outcome.UNKNOWN.value]
             _echo(
                 f"  {self.done:,}/{self.total:,} done: "
                 f"{self.counts[Outcome.UPDATED.value]:,} updated, "
                 f"{self.counts[Outcome.FAILED.value]:,} failed"
+                + (f", {unknown:,} unknown" if unknown else "")
                 + (f", {not_sent:,} not sent" if not_sent else "")
             )
 
@@ -249,7 +251,7 @@ def _exit_status(results: Sequence[RowResult], stopped: bool, interrupted: bool)
         return ExitStatus.INTERRUPTED
     if stopped:
         return ExitStatus.STOPPED
-    if any(r.outcome in (Outcome.FAILED, Outcome.INVALID) for r in results):
+    if any(r.outcome in (Outcome.FAILED, Outcome.UNKNOWN, Outcome.INVALID) for r in results):
         return ExitStatus.ROWS_FAILED
     if any(r.verification.startswith("Mismatch") for r in results):
         return ExitStatus.ROWS_FAILED  # the server does not hold what it accepted
@@ -543,6 +545,7 @@ def run(
 
     interrupted = stopped = False
     journal = None
+    disagreements: list[str] = []
     if dry_run:
         results = [decided[row.row_number] for row in plan.rows]
         if not quiet:
@@ -577,6 +580,12 @@ def run(
             return ExitStatus.STOPPED
         decided.update(sent)
         results = [decided[row.row_number] for row in plan.rows]
+        if journal is not None:
+            # One record: the workbook is written from the journal, as --report-only writes it,
+            # so that the two cannot disagree; what the send loop returned is checked against it.
+            disagreements = _reconcile(journal, results)
+            recorded = journal.results(include_pending=True)
+            results = [recorded.get(row.row_number) or decided[row.row_number] for row in plan.rows]
 
     info.finished = datetime.now(timezone.utc)
     _note_input_change(file, info)
@@ -597,7 +606,7 @@ def run(
         failed = ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
         journal.finish(
             _run_end(stopped, interrupted), int(failed),
-            stopped_reason=info.stopped_reason, workers=info.workers,
+            stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
         )
         journal.close()
         _fail(error)
@@ -607,16 +616,14 @@ def run(
         )
         return failed
     if journal is not None:
-        disagreements = _reconcile(journal, results)
         journal.finish(
             _run_end(stopped, interrupted), int(status), out,
-            stopped_reason=info.stopped_reason, workers=info.workers,
+            stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
         )
         journal_copy = _copy_journal(journal, out)
         journal.close()
         _prune_journals(folder, settings.journal_keep_days)
     else:
-        disagreements = []
         journal_copy = None
     rollback = None
     if info.capture_before and not dry_run:
@@ -634,9 +641,10 @@ def run(
         _echo(f"The run stopped early: {info.stopped_reason.rstrip('.')}.")
     if disagreements:
         _echo(
-            "INTERNAL ERROR: the results workbook and the run journal disagree on "
+            "INTERNAL ERROR: the send loop and the run journal disagree on "
             f"{len(disagreements)} row(s): " + "; ".join(disagreements[:5])
-            + ". The journal is the record of what was sent; please report this."
+            + ". The journal is the record of what was sent, and the workbook was written from "
+            "it; please report this."
         )
         return ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
     return status
@@ -753,7 +761,7 @@ def _note_input_change(file: Path, info: RunInfo) -> None:
 
 
 def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
-    """Rows on which the workbook and the journal disagree (outcome or HTTP status)."""
+    """Rows on which the send loop's results and the journal disagree (outcome or HTTP status)."""
     recorded = journal.results(include_pending=True)
     disagreements = []
     for result in results:
@@ -762,7 +770,7 @@ def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
             disagreements.append(f"row {result.row_number} is missing from the journal")
         elif (entry.outcome, entry.status) != (result.outcome, result.status):
             disagreements.append(
-                f"row {result.row_number}: workbook {result.outcome.value} {result.status or ''}, "
+                f"row {result.row_number}: send loop {result.outcome.value} {result.status or ''}, "
                 f"journal {entry.outcome.value} {entry.status or ''}".replace("  ", " ")
             )
     extra = set(recorded) - {r.row_number for r in results}

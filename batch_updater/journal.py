@@ -86,8 +86,8 @@ _SECRET_WORDS = {
 }
 _SECRET_PAIRS = {"apikey", "accesskey", "privatekey", "secretkey", "clientsecret"}
 _PENDING_SENDING_MESSAGE = (
-    "the run ended while this request was in flight: the outcome is unknown; check this ticket "
-    "in CCS"
+    "the run ended while this request was in flight: no answer was seen, so the outcome is "
+    "unknown; a resume (--resume) reads the ticket back before deciding"
 )
 _PENDING_PLANNED_MESSAGE = "not sent: the run ended before this row was sent"
 
@@ -237,13 +237,12 @@ class JournalRow:
     def to_result(self) -> RowResult:
         """The RowResult: exact for a done row; for a row without an outcome, a stand-in.
 
-        A planned row becomes Not sent; a row caught sending becomes Failed with an "outcome is
-        unknown" message. Stand-ins are for the report only; resume must read such rows back.
+        A planned row becomes Not sent; a row caught sending becomes Unknown. Stand-ins are for the report only; resume must read such rows back.
         """
         if self.phase is Phase.DONE and self.outcome is not None:
             outcome, message = self.outcome, self.message
         elif self.phase is Phase.SENDING:
-            outcome, message = Outcome.FAILED, _PENDING_SENDING_MESSAGE
+            outcome, message = Outcome.UNKNOWN, _PENDING_SENDING_MESSAGE
         else:
             outcome, message = Outcome.NOT_SENT, _PENDING_PLANNED_MESSAGE
         return RowResult(
@@ -1636,6 +1635,7 @@ def continue_run(previous: Journal, planned: Iterable[PlannedRow]) -> Continuati
         plan.send.append(row)
         if before is not None and (
             before.phase is Phase.SENDING
+            or before.outcome is Outcome.UNKNOWN
             or (before.outcome is Outcome.FAILED and before.status is None and before.sent_at)
         ):
             plan.read_back.add(row.row_number)

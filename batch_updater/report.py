@@ -90,6 +90,7 @@ COLLISION_SUFFIX = "batch-update"
 OUTCOME_ORDER: tuple[Outcome, ...] = (
     Outcome.UPDATED,
     Outcome.FAILED,
+    Outcome.UNKNOWN,
     Outcome.INVALID,
     Outcome.SKIPPED,
     Outcome.NOT_SENT,
@@ -99,6 +100,7 @@ OUTCOME_ORDER: tuple[Outcome, ...] = (
 OUTCOME_COLOURS: dict[Outcome, str] = {
     Outcome.UPDATED: "C6EFCE",  # green
     Outcome.FAILED: "FFC7CE",  # red
+    Outcome.UNKNOWN: "E4DFEC",  # lavender
     Outcome.INVALID: "F8CBAD",  # orange
     Outcome.SKIPPED: "D9D9D9",  # grey
     Outcome.NOT_SENT: "FFEB9C",  # yellow
@@ -109,6 +111,9 @@ OUTCOME_MEANINGS: dict[Outcome, str] = {
     Outcome.UPDATED: "The server accepted the change (HTTP 204).",
     Outcome.FAILED: "The server refused the change (400, 403, 404) or it still failed after "
     "the last retry. The ticket was not changed by this row.",
+    Outcome.UNKNOWN: "The request left, but no answer was seen (interrupted while it was in "
+    "flight), or the server answered 2xx with a body saying the update failed: the ticket may or "
+    "may not have changed. A resume (--resume) reads it back before deciding.",
     Outcome.INVALID: "The row did not pass validation; nothing was sent. Message says why.",
     Outcome.SKIPPED: "Blank row, or already updated by the run being resumed; nothing was sent.",
     Outcome.NOT_SENT: "The run stopped (Ctrl-C, credentials, stop policy) before this row was "

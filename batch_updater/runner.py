@@ -44,6 +44,11 @@ AUTO_START_WORKERS = 4
 AUTO_MAX_WORKERS = 32
 AUTO_HEADROOM = 1.25
 AUTO_SAMPLES = 64
+_NO_PATCH = object()  # a row whose PATCH never left
+UNKNOWN_IN_FLIGHT = (
+    "interrupted while the request was in flight: no answer was seen, so the outcome is "
+    "unknown; a resume (--resume) reads the ticket back before deciding"
+)
 
 
 class UpdateClient(Protocol):
@@ -168,7 +173,13 @@ class Sender:
         self._answered = 0
         self._forbidden = 0
         self._transient_streak = 0
+        # Rows with a request out: (row, when it took its slot, whether that request is a PATCH).
         self._in_flight: dict[int, tuple[PlannedRow, datetime]] = {}
+        self._taken: dict[int, PlannedRow] = {}  # rows a worker took from the queue
+        # The latest answer to each row's PATCH: None while one is out without an answer.
+        self._last_answer: dict[int, Reply | None] = {}
+        self._first_sent: dict[int, datetime] = {}
+        self._heard: set[int] = set()  # rows whose result the listeners have been told
         # Seconds from taking a slot to the answer, for the latest requests (automatic concurrency).
         self._response_times: deque[float] = deque(maxlen=AUTO_SAMPLES)
         self._times_lock = threading.Lock()
@@ -263,20 +274,22 @@ class Sender:
                     break
                 if row is not None and row.row_number not in report.results:
                     report.results[row.row_number] = self._not_sent(row)
-            # Rows in flight when the run was abandoned: the server may or may not have
-            # applied them; say so rather than guess.
-            for row, sent_at in self._in_flight.values():
-                report.results[row.row_number] = RowResult(
-                    row_number=row.row_number,
-                    outcome=Outcome.FAILED,
-                    ticket_number=row.ticket_number,
-                    message="interrupted while the request was in flight: the outcome is "
-                    "unknown; check this ticket in CCS",
-                    attempts=1,
-                    sent_at=sent_at,
-                    request_json=row.update.to_json_text() if row.update else None,
-                )
+            # Rows a worker held when the run was abandoned: each ends with what was seen of
+            # its PATCH. One in flight may or may not have been applied (Unknown, read back by a
+            # resume); one whose PATCH had not left (its before values were being read) was not
+            # sent; one whose PATCH was answered keeps that answer.
+            abandoned = [
+                self._abandoned(row, self._last_answer.get(row.row_number, _NO_PATCH))
+                for number, row in sorted(self._taken.items())
+                if number not in report.results
+            ]
             self._in_flight.clear()
+            # Every row given to the send loop gets its result from here, and the listeners
+            # (the journal) hear of each one, so that the journal and the report are one record.
+            for result in abandoned:
+                report.results[result.row_number] = result
+            for number in sorted(set(report.results) - self._heard):
+                self._tell(report.results[number])
         return report
 
     # -- one worker ---------------------------------------------------------------------------
@@ -286,6 +299,8 @@ class Sender:
             row = work.get()
             if row is None:
                 return
+            with self._lock:
+                self._taken[row.row_number] = row
             if self._halting():
                 self._record(self._not_sent(row))
                 continue
@@ -354,6 +369,7 @@ class Sender:
                     Outcome.UPDATED,
                     "the ticket already held these values when read back (GET), so it was not "
                     "sent again (verified by read-back)",
+                    "Verified",
                 )
 
         if self.capture_before and not self._halting():
@@ -365,17 +381,24 @@ class Sender:
             if isinstance(held, dict):
                 before = held
                 if self.on_before is not None:
-                    try:
-                        self.on_before(row, held)
-                    except Exception as exc:  # nothing is sent that the journal does not know
-                        self._stop(f"could not record the before values: {exc}")
+                    with self._lock:  # not once the run is over: its record is closed
+                        if self._finished:
+                            return self._not_sent(row)
+                        try:
+                            self.on_before(row, held)
+                        except Exception as exc:  # nothing is sent that the journal does not know
+                            failed = exc
+                        else:
+                            failed = None
+                    if failed is not None:
+                        self._stop(f"could not record the before values: {failed}")
                         return self._not_sent(row)
             elif isinstance(held, Reply):
                 before_problem = f"before values not captured: {_answer(held)} {held.message}".strip()
 
         while True:
             if self._halting():
-                if attempts == 0:
+                if reply is None:  # no PATCH was answered: the reads do not count
                     return self._not_sent(row)
                 return result(
                     Outcome.FAILED,
@@ -396,14 +419,45 @@ class Sender:
                 with self._lock:
                     self._in_flight.pop(row.row_number, None)
             attempts += answer.sends
+            if answer.sends:
+                with self._lock:
+                    self._last_answer[row.row_number] = answer
             if answer.sends == 2:
                 history.append("HTTP 401")  # refused, new token, sent again (ccs.py)
             if answer.sends == 0:
-                if attempts == 0:
+                if reply is None:
                     return self._not_sent(row)
                 continue  # the halt check at the top ends the row with its last answer
             reply = answer
             status = reply.status
+            failure = reply_failure(reply)
+            if failure:
+                self.limiter.succeeded()
+                if not self.verify:
+                    return result(Outcome.UNKNOWN, _unknown_message(reply, failure))
+                patched = reply
+                try:
+                    held = read()
+                except AuthError as exc:
+                    self._stop(str(exc), auth=True)
+                    held = None
+                reply = patched
+                said = f"HTTP {status}, but the answer says the update failed: \"{failure}\""
+                if isinstance(held, dict):
+                    differences = compare_ticket(update, held)
+                    if not differences:
+                        return result(
+                            Outcome.UPDATED,
+                            f"{said}; the read-back (GET) shows the ticket holds the update",
+                            "Verified",
+                        )
+                    return result(
+                        Outcome.FAILED,
+                        f"{said}; the read-back (GET) shows the update was not applied",
+                        "Mismatch: " + "; ".join(differences),
+                    )
+                return result(Outcome.UNKNOWN, _unknown_message(reply, failure),
+                              _verification(update, held))
             if reply.ok:
                 self.limiter.succeeded()
                 message = reply.message if status != 204 else ""
@@ -510,7 +564,11 @@ class Sender:
                 self._stop(f"could not record the request before sending it: {exc}")
                 return False
         with self._lock:
-            self._in_flight[row.row_number] = (row, _utc_now())
+            now = _utc_now()
+            self._in_flight[row.row_number] = (row, now)
+            if announce:
+                self._last_answer[row.row_number] = None
+                self._first_sent.setdefault(row.row_number, now)
         self._local.slot_taken = time.perf_counter()
         return True
 
@@ -525,6 +583,47 @@ class Sender:
     def _notify_retry(self, row: PlannedRow, attempt: int, reason: str, delay: float) -> None:
         if self.progress is not None and hasattr(self.progress, "retrying"):
             self.progress.retrying(row.row_number, row.ticket_number, attempt, reason, delay)
+
+    def _abandoned(self, row: PlannedRow, answer: Reply | None | object) -> RowResult:
+        """The result of a row a worker still held when the run was abandoned (second Ctrl-C)."""
+        if answer is _NO_PATCH:
+            return self._not_sent(row)
+        request_json = row.update.to_json_text() if row.update else None
+        sent_at = self._first_sent.get(row.row_number)
+        if not isinstance(answer, Reply) or (answer.ok and reply_failure(answer)):
+            return RowResult(
+                row_number=row.row_number,
+                outcome=Outcome.UNKNOWN,
+                ticket_number=row.ticket_number,
+                status=answer.status if isinstance(answer, Reply) else None,
+                message=UNKNOWN_IN_FLIGHT if not isinstance(answer, Reply)
+                else _unknown_message(answer, reply_failure(answer)),
+                attempts=1,
+                sent_at=sent_at,
+                request_json=request_json,
+            )
+        if answer.ok:
+            return RowResult(
+                row_number=row.row_number,
+                outcome=Outcome.UPDATED,
+                ticket_number=row.ticket_number,
+                status=answer.status,
+                message="" if answer.status == 204 else answer.message,
+                attempts=1,
+                sent_at=sent_at,
+                request_json=request_json,
+                verification="Not checked: the run stopped before the read-back" if self.verify else "",
+            )
+        return RowResult(
+            row_number=row.row_number,
+            outcome=Outcome.FAILED,
+            ticket_number=row.ticket_number,
+            status=answer.status,
+            message=f"{answer.message} (not retried: the run was interrupted)".lstrip(),
+            attempts=1,
+            sent_at=sent_at,
+            request_json=request_json,
+        )
 
     def _not_sent(self, row: PlannedRow) -> RowResult:
         reason = self._report.stopped_reason or "the run stopped"
@@ -546,6 +645,14 @@ class Sender:
                 self._report.stopped_reason = reason
             self._report.auth_failed = self._report.auth_failed or auth
         self._halt.set()
+
+    def _tell(self, result: RowResult) -> None:
+        """Hand one result to the listeners (the journal, the progress bar); under the lock."""
+        self._heard.add(result.row_number)
+        if self.on_result is not None:
+            self.on_result(result)
+        if self.progress is not None and hasattr(self.progress, "row_done"):
+            self.progress.row_done(result)
 
     def _record(self, result: RowResult) -> None:
         stop_reason = ""
@@ -573,10 +680,7 @@ class Sender:
                         f"{self._transient_streak} rows in a row failed on server or network "
                         "errors after every retry: the server looks unavailable"
                     )
-            if self.on_result is not None:
-                self.on_result(result)
-            if self.progress is not None and hasattr(self.progress, "row_done"):
-                self.progress.row_done(result)
+            self._tell(result)
         if stop_reason:
             self._stop(stop_reason)
 
@@ -589,6 +693,43 @@ def _verification(update: TicketUpdate, held: dict[str, object] | Reply | None) 
     if isinstance(held, Reply):
         return f"Not checked: the read-back got {_answer(held)} {held.message}".rstrip()
     return "Not checked: the run stopped before the read-back"
+
+
+_FAILURE_WORDS = ("error", "failed", "failure", "fail")
+_EMPTY = (None, False, "", [], {})
+
+
+def reply_failure(reply: Reply) -> str:
+    """The server's text when a 2xx answer's body says the update failed; "" otherwise.
+
+    The rule (README, "2xx answers that report a failure"): the body is a JSON object (or a list
+    whose first item is one) with a member `success` (any case) that is false or "false", or a
+    member `error` or `errors` (any case) that is not empty; or the body is text, not JSON,
+    whose first word is ERROR, FAILED, FAILURE or FAIL (any case), e.g. "ERROR: ticket locked".
+    """
+    if not reply.ok:
+        return ""
+    body = reply.body
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if isinstance(body, dict):
+        for key, value in body.items():
+            name = str(key).casefold()
+            if name == "success" and (value is False or str(value).strip().casefold() == "false"):
+                return reply.message or f"{key}: false"
+            if name in ("error", "errors") and value not in _EMPTY:
+                return reply.message or str(value)
+        return ""
+    text = body if isinstance(body, str) else reply.message if body is None else ""
+    first = text.strip().split(None, 1)[0].rstrip(":;,.!-").casefold() if text.strip() else ""
+    return text.strip() if first in _FAILURE_WORDS else ""
+
+
+def _unknown_message(reply: Reply, failure: str) -> str:
+    return (
+        f"HTTP {reply.status}, but the answer says the update failed: \"{failure}\"; the ticket "
+        "may or may not have changed; a resume (--resume) reads it back before deciding"
+    )
 
 
 def _is_transient_failure(result: RowResult) -> bool:

@@ -47,6 +47,9 @@ class Outcome(str, Enum):
 
     UPDATED = "Updated"
     FAILED = "Failed"
+    # The request left, but no answer was seen (interrupted in flight, or an answer that says
+    # the update failed although its status is 2xx): a resume reads the ticket back before deciding.
+    UNKNOWN = "Unknown"
     INVALID = "Invalid"
     SKIPPED = "Skipped"
     NOT_SENT = "Not sent"

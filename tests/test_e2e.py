@@ -66,7 +66,8 @@ STOPPING = (
 INTERRUPTED = "The run stopped early: interrupted (Ctrl-C or a stop signal)."
 NOT_SENT_INTERRUPTED = "not sent: the run was interrupted (Ctrl-C) before this row was sent"
 UNKNOWN = (
-    "interrupted while the request was in flight: the outcome is unknown; check this ticket in CCS"
+    "interrupted while the request was in flight: no answer was seen, so the outcome is "
+    "unknown; a resume (--resume) reads the ticket back before deciding"
 )
 FIRST_ROW = 2  # write_sheet() puts the header on row 1 unless given lead rows
 
@@ -518,7 +519,7 @@ def test_a_second_sigint_stops_waiting_for_requests_in_flight(
     assert err.splitlines()[-1] == INTERRUPTED
     results = read_results(the_workbook(tmp_path))
     assert list(by_row(results)) == list(range(FIRST_ROW, FIRST_ROW + rows))
-    unknown = [r for r in results if r["Outcome"] == "Failed"]
+    unknown = [r for r in results if r["Outcome"] == "Unknown"]
     assert unknown, "the rows in flight were not waited for"
     for result in unknown:
         assert pick(result, "Message", "HTTP Status", "Attempts") == (UNKNOWN, None, 1)

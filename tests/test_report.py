@@ -58,6 +58,7 @@ SUMMARY_KEYS_PLAIN_RUN = [
     "Rows read",
     "Updated",
     "Failed",
+    "Unknown",
     "Invalid",
     "Skipped",
     "Not sent",
@@ -390,7 +391,7 @@ def test_summary_values(tmp_path):
     assert facts["Sheet"] == "Changes"
     assert facts["Header row"] == 1
     assert facts["Rows read"] == 6
-    assert [facts[o.value] for o in report.OUTCOME_ORDER] == [1, 1, 1, 1, 1, 1]
+    assert [facts[o.value] for o in report.OUTCOME_ORDER] == [1, 1, 0, 1, 1, 1, 1]
     assert facts["HTTP 204"] == 1
     assert facts["HTTP 404"] == 1
     assert facts["No response"] == 0
@@ -425,10 +426,10 @@ def test_summary_counts_every_outcome_even_zero_in_fixed_order(tmp_path):
     write_results(out, sheet, results, make_run(input_path))
     keys = summary_keys(out)
     outcome_keys = [k for k in keys if k in {o.value for o in Outcome}]
-    assert outcome_keys == ["Updated", "Failed", "Invalid", "Skipped", "Not sent",
+    assert outcome_keys == ["Updated", "Failed", "Unknown", "Invalid", "Skipped", "Not sent",
                             "Valid (dry run)"]
     facts = summary(out)
-    assert [facts[k] for k in outcome_keys] == [2, 0, 0, 0, 0, 0]
+    assert [facts[k] for k in outcome_keys] == [2, 0, 0, 0, 0, 0, 0]
     assert facts["HTTP 204"] == 2
     assert "HTTP 404" not in facts
 
@@ -437,7 +438,8 @@ def test_reconciliation_is_balanced_and_counted_from_the_rows(tmp_path):
     out, _, _ = write_standard(tmp_path)
     line = summary(out)["Reconciliation"]
     assert line == (
-        "balanced: 6 rows read = 1 Updated + 1 Failed + 1 Invalid + 1 Skipped + 1 Not sent "
+        "balanced: 6 rows read = 1 Updated + 1 Failed + 0 Unknown + 1 Invalid + 1 Skipped "
+        "+ 1 Not sent "
         "+ 1 Valid (dry run) (= 6, counted from the Results sheet)"
     )
     # And the Results sheet agrees with the Summary's counts.
@@ -1103,7 +1105,7 @@ def test_csv_has_bom_same_columns_and_safe_values(tmp_path):
     assert rows[2][5] == "2026-12-02 09:30:00"
     assert rows[3][2] == "1.5"
     assert rows[5][4] == "'=HYPERLINK(\"http://x\",\"y\")"
-    assert [row[7] for row in rows[1:]] == [o.value for o in Outcome]
+    assert [row[7] for row in rows[1:]] == [o.value for o in Outcome if o is not Outcome.UNKNOWN]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1112,7 +1114,7 @@ def test_csv_has_bom_same_columns_and_safe_values(tmp_path):
 
 def test_thousands_of_rows_are_all_written_and_counted(tmp_path):
     input_path = make_input(tmp_path)
-    outcomes = list(Outcome)
+    outcomes = [o for o in Outcome if o is not Outcome.UNKNOWN]
     rows = [(f"RT-{i:05d}", "2", i, "jdoe", f"row {i}", date(2026, 12, 1)) for i in range(3000)]
     sheet = make_sheet(input_path, rows)
     results = [
@@ -1127,7 +1129,7 @@ def test_thousands_of_rows_are_all_written_and_counted(tmp_path):
     assert cal[-1][:3] == ["RT-02999", "2", 2999]
     assert cal[-1][6] == 3001
     facts = summary(out)
-    assert [facts[o.value] for o in report.OUTCOME_ORDER] == [500] * 6
+    assert [facts[o.value] for o in report.OUTCOME_ORDER] == [500, 500, 0, 500, 500, 500, 500]
     assert facts["Reconciliation"].startswith("balanced: 3000 rows read = 500 Updated")
 
 

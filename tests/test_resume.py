@@ -75,7 +75,8 @@ READ_BACK = (
     "(verified by read-back)"
 )
 UNKNOWN = (
-    "interrupted while the request was in flight: the outcome is unknown; check this ticket in CCS"
+    "interrupted while the request was in flight: no answer was seen, so the outcome is "
+    "unknown; a resume (--resume) reads the ticket back before deciding"
 )
 NOT_SENT_INTERRUPTED = "not sent: the run was interrupted (Ctrl-C) before this row was sent"
 
@@ -524,18 +525,18 @@ def test_a_double_ctrl_c_leaves_rows_sending_and_resume_reads_them_back(
 
     assert code == ExitStatus.INTERRUPTED, err
     results = by_row(read_results(the_workbook(tmp_path)))
-    unknown = {number_of(r["Row"]) for r in results.values() if r["Outcome"] == "Failed"}
+    unknown = {number_of(r["Row"]) for r in results.values() if r["Outcome"] == "Unknown"}
     assert unknown, "no request was in flight at the second Ctrl-C"
     for n in unknown:
         assert results[row_of(n)]["Message"] == UNKNOWN
     (stopped,) = runs(tmp_path)
     assert stopped.ended is RunEnd.INTERRUPTED
     journal = journal_rows(stopped)
-    sending = {number_of(r.row_number) for r in journal.values() if r.phase is Phase.SENDING}
-    assert sending == unknown  # the journal says "unknown" too: phase sending, no outcome
+    sending = {number_of(r.row_number) for r in journal.values() if r.outcome is Outcome.UNKNOWN}
+    assert sending == unknown  # the journal says Unknown too: one record
     for n in sending:
         row = journal[row_of(n)]
-        assert (row.outcome, row.status, row.attempts) == (None, None, 1) and row.sent_at
+        assert (row.outcome, row.status, row.attempts) == (Outcome.UNKNOWN, None, 1) and row.sent_at
     updated = {number_of(r.row_number) for r in journal.values() if r.outcome is Outcome.UPDATED}
 
     # The server finishes the abandoned requests (their 3 s end) and applies them.
@@ -745,7 +746,7 @@ def test_a_plain_rerun_after_a_killed_run_points_to_resume(tmp_path: Path, make_
     journal = journal_rows(killed)
     for row_number, result in evidence.items():
         row = journal[row_number]
-        expected = {Phase.DONE: row.outcome and row.outcome.value, Phase.SENDING: "Failed",
+        expected = {Phase.DONE: row.outcome and row.outcome.value, Phase.SENDING: "Unknown",
                     Phase.PLANNED: "Not sent"}[row.phase]
         assert result["Outcome"] == expected, (row, result)
 

@@ -64,6 +64,9 @@ _NOT_JSON = object()
 logger = logging.getLogger(__name__)
 
 
+MSG_TICKET_LOCKED = "ERROR: ticket locked"
+
+
 @dataclass(frozen=True)
 class Request:
     """One HTTP request as the API sees it."""
@@ -260,6 +263,9 @@ class CcsApi:
                 facts.fault = Fault.FAIL_TICKET
                 return SERVER_ERROR
             if request.method == "PATCH":
+                if facts.ticket is not None and facts.ticket.upper() in settings.failure_body_tickets:
+                    facts.fault = Fault.FAILURE_BODY
+                    return json_response(200, {"Success": False, "Message": MSG_TICKET_LOCKED})
                 return self._patch(user, parsed, settings)
             if facts.ticket is not None:
                 return self._get(user, facts.ticket, settings)

@@ -29,6 +29,7 @@ class Fault(str, Enum):
     UNAVAILABLE = "unavailable"  # 503, as IIS says it
     ERROR = "error"  # 500, the vendor's message
     FAIL_TICKET = "fail_ticket"  # 500 for a ticket in fail_tickets
+    FAILURE_BODY = "failure_body"  # 200 whose body says the update failed (failure_body_tickets)
 
 
 class FaultInjector:

@@ -55,6 +55,9 @@ class SimSettings:
     # Faults and the rate limit spare the token endpoint unless this is True.
     token_faults: bool = False
     fail_tickets: frozenset[str] = frozenset()
+    # PATCHes of these tickets are answered 200 {"Success": false, "Message": "ERROR: ticket
+    # locked"} and not applied, as some gateways and plug-ins answer a refused update.
+    failure_body_tickets: frozenset[str] = frozenset()
     denied_tickets: frozenset[str] = frozenset()
     sticky_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -80,6 +83,8 @@ class SimSettings:
         set_(self, "require_priority", bool(self.require_priority))
         set_(self, "token_faults", bool(self.token_faults))
         set_(self, "fail_tickets", _ticket_set("fail_tickets", self.fail_tickets))
+        set_(self, "failure_body_tickets",
+             _ticket_set("failure_body_tickets", self.failure_body_tickets))
         set_(self, "denied_tickets", _ticket_set("denied_tickets", self.denied_tickets))
         set_(self, "sticky_fields", _sticky(self.sticky_fields))
 
