@@ -79,7 +79,7 @@ def test_help_lists_every_exit_code_and_every_option() -> None:
     assert [code for code in codes if code.isdigit()] == [str(int(s)) for s in ExitStatus]
     for status, words in (
         (ExitStatus.OK, "every row Updated"),
-        (ExitStatus.ROWS_FAILED, "some rows Failed or Invalid"),
+        (ExitStatus.ROWS_FAILED, "some rows Failed, Unknown or Invalid"),
         (ExitStatus.USAGE, "usage, config or input-file error"),
         (ExitStatus.STOPPED, "the run stopped early"),
         (ExitStatus.INTERRUPTED, "interrupted by Ctrl-C"),
