@@ -30,7 +30,7 @@ import click
 
 from . import __version__
 from .errors import AuthError, BatchUpdateError, InputError, OutputError, ServerUnreachable
-from .journal import Continuation, Journal
+from .journal import Continuation, Journal, RunRecord
 from .rollback import RollbackRow
 from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
 
@@ -1126,6 +1126,7 @@ def _follow_earlier_run(
             batch.resumed_from = earlier.run_id
         else:
             batch.retry_of = earlier.run_id
+        _keep_evidence(earlier, info, quiet=quiet)
         if not quiet:
             _echo(
                 f"Continuing run {earlier.run_id}: {count_text(len(batch.carried), 'row')} already "
@@ -1166,6 +1167,30 @@ def _follow_earlier_run(
                     "--again to start over and send every row.",
                 )
     return Continuation(send=list(valid))
+
+
+def _keep_evidence(earlier: RunRecord, info: RunInfo, *, quiet: bool) -> None:
+    """A run that continues another keeps its evidence settings: a flag may add evidence, a
+    continued run never drops it (the Before columns, the read-back and the rollback then
+    cover the rows of both runs)."""
+    was = earlier.to_run_info()
+    kept = [
+        flag for flag, before, now in (
+            ("--capture-before", was.capture_before, info.capture_before),
+            ("--verify", was.verify, info.verify),
+        ) if before and not now
+    ]
+    if not kept:
+        return
+    info.capture_before = info.capture_before or was.capture_before
+    info.verify = info.verify or was.verify
+    # Recorded as the settings this run used, so that the journal (and --report-only) agree.
+    info.settings = {**info.settings, "capture_before": info.capture_before, "verify": info.verify}
+    if not quiet:
+        _echo(
+            f"Note: run {earlier.run_id} was made with {' and '.join(kept)}; this run keeps "
+            f"{'them' if len(kept) > 1 else 'it'}, so the evidence covers the rows of both runs."
+        )
 
 
 def _check_same_server(

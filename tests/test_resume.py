@@ -1337,3 +1337,43 @@ def test_a_resume_of_a_run_that_reached_no_ticket_goes_to_the_server_given_now(
     ) in resume.stderr.splitlines()
     assert "--url" not in resume.stderr
     assert all(holds(simulator, n) for n in (1, 2, 3))
+
+
+@POSIX_ONLY
+def test_a_resume_keeps_the_evidence_of_the_run_it_continues(tmp_path: Path, simulator) -> None:
+    rows = 20
+    env = live_env(tmp_path / "home")
+    process = start_command(
+        [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10", "--capture-before", "--verify")],
+        tmp_path, env=env,
+    )
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 4)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert finish(process)[0] == ExitStatus.INTERRUPTED
+    (interrupted,) = runs(tmp_path)
+
+    # The resume repeats neither --capture-before nor --verify: it keeps them all the same.
+    done = run_command([SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert (
+        f"Note: run {interrupted.run_id} was made with --capture-before and --verify; this run "
+        "keeps them, so the evidence covers the rows of both runs."
+    ) in done.stderr.splitlines()
+    final = by_row(read_results(newest_workbook(tmp_path)))
+    assert len(final) == rows
+    for n in range(1, rows + 1):
+        result = final[row_of(n)]
+        assert result["Before: Priority"] is not None, (n, result["Outcome"])
+        if result["Outcome"] == "Updated":  # sent (or read back) by the resume: verified now
+            assert str(result["Verification"]).startswith("Verified"), (n, result["Verification"])
+        else:  # carried with the interrupted run's own evidence
+            assert result["Outcome"] == "Skipped" and result["Verification"], n
+    assert sum(final[row_of(n)]["Outcome"] == "Updated" for n in range(1, rows + 1)) >= rows - 8
+    # The resume's rollback workbook (the newest) undoes the rows of both runs.
+    rollback = max(tmp_path.glob("tickets.rollback-*.xlsx"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(sheet_cells(rollback, "Tickets")) == 1 + rows
+    (resumed, _) = runs(tmp_path)
+    assert resumed.to_run_info().capture_before and resumed.to_run_info().verify
