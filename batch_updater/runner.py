@@ -350,6 +350,18 @@ class Sender:
             attempts += sends
             return answer
 
+        def read_back() -> dict[str, object] | Reply | None:
+            """The ticket read after its PATCH was answered; the row's status stays the PATCH's."""
+            nonlocal reply
+            patched = reply
+            try:
+                held = read()
+            except AuthError as exc:
+                self._stop(str(exc), auth=True)
+                held = None
+            reply = patched
+            return held
+
         if row.row_number in self.read_back_first and not self._halting():
             try:
                 held = read()
@@ -435,13 +447,7 @@ class Sender:
                 self.limiter.succeeded()
                 if not self.verify:
                     return result(Outcome.UNKNOWN, _unknown_message(reply, failure))
-                patched = reply
-                try:
-                    held = read()
-                except AuthError as exc:
-                    self._stop(str(exc), auth=True)
-                    held = None
-                reply = patched
+                held = read_back()
                 said = f"HTTP {status}, but the answer says the update failed: \"{failure}\""
                 if isinstance(held, dict):
                     differences = compare_ticket(update, held)
@@ -471,14 +477,7 @@ class Sender:
                     )
                 verification = ""
                 if self.verify:
-                    patched = reply
-                    try:
-                        held = read()
-                    except AuthError as exc:
-                        self._stop(str(exc), auth=True)
-                        held = None
-                    reply = patched  # the row's status stays the PATCH's
-                    verification = _verification(update, held)
+                    verification = _verification(update, read_back())
                 return result(Outcome.UPDATED, message, verification)
             if status == THROTTLED:
                 throttled += 1
