@@ -1380,14 +1380,14 @@ def _send(
             _confirm(len(valid), url, username, settings)
         journal = start_journal()
 
-        progress = TerminalProgress(len(valid), quiet=quiet)
-        stack.callback(progress.close)
-        if not quiet:
+        if not quiet:  # said before the bar is drawn, so that it stands above it
             _echo(
                 f"Sending {len(valid):,} updates to {url} as {username} at "
                 f"{settings.rate:g} requests/s ({_concurrency_text(settings.concurrency)}); "
                 f"run {journal.run_id}."
             )
+        progress = TerminalProgress(len(valid), quiet=quiet)
+        stack.callback(progress.close)
         with Interrupts() as interrupts:
             sender = Sender(
                 client,

@@ -403,3 +403,23 @@ def test_the_environment_wins_over_the_keyring(here: Path, simulator, monkeypatc
     result = invoke(PROBLEM_FREE, "--url", simulator.url, "--user", "corp\\ccsadmin", "--yes", "--rate", "100")
     assert result.exit_code == ExitStatus.OK, result.output
     assert fake.asked == []
+
+
+def test_the_sending_line_comes_before_the_progress_bar(here: Path, monkeypatch) -> None:
+    said: list[str] = []
+    real_echo, real_progress = cli._echo, cli.TerminalProgress
+
+    def echo(message: str = "", *, err: bool = True) -> None:
+        said.append(message.split(" ", 1)[0])
+        real_echo(message, err=err)
+
+    def progress(total: int, *, quiet: bool):
+        said.append("<bar>")
+        return real_progress(total, quiet=quiet)
+
+    monkeypatch.setattr(cli, "_echo", echo)
+    monkeypatch.setattr(cli, "TerminalProgress", progress)
+    result = invoke(PROBLEM_FREE, "--simulate", "--rate", "100")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert said.index("Sending") < said.index("<bar>")
