@@ -169,13 +169,17 @@ class Interrupts:
 
     def _handle(self, signum: int, frame: object) -> None:
         if not self.cancel.is_set():
-            self.cancel.set()
-            _echo(f"\n{self.message}")
+            self.cancel.set()  # before the notice: once it is shown, no new request leaves
+            try:
+                _echo(f"\n{self.message}")
+            except OSError:
+                pass  # the terminal is gone (SIGHUP): the run still stops and writes its workbook
         else:
             self.abandon.set()
 
     def __enter__(self) -> "Interrupts":
-        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        # SIGHUP: the terminal or SSH session was closed; handled as SIGTERM (where it exists).
+        for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
             signum = getattr(signal, name, None)
             if signum is not None:
                 try:

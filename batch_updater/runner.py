@@ -176,6 +176,7 @@ class Sender:
         # Rows with a request out: (row, when it took its slot, whether that request is a PATCH).
         self._in_flight: dict[int, tuple[PlannedRow, datetime]] = {}
         self._taken: dict[int, PlannedRow] = {}  # rows a worker took from the queue
+        self._given: dict[int, PlannedRow] = {}  # rows put in the queue (by the feeding thread)
         # The latest answer to each row's PATCH: None while one is out without an answer.
         self._last_answer: dict[int, Reply | None] = {}
         self._first_sent: dict[int, datetime] = {}
@@ -205,11 +206,13 @@ class Sender:
                     break
         for _ in workers:
             while not self._put(work, None):
+                self._halting()  # a stop ends the workers' waits (pacing, Retry-After, backoff)
                 if self.abandon.is_set():
                     break
         for worker in workers:
             while worker.is_alive():
                 worker.join(0.1)
+                self._halting()
                 if self.abandon.is_set():
                     break
             if self.abandon.is_set():
@@ -258,9 +261,11 @@ class Sender:
     def _put(self, work: queue.Queue[PlannedRow | None], item: PlannedRow | None) -> bool:
         try:
             work.put(item, timeout=0.1)
-            return True
         except queue.Full:
             return False
+        if item is not None:
+            self._given[item.row_number] = item
+        return True
 
     def _finish(self, work: queue.Queue[PlannedRow | None]) -> SendReport:
         with self._lock:
@@ -284,6 +289,11 @@ class Sender:
                 if number not in report.results
             ]
             self._in_flight.clear()
+            # A row a worker had just taken from the queue, not yet counted as taken, when the
+            # run was abandoned: it had not been sent (the worker sees the halt before sending).
+            for number, row in self._given.items():
+                if number not in report.results and number not in self._taken:
+                    abandoned.append(self._not_sent(row))
             # Every row given to the send loop gets its result from here, and the listeners
             # (the journal) hear of each one, so that the journal and the report are one record.
             for result in abandoned:
@@ -554,7 +564,7 @@ class Sender:
 
     def _pace(self, row: PlannedRow, *, announce: bool = True) -> bool:
         """Wait for a slot from the shared limiter; the row is in flight from then on."""
-        if not self.limiter.acquire(self._halt):
+        if not self.limiter.acquire(self._halt) or self._halting():
             return False
         if announce and self.on_sending is not None:
             try:
@@ -563,6 +573,10 @@ class Sender:
                 self._stop(f"could not record the request before sending it: {exc}")
                 return False
         with self._lock:
+            # The last look before the request leaves, under the lock the end of the run takes:
+            # once the stop is known (the notice is printed after it is set), nothing new leaves.
+            if self._finished or self.cancel.is_set() or self._halt.is_set():
+                return False
             now = _utc_now()
             self._in_flight[row.row_number] = (row, now)
             if announce:

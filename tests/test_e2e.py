@@ -967,3 +967,44 @@ def test_help_of_the_installed_command(tmp_path: Path) -> None:
     codes = re.findall(r"^    (\d+) {2,}\S", exit_codes, flags=re.M)
     assert codes == [str(status.value) for status in ExitStatus]
 
+
+
+# --- stop signals end every wait at once ------------------------------------------------------------
+
+
+@POSIX_ONLY
+def test_ctrl_c_during_an_hour_long_retry_after_acts_at_once(tmp_path: Path, sheet, make_simulator) -> None:
+    import time
+
+    # The server takes one request a second and asks the rest to come back in an hour.
+    sim = make_simulator(rate_limit=1.0, retry_after=3600)
+    process = start_command([sheet(ticket_rows(6)), *live_args(sim, "--rate", "10")], tmp_path,
+                            env=live_env(tmp_path / "home"))
+    wait_until(lambda: any(r.status == 429 for r in sim.requests) or process.poll() is not None)
+    asked = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    code, _, err = finish(process, timeout=30)  # minutes before the fix; seconds now
+
+    assert code == ExitStatus.INTERRUPTED, err
+    assert time.monotonic() - asked < 20
+    results = read_results(the_workbook(tmp_path))
+    assert len(results) == 6
+    patches = len([r for r in sim.requests if r.method == "PATCH"])
+    assert patches == sum(1 for r in results if r["Attempts"]) , (patches, results)
+
+
+@POSIX_ONLY
+def test_a_closed_terminal_sighup_stops_the_run_like_sigterm(tmp_path: Path, sheet, simulator) -> None:
+    process = start_command([sheet(ticket_rows(20)), *live_args(simulator, "--rate", "10")], tmp_path,
+                            env=live_env(tmp_path / "home"))
+    wait_until(lambda: len(patched(simulator)) >= 2 or process.poll() is not None)
+    process.send_signal(signal.SIGHUP)
+    code, _, err = finish(process)
+
+    assert code == ExitStatus.INTERRUPTED, err
+    results = read_results(the_workbook(tmp_path))
+    assert len(results) == 20
+    assert "Not sent" in {r["Outcome"] for r in results}
+    assert sorted(patched(simulator)) == sorted(
+        r["Ticket Number"] for r in results if r["Outcome"] != "Not sent"
+    )
