@@ -236,6 +236,12 @@ class CcsClient:
             # The body is read here, under the same translation of errors as the request.
             return response, _read_body(response)
         except requests.exceptions.SSLError as exc:
+            if _not_tls(exc):
+                raise ServerUnreachable(
+                    f"{self.base_url} did not answer with TLS: is it http://, or the wrong port?",
+                    tip="Check the server URL (--url or CCS_URL): the CCS REST API answers https on "
+                    "port 12431 unless configured otherwise.",
+                ) from exc
             raise TlsError(
                 f"Could not verify the TLS certificate of {self.host}: {_ssl_reason(exc)}.",
                 tip="If the server uses an internal certificate authority, give its certificate "
@@ -541,7 +547,18 @@ def _ms(started: float) -> int:
     return int(round((time.perf_counter() - started) * 1000))
 
 
+# What OpenSSL says when the other end answered, but not with TLS (a plain-http server).
+_NOT_TLS = ("wrong version number", "record layer failure", "unknown protocol", "http request")
+
+
+def _not_tls(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(needle in text for needle in _NOT_TLS)
+
+
 def _ssl_reason(exc: Exception) -> str:
+    if _not_tls(exc):
+        return "the server did not answer with TLS (is it http://, or the wrong port?)"
     text = str(exc)
     match = re.search(r"certificate verify failed: ([^(\"')]+)", text)
     if match:

@@ -69,3 +69,17 @@ def test_plain_http_to_another_machine_is_refused_before_anything(tmp_path: Path
         "Tip: Use https://ccs01.corp.example:12431, or add --allow-http if this really is what you want.",
     ]
     assert results_files(tmp_path) == []
+
+
+def test_https_to_a_plain_http_server_says_so(tmp_path: Path, simulator) -> None:
+    url = simulator.url.replace("http://", "https://")
+    write_sheet(tmp_path / "tickets.xlsx", ticket_rows(2))
+    done = run_command(
+        ["tickets.xlsx", "--url", url, "--user", "corp\\ccsadmin", "--yes"], tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+    assert done.returncode == ExitStatus.STOPPED, done.stderr
+    lines = done.stderr.splitlines()
+    assert f"Error: {url} did not answer with TLS: is it http://, or the wrong port?" in lines
+    assert "Traceback" not in done.stderr and "WRONG_VERSION" not in done.stderr
+    assert results_files(tmp_path) == []  # nothing was sent
