@@ -809,3 +809,19 @@ def test_the_sheet_xml_is_read_the_same_in_small_pieces(
     assert marked[22] == CellError("#N/A", "", "B22")
     assert len(marked) == 8 + 5  # 7, 14 ... 56 and 11, 22 ... 55
     assert whole.notices[0].startswith("Rows 5, 10, 15, 20, 25, 30, 35, 40, 45, 50 and 1 more")
+
+
+def test_change_columns_with_headers_of_their_own_stop_a_live_run_before_anything_is_sent(
+    tmp_path: Path, simulator
+) -> None:
+    from helpers import live_args, live_env, results_files
+
+    (tmp_path / "t.csv").write_text("Ticket Number,Target Status,Priority\nINCA0000001,Open,High\n", encoding="utf-8")
+    done = run_command(["t.csv", *live_args(simulator)], tmp_path, env=live_env(tmp_path / "home"))
+
+    assert done.returncode == ExitStatus.USAGE
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith('Error: t.csv: column B "Target Status" looks like a ticket field')
+    assert lines[-2:] == ["columns:", '  "Target Status": State']
+    assert simulator.requests == []
+    assert results_files(tmp_path) == []
