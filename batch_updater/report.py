@@ -35,7 +35,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from .errors import OutputError
-from .rollback import ROLLBACK_FIELDS, undoable
+from .rollback import ROLLBACK_FIELDS
 from .rollback import rollback_rows as restoring_rows
 from .tickets import Outcome, RowResult, RunInfo, Sheet, SheetRow
 
