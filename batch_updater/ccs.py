@@ -28,6 +28,7 @@ import requests
 
 from . import __version__
 from .errors import AuthError, ServerUnreachable, TlsError
+from .redact import Redactor
 from .tickets import TicketUpdate
 
 TOKEN_PATH = "/ccs/api/v1/oauth/tokens"
@@ -165,6 +166,8 @@ class CcsClient:
         self.username = username
         self._password = password
         self._password_encoding = str(getattr(password_encoding, "value", password_encoding))
+        # Whatever the server says is shown only without the password and the tokens in it.
+        self._redactor = Redactor(password.reveal())
         # TLS is verified; with no CA bundle given, the system's (REQUESTS_CA_BUNDLE or
         # CURL_CA_BUNDLE if set, as requests itself would use, else certifi's).
         if verify is True:
@@ -273,14 +276,17 @@ class CcsClient:
         if not isinstance(access, str) or not access.strip():
             raise ServerUnreachable(
                 f"{self.base_url} answered the token request with HTTP {response.status_code} "
-                f"but without an access token ({_describe_token_answer(response, content, data)}); "
+                "but without an access token "
+                f"({self._redactor.redact(_describe_token_answer(response, content, data))}); "
                 "is this the CCS server?",
                 tip="Check the server URL (--url or CCS_URL): it must be the CCS REST API "
                 "(https://host:12431), not a web page or a proxy in front of it.",
             )
         self._access_token = access
+        self._redactor.add(access)
         refresh = data.get("refresh_token")
         self._refresh_token = refresh if isinstance(refresh, str) and refresh else None
+        self._redactor.add(self._refresh_token)
         self._token_generation += 1
 
     def _password_grant(self) -> None:
@@ -293,13 +299,13 @@ class CcsClient:
         )
         if 300 <= response.status_code < 400:
             raise ServerUnreachable(
-                f"{self.base_url} redirected the token request to {_location(response)}; "
+                f"{self.base_url} redirected the token request to {self._location(response)}; "
                 "credentials are not sent after a redirect.",
                 tip="Set the server URL to the address the server redirects to.",
             )
         status = response.status_code
         if status != 200:
-            message = extract_message(content, response.headers.get("Content-Type", ""))
+            message = self._server_text(content, response.headers.get("Content-Type", ""))
             said = f" (HTTP {status}" + (f": {message}" if message else "") + ")"
             if status in (404, 405):
                 raise ServerUnreachable(
@@ -356,6 +362,15 @@ class CcsClient:
             if self._access_token is None:
                 self._password_grant()
             return self._access_token or "", self._token_generation
+
+    # -- what the server says ------------------------------------------------------------------
+
+    def _server_text(self, content: bytes, content_type: str) -> str:
+        """The server's message from a body, without any secret it may repeat."""
+        return self._redactor.redact(extract_message(content, content_type))
+
+    def _location(self, response: requests.Response) -> str:
+        return self._redactor.redact(_location(response))
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -429,10 +444,10 @@ class CcsClient:
         elapsed = _ms(started)
         status = response.status_code
         content_type = response.headers.get("Content-Type", "")
-        message = extract_message(content, content_type)
+        message = self._server_text(content, content_type)
         intercepted = False
         if 300 <= status < 400:
-            message = f"redirected to {_location(response)}; not followed with credentials"
+            message = f"redirected to {self._location(response)}; not followed with credentials"
         elif not message and status >= 400:
             message = describe_status(status, response.reason or "")
         elif 200 <= status < 300 and content.strip() and _is_web_page(content, content_type):

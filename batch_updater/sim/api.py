@@ -123,6 +123,23 @@ SERVER_ERROR = message_response(500, MSG_SERVER_ERROR)
 UNAVAILABLE = Response(503, b"Service Unavailable", "text/plain; charset=us-ascii")
 
 
+def _echoed(response: Response, request: Request) -> Response:
+    """The answer with the request repeated in its message, as a careless gateway writes it."""
+    said = ""
+    try:
+        data = json.loads(response.body)
+        if isinstance(data, dict):
+            said = str(data.get("Message") or data.get("error_description") or "")
+    except ValueError:
+        said = response.body.decode("utf-8", "replace")
+    echo = (
+        f"{said} [request: {request.method} {request.target}; Authorization: "
+        f"{request.headers.get('Authorization', '')}; body: "
+        f"{request.body.decode('utf-8', 'replace')}]"
+    )
+    return json_response(response.status, {"Message": echo}, response.headers)
+
+
 class CcsApi:
     """Answers requests the way the CCS server does (and records every one)."""
 
@@ -195,6 +212,8 @@ class CcsApi:
         except Exception:
             logger.exception("ccs-sim: unexpected error answering %s %s", request.method, path)
             response = SERVER_ERROR
+        if settings.echo_requests and response is not None and response.status >= 400:
+            response = _echoed(response, request)
         self._log.append(
             RequestRecord(
                 t=request.t,

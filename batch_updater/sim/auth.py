@@ -82,6 +82,7 @@ class TokenBook:
         # token -> (user, monotonic expiry)
         self._access: dict[str, tuple[SimUser, float]] = {}
         self._refresh: dict[str, tuple[SimUser, float]] = {}
+        self._issued: list[str] = []  # every token ever handed out, for tests to look for
 
     def password_grant(
         self,
@@ -120,6 +121,11 @@ class TokenBook:
             return None
         return entry[0]
 
+    def issued(self) -> tuple[str, ...]:
+        """Every access and refresh token handed out so far."""
+        with self._lock:
+            return tuple(self._issued)
+
     def restart(self) -> None:
         """What a restart of the CCS service does: every access token is forgotten."""
         with self._lock:
@@ -135,4 +141,5 @@ class TokenBook:
                         del table[token]
             self._access[grant.access_token] = (user, now + access_lifetime)
             self._refresh[grant.refresh_token] = (user, now + refresh_lifetime)
+            self._issued += (grant.access_token, grant.refresh_token)
         return grant

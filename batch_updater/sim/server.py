@@ -351,6 +351,10 @@ class Simulator:
             self._settings = self._settings.replace(**changes)
             return self._settings
 
+    def issued_tokens(self) -> tuple[str, ...]:
+        """Every access and refresh token the server handed out so far."""
+        return self._tokens.issued()
+
     def restart(self) -> None:
         """Simulate a restart of the CCS service: every access token stops working."""
         self._tokens.restart()

@@ -58,6 +58,10 @@ class SimSettings:
     # PATCHes of these tickets are answered 200 {"Success": false, "Message": "ERROR: ticket
     # locked"} and not applied, as some gateways and plug-ins answer a refused update.
     failure_body_tickets: frozenset[str] = frozenset()
+    # True: every answer of HTTP 400 or more repeats the request it refuses (its Authorization
+    # header and its body, the token request's form with the password in it), as some gateways
+    # and error pages do.
+    echo_requests: bool = False
     denied_tickets: frozenset[str] = frozenset()
     sticky_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -82,6 +86,7 @@ class SimSettings:
             raise ValueError(f"max_description_length must be a whole number >= 0, not {length!r}.")
         set_(self, "require_priority", bool(self.require_priority))
         set_(self, "token_faults", bool(self.token_faults))
+        set_(self, "echo_requests", bool(self.echo_requests))
         set_(self, "fail_tickets", _ticket_set("fail_tickets", self.fail_tickets))
         set_(self, "failure_body_tickets",
              _ticket_set("failure_body_tickets", self.failure_body_tickets))
