@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability of closing the connection without an answer (default: %(default)s)")
     add("--fail-ticket", action="append", default=[], metavar="NUMBER",
         help="a ticket that always gets 500 (repeat the flag for more)")
+    add("--echo-requests", action="store_true",
+        help="repeat the request (Authorization header, body) in every error answer, as some "
+        "gateways do")
     add("--password-encoding", choices=[choice.value for choice in PasswordEncoding],
         default=defaults.password_encoding.value,
         help="how the token request must carry the password (default: %(default)s)")
@@ -187,6 +190,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "password_encoding": args.password_encoding,
         "access_token_lifetime": args.access_token_lifetime,
         "refresh_token_lifetime": args.refresh_token_lifetime,
+        "echo_requests": args.echo_requests,
     }
 
 
