@@ -16,6 +16,7 @@ import socket
 import sys
 import ipaddress
 import threading
+import time
 import warnings
 from collections import Counter
 from contextlib import ExitStack
@@ -91,6 +92,10 @@ def _operator() -> str:
 # -- progress ------------------------------------------------------------------------------------
 
 
+# At most one "the server is throttling" line in this many seconds.
+THROTTLE_LINE_EVERY = 10.0
+
+
 class TerminalProgress:
     """Progress for a person: a tqdm bar on a terminal, a line every tenth otherwise."""
 
@@ -101,6 +106,8 @@ class TerminalProgress:
         self.done = 0
         self.bar = None
         self._next_line = 0
+        self.throttled = 0  # 429 answers seen
+        self._quiet_until = 0.0  # no throttling line before this (time.monotonic())
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -143,6 +150,29 @@ class TerminalProgress:
 
     def retrying(self, row_number: int, ticket: str, attempt: int, reason: str, delay: float) -> None:
         log.info("row %d %s: %s, retrying in %.1f s", row_number, ticket, reason, delay)
+        if reason.startswith("HTTP 429"):
+            self._throttled(delay)
+
+    def _throttled(self, delay: float) -> None:
+        """A line when the server starts throttling: once per pause, at most one every 10 s."""
+        self.throttled += 1
+        now = time.monotonic()
+        if self.quiet or now < self._quiet_until:
+            return
+        self._quiet_until = now + max(delay, THROTTLE_LINE_EVERY)
+        so_far = f", {self.throttled:,} so far" if self.throttled > 1 else ""
+        then = (
+            f"every request waits {delay:.0f} s (Retry-After), then the pace is lowered"
+            if delay >= 1
+            else "the pace is lowered"
+        )
+        self._say(f"  The server is throttling (HTTP 429{so_far}): {then}.")
+
+    def _say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            _echo(line)
 
     def close(self) -> None:
         if self.bar is not None:

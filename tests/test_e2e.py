@@ -1008,3 +1008,28 @@ def test_a_closed_terminal_sighup_stops_the_run_like_sigterm(tmp_path: Path, she
     assert sorted(patched(simulator)) == sorted(
         r["Ticket Number"] for r in results if r["Outcome"] != "Not sent"
     )
+
+
+def test_throttling_is_shown_on_the_terminal_once_per_pause(tmp_path: Path, sheet, make_simulator) -> None:
+    # The server takes two requests a second and asks the rest to wait a second.
+    sim = make_simulator(rate_limit=2.0, retry_after=1)
+    done = run_command(
+        [sheet(ticket_rows(8)), *live_args(sim, "--rate", "20", "--concurrency", "2")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "throttling" in line]
+    throttled = sum(1 for r in sim.requests if r.status == 429)
+    assert throttled >= 1
+    assert lines, done.stderr
+    assert lines[0] == (
+        "  The server is throttling (HTTP 429): every request waits 1 s (Retry-After), "
+        "then the pace is lowered."
+    )
+    # Once per pause, not once per answer: a pause lasts at least the 10 s between lines here.
+    assert len(lines) <= 1 + int(
+        (max(r.t for r in sim.requests) - min(r.t for r in sim.requests)) // 10
+    )
+    assert "429" in done.stderr and "Traceback" not in done.stderr
