@@ -2,8 +2,11 @@
 
 It knows HTTP and the CCS API, nothing of spreadsheets and nothing of retries: it sends one
 request and says what came back as a `Reply`. The one thing it repeats on its own is a request
-that got a 401: it gets a new token (refresh grant, then password grant) and re-sends once, as
-the contract asks; a second 401 raises AuthError, which stops the run.
+that got a 401: it gets a new token (refresh grant, then password grant) and re-sends, as the
+contract asks. Tokens are renewed before they run out (the token answer's `expires_in`, else the
+configured lifetime), and a 401 counts as "credentials refused" (AuthError, which stops the run)
+only for a new token that the server refused at once, well within its lifetime: a token that
+simply ran out, or that served before and stopped working, is renewed and the request re-sent.
 
 requests is imported here and nowhere else. Each worker thread gets its own Session (a Session
 has no documented thread-safety contract); the token is shared by all of them under a lock.
@@ -18,6 +21,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
@@ -46,6 +50,33 @@ USER_AGENT = f"batch-update/{__version__}"
 MESSAGE_KEYS = ("Message", "message", "error_description", "error", "detail", "title")
 # The answers to a token request that mean "these credentials are refused".
 CREDENTIALS_REFUSED = frozenset({400, 401, 403})
+# How long an access token lives when the token answer does not say (the contract's default).
+DEFAULT_TOKEN_LIFETIME = 3600.0
+# Sends of one request at most, when every 401 is a token that ran out on its way.
+MAX_SENDS = 3
+# A token is renewed this long before it runs out: a minute, or less for a short-lived token,
+# but never less than the slowest recent answer takes (the server checks the token on arrival,
+# or after its work) and always leaving a token a quarter of its life to serve.
+RENEW_AHEAD = 60.0
+# The shortest lifetime learned from a token that stopped working (a restart of the service
+# soon after a token was issued must not make every request fetch a token of its own).
+MIN_LEARNED_LIFETIME = 0.25
+
+
+@dataclass
+class _Token:
+    """One access token and what is known of it."""
+
+    value: str
+    generation: int
+    received: float  # time.monotonic() when the token answer came
+    lifetime: float  # seconds: the answer's expires_in, else the configured (or learned) one
+    announced: bool  # the lifetime is the server's own expires_in
+    after_refusal: bool  # got because the token before it was refused at once
+    served: bool = False  # the server accepted a request with it
+
+    def age(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.received
 
 
 class SecretLike(Protocol):
@@ -161,6 +192,7 @@ class CcsClient:
         password_encoding: str = "base64",
         verify: bool | str = True,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -176,10 +208,15 @@ class CcsClient:
         self._timeout = timeout
         self._local = threading.local()
         self._token_lock = threading.Lock()
-        self._access_token: str | None = None
+        self._token: _Token | None = None
         self._refresh_token: str | None = None
         self._token_generation = 0
+        # A token answer without expires_in lives this long; lowered when a token that served
+        # stops working sooner (a server configured for shorter tokens).
+        self._token_lifetime = float(token_lifetime)
+        self._renewal_reason = ""
         self.token_renewals = 0
+        self._answer_times: deque[float] = deque(maxlen=32)  # seconds, the latest answers
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
 
@@ -226,6 +263,7 @@ class CcsClient:
 
     def _token_request(self, form: dict[str, str]) -> tuple[requests.Response, bytes]:
         """The answer to a token request and (at most MAX_BODY_BYTES of) its body."""
+        started = time.monotonic()
         try:
             response = self._session().post(
                 self.base_url + TOKEN_PATH,
@@ -237,7 +275,10 @@ class CcsClient:
                 stream=True,
             )
             # The body is read here, under the same translation of errors as the request.
-            return response, _read_body(response)
+            content = _read_body(response)
+            # How long the server takes to answer, before any ticket request has said so.
+            self._answer_times.append(time.monotonic() - started)
+            return response, content
         except requests.exceptions.SSLError as exc:
             if _not_tls(exc):
                 raise ServerUnreachable(
@@ -282,12 +323,20 @@ class CcsClient:
                 tip="Check the server URL (--url or CCS_URL): it must be the CCS REST API "
                 "(https://host:12431), not a web page or a proxy in front of it.",
             )
-        self._access_token = access
         self._redactor.add(access)
         refresh = data.get("refresh_token")
         self._refresh_token = refresh if isinstance(refresh, str) and refresh else None
         self._redactor.add(self._refresh_token)
         self._token_generation += 1
+        expires_in = _seconds(data.get("expires_in"))
+        self._token = _Token(
+            access,
+            self._token_generation,
+            received=time.monotonic(),
+            lifetime=expires_in if expires_in is not None else self._token_lifetime,
+            announced=expires_in is not None,
+            after_refusal=self._renewal_reason == "refused",
+        )
 
     def _password_grant(self) -> None:
         response, content = self._token_request(
@@ -348,20 +397,84 @@ class CcsClient:
             return False
         return True
 
-    def _renew_token(self, seen_generation: int) -> None:
-        """A 401 came back for a token of `seen_generation`: get a new one, once for all threads."""
+    def _renew_token(self, seen_generation: int, reason: str) -> None:
+        """Get a new token, once for all threads: the one of `seen_generation` will not do.
+
+        `reason` is "refused" (the server refused it at once: its successor must not be refused
+        too), "expired" (it served and stopped working, or ran out on the way) or "ahead" (it is
+        about to run out). AuthError only when the token endpoint refuses the credentials.
+        """
         with self._token_lock:
             if self._token_generation != seen_generation:
                 return  # another worker already renewed it
             self.token_renewals += 1
-            if not self._refresh_grant():
-                self._password_grant()
+            self._renewal_reason = reason
+            try:
+                if not self._refresh_grant():
+                    self._password_grant()
+            finally:
+                self._renewal_reason = ""
 
-    def _current_token(self) -> tuple[str, int]:
+    def _current_token(self) -> _Token:
+        """The token to send, renewed first if it would run out before the answer comes."""
         with self._token_lock:
-            if self._access_token is None:
+            if self._token is None:
                 self._password_grant()
-            return self._access_token or "", self._token_generation
+            token = self._token
+            assert token is not None
+        if token.age() + self._renew_ahead(token.lifetime) > token.lifetime:
+            try:
+                self._renew_token(token.generation, "ahead")
+            except ServerUnreachable:
+                return token  # keep the one there is: a 401 will renew it again
+            with self._token_lock:
+                token = self._token or token
+        return token
+
+    def _renew_ahead(self, lifetime: float) -> float:
+        with self._token_lock:
+            slowest = max(self._answer_times, default=0.0)
+        return min(0.75 * lifetime, max(slowest * 1.25 + 0.05, min(RENEW_AHEAD, lifetime * 0.05)))
+
+    def _after_401(self, token: _Token, sent_at: float, sends: int, reply: Reply) -> Reply | None:
+        """A 401 came back for `token`: renew it and return None to re-send, or say why not."""
+        ran_out = token.age() >= 0.9 * token.lifetime  # it may have expired on its way
+        if not token.served and not ran_out:
+            if token.after_refusal:
+                raise AuthError(
+                    f"The CCS server refused {self.username} twice in a row with HTTP 401 "
+                    f"(\"{reply.message or 'Unauthorized'}\"), even with a new token.",
+                    tip="The account may have been disabled or its password changed during the "
+                    "run; check it in CCS and run again (rows already updated are in the "
+                    "results workbook).",
+                )
+            reason = "refused"
+        else:
+            reason = "expired"
+            if token.served and not token.announced:
+                # It served, then stopped working before the assumed lifetime: the server's
+                # tokens are shorter-lived than assumed (or the service restarted).
+                with self._token_lock:
+                    self._token_lifetime = min(self._token_lifetime, max(sent_at - token.received, MIN_LEARNED_LIFETIME))
+        if sends >= MAX_SENDS:
+            return replace(
+                reply,
+                status=None,
+                message=f"HTTP 401 {sends} times: each new token ran out before the server read "
+                "the request",
+            )
+        try:
+            self._renew_token(token.generation, reason)
+        except ServerUnreachable as exc:
+            # The server went away between the 401 and the new token: for this row that
+            # is a network failure like any other (retried, and counted towards the stop
+            # policy), not an exception that would end the worker.
+            return replace(
+                reply,
+                status=None,
+                message=f"HTTP 401, and no new token: {exc.message.rstrip('.')}",
+            )
+        return None
 
     # -- what the server says ------------------------------------------------------------------
 
@@ -375,40 +488,34 @@ class CcsClient:
     # -- requests -----------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, pace: Pace | None, **kwargs: object) -> Reply:
-        """Send one request with the current token; on 401 renew the token and send once more.
+        """Send one request with the current token; on 401 renew the token and send again.
 
         `pace` is called right before each send, after the token is in hand, so that a send
         waiting for a token renewal cannot hold a slot and then burst out with the others.
         """
-        for attempt in (1, 2):
-            token, generation = self._current_token()
-            if pace is not None and not pace():
-                return Reply(None, "not sent: the run is stopping", sends=attempt - 1)
-            reply = self._send_once(method, url, token, **kwargs)
-            if attempt == 2:
-                reply = replace(reply, sends=2)
+        sends = 0
+        while True:
+            token = self._current_token()
+            if pace is not None:
+                if not pace():
+                    return Reply(None, "not sent: the run is stopping", sends=sends)
+                # Its turn may have come late enough for the token to be near its end.
+                token = self._current_token()
+            sent_at = time.monotonic()
+            reply = self._send_once(method, url, token.value, **kwargs)
+            sends += 1
+            if sends > 1:
+                reply = replace(reply, sends=sends)
+            if reply.status is not None:
+                with self._token_lock:
+                    self._answer_times.append(time.monotonic() - sent_at)
             if reply.status != 401:
+                if reply.status is not None and reply.status < 500:
+                    token.served = True
                 return reply
-            if attempt == 2:
-                raise AuthError(
-                    f"The CCS server refused {self.username} twice in a row with HTTP 401 "
-                    f"(\"{reply.message or 'Unauthorized'}\"), even with a new token.",
-                    tip="The account may have been disabled or its password changed during the "
-                    "run; check it in CCS and run again (rows already updated are in the "
-                    "results workbook).",
-                )
-            try:
-                self._renew_token(generation)
-            except ServerUnreachable as exc:
-                # The server went away between the 401 and the new token: for this row that
-                # is a network failure like any other (retried, and counted towards the stop
-                # policy), not an exception that would end the worker.
-                return replace(
-                    reply,
-                    status=None,
-                    message=f"HTTP 401, and no new token: {exc.message.rstrip('.')}",
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+            stop = self._after_401(token, sent_at, sends, reply)
+            if stop is not None:
+                return stop
 
     def _send_once(
         self, method: str, url: str, token: str, *, content_type: str | None = None,
@@ -556,6 +663,20 @@ def _describe_token_answer(response: requests.Response, content: bytes, data: ob
     if data is not None:
         return f"its JSON is a {type(data).__name__}, not an object"
     return "its body is not JSON"
+
+
+def _seconds(value: object) -> float | None:
+    """A token answer's expires_in as seconds (a number or a numeric string), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and 0 < value < 10**9:
+        return float(value)
+    return None
 
 
 def _ms(started: float) -> int:

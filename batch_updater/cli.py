@@ -1404,6 +1404,7 @@ def _send(
             password_encoding=encoding,
             verify=verify,
             timeout=(settings.connect_timeout, settings.read_timeout),
+            token_lifetime=settings.token_lifetime,
         )
         stack.callback(client.close)
         # Logged in before the question and before the journal: a refused login or an

@@ -177,6 +177,8 @@ class Settings:
     username: str | None = None
     password: Secret | None = None
     password_encoding: PasswordEncoding = PasswordEncoding.BASE64
+    # How long an access token lives when the token answer has no expires_in.
+    token_lifetime: float = 3600.0
     # pacing
     rate: float = 5.0
     concurrency: int | str = AUTO  # AUTO, or a fixed number of requests in flight
@@ -761,6 +763,17 @@ _KEYS: tuple[_Key, ...] = (
         _enum_parser(PasswordEncoding, "a password encoding"),
     ),
     _Key(
+        "token_lifetime",
+        "auth",
+        "token_lifetime",
+        _float_in(
+            0,
+            86400,
+            above_low=True,
+            accepted="a number of seconds above 0 and at most 86400, e.g. 3600",
+        ),
+    ),
+    _Key(
         "rate",
         "pacing",
         "rate",
@@ -941,7 +954,7 @@ def _secret_kind(key: str, *, exact: bool = False) -> str | None:
     exact: match whole names only (under columns:, where keys are header text, not settings).
     """
     name = key.strip().lower().replace("-", "_").replace(" ", "_")
-    if name == "password_encoding":
+    if name in ("password_encoding", "token_lifetime"):  # settings about secrets, not secrets
         return None
     if exact:
         words = name.split("_")

@@ -8,7 +8,7 @@ import time
 import pytest
 import trustme
 
-from batch_updater.ccs import CcsClient
+from batch_updater.ccs import MAX_SENDS, CcsClient
 from batch_updater.errors import AuthError, ServerUnreachable, TlsError
 from batch_updater.settings import Secret
 from batch_updater.tickets import TicketState, TicketUpdate
@@ -119,16 +119,23 @@ def test_expired_tokens_fall_back_to_the_password_grant(make_simulator) -> None:
     assert len(grants) == 3  # password, refused refresh, password again
 
 
-def test_second_401_stops_with_an_auth_error(make_simulator) -> None:
+def test_tokens_that_die_on_the_way_are_renewed_not_called_refused_credentials(
+    make_simulator,
+) -> None:
     sim = make_simulator(access_token_lifetime=0.05)
     client = client_for(sim)
     client.login()
     time.sleep(0.1)
-    # every new token expires before it can be used: the request is refused twice
+    # Every new token expires before the server reads the request: that is not a refusal of
+    # the credentials (the token endpoint keeps issuing tokens), so no AuthError; the request is
+    # re-sent with new tokens, then given back as a failure without an answer, to be retried.
     sim.configure(latency_ms=120)
-    with pytest.raises(AuthError) as caught:
-        client.update(TicketUpdate("INCA0000001", priority="Low"))
-    assert "twice in a row with HTTP 401" in str(caught.value)
+    reply = client.update(TicketUpdate("INCA0000001", priority="Low"))
+    assert reply.status is None and reply.sends == MAX_SENDS
+    assert reply.message == (
+        "HTTP 401 3 times: each new token ran out before the server read the request"
+    )
+    assert [r.status for r in patches(sim)] == [401] * MAX_SENDS
 
 
 def test_many_threads_share_one_token_renewal(simulator) -> None:

@@ -96,6 +96,7 @@ def test_defaults_without_any_source(cwd: Path) -> None:
     assert loaded.connect_timeout == 10
     assert loaded.read_timeout == 60
     assert loaded.password_encoding is PasswordEncoding.BASE64
+    assert loaded.token_lifetime == 3600
     assert loaded.rate == 5.0
     assert loaded.concurrency == "auto"
     assert loaded.max_attempts == 4
@@ -430,6 +431,11 @@ def test_normalized_urls_are_stable(host: str, scheme: str, port: int | None, su
             "number from 0 (never stop) to 10000, e.g. 5.",
         ),
         (
+            "auth:\n  token_lifetime: 0\n",
+            'batch-update.yaml, key "auth.token_lifetime": 0 is out of range; use a number of '
+            "seconds above 0 and at most 86400, e.g. 3600.",
+        ),
+        (
             "auth:\n  password_encoding: hex\n",
             'batch-update.yaml, key "auth.password_encoding": "hex" is not a password encoding; '
             "use one of base64, plain.",
@@ -707,7 +713,7 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "auth:\n  user: 'corp\\x'\n",
             'batch-update.yaml: unknown key "auth.user"; did you mean "auth.username"?',
-            'The keys under "auth" are username, password_encoding.',
+            'The keys under "auth" are username, password_encoding, token_lifetime.',
         ),
         (
             "output:\n  output_dir: out\n",

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS", help="access-token lifetime (default: %(default)s)")
     add("--refresh-token-lifetime", type=_positive, default=defaults.refresh_token_lifetime,
         metavar="SECONDS", help="refresh-token lifetime (default: %(default)s)")
+    add("--no-expires-in", action="store_true",
+        help="leave expires_in out of token answers, as the vendor's page shows them")
     add("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     add("--tls-key", metavar="FILE",
         help="the certificate's private key (PEM), unless it is in the --tls-cert file")
@@ -191,6 +193,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "access_token_lifetime": args.access_token_lifetime,
         "refresh_token_lifetime": args.refresh_token_lifetime,
         "echo_requests": args.echo_requests,
+        "token_expires_in": not args.no_expires_in,
     }
 
 

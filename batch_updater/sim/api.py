@@ -258,16 +258,15 @@ class CcsApi:
             return _oauth_error("unsupported_grant_type", MSG_UNSUPPORTED_GRANT)
         facts.user = grant.user.name
         lifetime = grant.expires_in
-        return json_response(
-            200,
-            {
-                "access_token": grant.access_token,
-                "token_type": "bearer",
-                "expires_in": int(lifetime) if float(lifetime).is_integer() else lifetime,
-                "refresh_token": grant.refresh_token,
-            },
-            (("Cache-Control", "no-store"), ("Pragma", "no-cache")),
-        )
+        answer: dict[str, object] = {
+            "access_token": grant.access_token,
+            "token_type": "bearer",
+            "expires_in": int(lifetime) if float(lifetime).is_integer() else lifetime,
+            "refresh_token": grant.refresh_token,
+        }
+        if not settings.token_expires_in:
+            del answer["expires_in"]
+        return json_response(200, answer, (("Cache-Control", "no-store"), ("Pragma", "no-cache")))
 
     # -- tickets --------------------------------------------------------------------------
 

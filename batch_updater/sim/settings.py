@@ -54,6 +54,9 @@ class SimSettings:
     drop_rate: float = 0.0
     # Faults and the rate limit spare the token endpoint unless this is True.
     token_faults: bool = False
+    # False: the token answer says nothing of the token's lifetime (no expires_in), as the
+    # vendor's page shows it; the client must assume one.
+    token_expires_in: bool = True
     fail_tickets: frozenset[str] = frozenset()
     # PATCHes of these tickets are answered 200 {"Success": false, "Message": "ERROR: ticket
     # locked"} and not applied, as some gateways and plug-ins answer a refused update.
@@ -86,6 +89,7 @@ class SimSettings:
             raise ValueError(f"max_description_length must be a whole number >= 0, not {length!r}.")
         set_(self, "require_priority", bool(self.require_priority))
         set_(self, "token_faults", bool(self.token_faults))
+        set_(self, "token_expires_in", bool(self.token_expires_in))
         set_(self, "echo_requests", bool(self.echo_requests))
         set_(self, "fail_tickets", _ticket_set("fail_tickets", self.fail_tickets))
         set_(self, "failure_body_tickets",
