@@ -579,6 +579,7 @@ def run(
 
     interrupted = stopped = False
     journal = None
+    record_failed = ""  # why the journal could not be written, if it could not
     disagreements: list[str] = []
     if dry_run:
         results = [decided[row.row_number] for row in plan.rows]
@@ -600,7 +601,7 @@ def run(
             return _create_journal(folder, info, rows, sheet, batch)
 
         try:
-            sent, interrupted, stopped, journal = _send(
+            sent, interrupted, stopped, journal, record_failed = _send(
                 batch.send, settings, info, start_journal,
                 read_back=batch.read_back, known_before=batch.known_before,
                 simulate=simulate, yes=yes, quiet=quiet,
@@ -617,7 +618,10 @@ def run(
         if journal is not None:
             # One record: the workbook is written from the journal, as --report-only writes it,
             # so that the two cannot disagree; what the send loop returned is checked against it.
-            disagreements = _reconcile(journal, results)
+            # (When the journal could not be written, they differ where it could not: those
+            # rows are what the journal holds, Unknown, and a resume reads them back.)
+            if not record_failed:
+                disagreements = _reconcile(journal, results)
             recorded = journal.results(include_pending=True)
             results = [recorded.get(row.row_number) or decided[row.row_number] for row in plan.rows]
 
@@ -638,10 +642,11 @@ def run(
             raise  # a dry run: nothing was sent, so this is the plain output error it says
         # Tickets were updated: this is no "nothing was sent" exit 2. The journal has it all.
         failed = ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
-        journal.finish(
-            _run_end(stopped, interrupted), int(failed),
-            stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
-        )
+        if not record_failed:
+            journal.finish(
+                _run_end(stopped, interrupted), int(failed),
+                stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
+            )
         journal.close()
         _fail(error)
         _echo(
@@ -650,13 +655,19 @@ def run(
         )
         return failed
     if journal is not None:
-        journal.finish(
-            _run_end(stopped, interrupted), int(status), out,
-            stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
-        )
+        if not record_failed:
+            try:
+                journal.finish(
+                    _run_end(stopped, interrupted), int(status), out,
+                    stopped_reason=info.stopped_reason, workers=info.workers,
+                    finished=info.finished,
+                )
+            except BatchUpdateError as error:  # e.g. the disk filled after the last row
+                record_failed = error.message.rstrip(".")
         journal_copy = _copy_journal(journal, out)
         journal.close()
-        _prune_journals(folder, settings.journal_keep_days)
+        if not record_failed:
+            _prune_journals(folder, settings.journal_keep_days)
     else:
         journal_copy = None
     rollback = None
@@ -673,6 +684,8 @@ def run(
     click.echo(f"Manifest:         {manifest}")
     if info.stopped_reason:
         _echo(f"The run stopped early: {info.stopped_reason.rstrip('.')}.")
+    if record_failed and journal is not None:
+        _tell_journal_failed(file, journal, results, record_failed, stopped=bool(info.stopped_reason))
     if disagreements:
         _echo(
             "INTERNAL ERROR: the send loop and the run journal disagree on "
@@ -682,6 +695,33 @@ def run(
         )
         return ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
     return status
+
+
+def _tell_journal_failed(
+    file: Path, journal: Journal, results: Sequence[RowResult], reason: str, *, stopped: bool
+) -> None:
+    """What a run whose journal could not be written leaves, and how to go on."""
+    if not stopped:  # every row was sent; only the end of the run could not be recorded
+        _echo(f"Warning: {reason}.")
+    unknown = sum(1 for r in results if r.outcome is Outcome.UNKNOWN)
+    held = (
+        f"{count_text(unknown, 'row')} whose answer could not be recorded "
+        f"{'is' if unknown == 1 else 'are'} Unknown, and a resume reads "
+        f"{'that ticket' if unknown == 1 else 'those tickets'} back before deciding"
+        if unknown
+        else "no answer was lost"
+    )
+    _echo(
+        f"The run journal {journal.path} holds every outcome recorded before it could no longer "
+        f"be written; {held}. The run is not marked finished there."
+    )
+    _echo(f"Free some space on the journal's disk, then resume: batch-update {_quoted(file)} --resume")
+
+
+def _quoted(path: Path) -> str:
+    """A path as it can be typed back on a command line (double quotes work in every shell)."""
+    text = str(path)
+    return f'"{text}"' if any(c.isspace() or c in "&()'^;|<>$`" for c in text) else text
 
 
 def _check_workbook_name(out: Path) -> None:
@@ -1353,10 +1393,11 @@ def _send(
     yes: bool,
     quiet: bool,
     transport: "Transport",
-) -> tuple[dict[int, RowResult], bool, bool, Journal | None]:
+) -> tuple[dict[int, RowResult], bool, bool, Journal | None, str]:
     """Connect, confirm, and send the valid rows.
 
-    Returns (results by row, interrupted, stopped, the run's journal). The journal is created
+    Returns (results by row, interrupted, stopped, the run's journal, why the journal could not
+    be written or ""). The journal is created
     once the run is confirmed, before the first request; it holds every row from then on.
     """
     from .ccs import CcsClient
@@ -1380,7 +1421,7 @@ def _send(
         info.ccs_user = username
 
         if not valid:
-            return {}, False, False, start_journal()
+            return {}, False, False, start_journal(), ""
         ask = not simulate and not yes
         if ask and not sys.stdin.isatty():
             _confirm(len(valid), url, username, settings)  # refuses: no terminal to answer
@@ -1460,7 +1501,10 @@ def _send(
         if client.token_renewals:
             info.notes.append(f"The access token was renewed {client.token_renewals} time(s) during the run.")
         # Rows abandoned in flight stay "sending" in the journal: a resume reads them back.
-        return report.results, report.interrupted, report.stopped and not report.interrupted, journal
+        return (
+            report.results, report.interrupted, report.stopped and not report.interrupted, journal,
+            report.record_failed,
+        )
 
 
 # The simulated server of --simulate: the samples' tickets exist, a few are restricted (403) and

@@ -17,6 +17,7 @@ errors (the server is down). What was not sent by then is recorded as Not sent.
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import random
@@ -31,6 +32,8 @@ from .ccs import Reply
 from .errors import AuthError
 from .pacing import RateLimiter, backoff_delay
 from .tickets import Outcome, PlannedRow, RowResult, TicketUpdate, compare_ticket
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 THROTTLED = 429
@@ -94,6 +97,9 @@ class SendReport:
     auth_failed: bool = False
     interrupted: bool = False
     workers: int = 0  # how many workers were started: the most requests in flight at once
+    # Why the run's record (the journal) could not be written, if it could not: sending stopped
+    # there, and a row whose outcome could not be recorded stays "sending" in it (Unknown).
+    record_failed: str = ""
 
     @property
     def stopped(self) -> bool:
@@ -413,7 +419,8 @@ class Sender:
                         else:
                             failed = None
                     if failed is not None:
-                        self._stop(f"could not record the before values: {failed}")
+                        with self._lock:
+                            self._record_failed(failed)
                         return self._not_sent(row)
             elif isinstance(held, Reply):
                 before_problem = f"before values not captured: {_answer(held)} {held.message}".strip()
@@ -570,7 +577,8 @@ class Sender:
             try:
                 self.on_sending(row)
             except Exception as exc:  # nothing is sent that the journal does not know about
-                self._stop(f"could not record the request before sending it: {exc}")
+                with self._lock:
+                    self._record_failed(exc)
                 return False
         with self._lock:
             # The last look before the request leaves, under the lock the end of the run takes:
@@ -654,16 +662,34 @@ class Sender:
 
     def _stop(self, reason: str, *, auth: bool = False) -> None:
         with self._lock:
-            if not self._report.stopped_reason or self._report.stopped_reason == "interrupted":
-                self._report.stopped_reason = reason
-            self._report.auth_failed = self._report.auth_failed or auth
+            self._stop_locked(reason, auth=auth)
+
+    def _stop_locked(self, reason: str, *, auth: bool = False) -> None:
+        if not self._report.stopped_reason or self._report.stopped_reason == "interrupted":
+            self._report.stopped_reason = reason
+        self._report.auth_failed = self._report.auth_failed or auth
         self._halt.set()
 
+    def _record_failed(self, exc: Exception) -> None:
+        """The journal refused a write (under the lock): stop, and say why once."""
+        if not self._report.record_failed:
+            self._report.record_failed = str(exc).rstrip(".")
+            self._stop_locked(f"the run journal could not be written: {self._report.record_failed}")
+
     def _tell(self, result: RowResult) -> None:
-        """Hand one result to the listeners (the journal, the progress bar); under the lock."""
+        """Hand one result to the listeners (the journal, the progress bar); under the lock.
+
+        A journal that cannot take it (a full disk) stops the run: nothing more is sent that
+        could not be recorded. The row stays as the journal last had it ("sending": Unknown,
+        read back by a resume), and the other rows still get their turn to be recorded.
+        """
         self._heard.add(result.row_number)
         if self.on_result is not None:
-            self.on_result(result)
+            try:
+                self.on_result(result)
+            except Exception as exc:
+                log.warning("row %d: the outcome could not be recorded: %s", result.row_number, exc)
+                self._record_failed(exc)
         if self.progress is not None and hasattr(self.progress, "row_done"):
             self.progress.row_done(result)
 

@@ -1033,3 +1033,76 @@ def test_throttling_is_shown_on_the_terminal_once_per_pause(tmp_path: Path, shee
         (max(r.t for r in sim.requests) - min(r.t for r in sim.requests)) // 10
     )
     assert "429" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MiB file system of its own (tmpfs, mounted as root on Linux), to be filled mid-run."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root on Linux")
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Write into `folder` until its disk is full; the file that filled it."""
+    filler = folder / "filler"
+    handle = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(handle, b"x" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+    return filler
+
+
+def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_finishes(
+    tmp_path: Path, sheet, make_simulator, small_disk: Path
+) -> None:
+    sim = make_simulator()
+    (tmp_path / "small.yaml").write_text(
+        f"output:\n  journal_dir: '{small_disk}'\n", encoding="utf-8"
+    )
+    args = [sheet(ticket_rows(60)), "--config", "small.yaml"]
+    env = live_env(tmp_path / "home")
+    process = start_command([*args, *live_args(sim, "--rate", "10", "--concurrency", "2")], tmp_path, env=env)
+    wait_until(lambda: len(patched(sim)) >= 10)
+    filler = _fill(small_disk)
+    code, out, err = finish(process)
+
+    # Stopped early (exit 3), not "nothing was sent" (2); no traceback; how to go on.
+    assert code == ExitStatus.STOPPED, err
+    assert "Traceback" not in err and "Exception in thread" not in err
+    assert "The run stopped early: the run journal could not be written: Cannot write to the journal" in err
+    assert "the disk is full" in err
+    assert "Free some space on the journal's disk, then resume: batch-update tickets.xlsx --resume" in err
+    # The workbook was written (its folder has room) and tells the truth: every row claimed
+    # Updated got a 204, no row claimed Not sent got a PATCH, Unknown rows are those in flight.
+    [workbook] = results_files(tmp_path)
+    results = by_row(read_results(workbook))
+    accepted = set(patched(sim, 204))
+    claimed = {r["Ticket Number"] for r in results.values() if r["Outcome"] == "Updated"}
+    assert claimed <= accepted
+    assert not {r["Ticket Number"] for r in results.values() if r["Outcome"] == "Not sent"} & set(patched(sim))
+    assert set(outcome_counts(results.values())) <= {"Updated", "Unknown", "Not sent"}
+    assert outcome_counts(results.values()).get("Not sent", 0) >= 30
+    assert read_summary(workbook)  # a complete workbook, with its Summary
+
+    # Space freed, the resume sends the rest, and reads back the rows whose answer was lost.
+    filler.unlink()
+    resumed = run_command([*args, "--resume", *live_args(sim, "--rate", "50")], tmp_path, env=env)
+    assert resumed.returncode == ExitStatus.OK, resumed.stderr
+    assert sorted(set(patched(sim, 204))) == [row[0] for row in ticket_rows(60)]
+    # No ticket was accepted twice.
+    assert len(patched(sim, 204)) == 60

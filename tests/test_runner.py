@@ -383,7 +383,8 @@ def test_on_sending_comes_before_every_request_and_a_failure_stops_the_run(simul
     report = sender.run(rows(10))
     # each announcement came before its own PATCH reached the server
     assert [count for _, count in announced] == list(range(6))
-    assert report.stopped and "could not record the request before sending it: disk full" in report.stopped_reason
+    assert report.stopped and report.stopped_reason == "the run journal could not be written: disk full"
+    assert report.record_failed == "disk full"
     counts = outcomes(report)
     assert counts[Outcome.UPDATED] == 5 and counts[Outcome.NOT_SENT] == 5
     assert len([r for r in simulator.requests if r.method == "PATCH"]) == 5
@@ -444,3 +445,32 @@ def test_reads_go_through_the_retry_policy_and_a_missing_ticket_is_not_fatal(sim
         simulator, capture_before=True, retry=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_cap=0.01)
     ).run(rows(1))
     assert report.results[5].attempts == 4  # two GETs, two PATCHes
+
+
+def test_an_outcome_the_journal_cannot_take_stops_the_run_without_killing_a_worker(simulator) -> None:
+    recorded: list[int] = []
+    crashed: list[BaseException] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: crashed.append(args.exc_value)
+
+    def record(result) -> None:
+        if len(recorded) >= 5:
+            raise OSError(28, "No space left on device")
+        recorded.append(result.row_number)
+
+    try:
+        sender = sender_for(simulator, rate=50, concurrency=2, on_result=record)
+        report = sender.run(rows(40))
+    finally:
+        threading.excepthook = previous_hook
+    assert crashed == []  # no worker died with a traceback
+    assert report.record_failed == "[Errno 28] No space left on device"
+    assert report.stopped_reason == (
+        "the run journal could not be written: [Errno 28] No space left on device"
+    )
+    # Sending stopped at once: at most the rows already in flight were sent after the failure.
+    sent = [r for r in simulator.requests if r.method == "PATCH"]
+    assert len(sent) <= 5 + 1 + 2
+    assert outcomes(report)[Outcome.NOT_SENT] >= 40 - len(sent)
+    # Every row still got its result in the report, and was offered to the journal once.
+    assert sorted(report.results) == [row.row_number for row in rows(40)]
