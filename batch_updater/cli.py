@@ -604,6 +604,7 @@ def run(
             sent, interrupted, stopped, journal, record_failed = _send(
                 batch.send, settings, info, start_journal,
                 read_back=batch.read_back, known_before=batch.known_before,
+                known_forbidden=batch.known_forbidden,
                 simulate=simulate, yes=yes, quiet=quiet,
                 transport=Transport(insecure=insecure, allow_http=allow_http),
             )
@@ -1389,6 +1390,7 @@ def _send(
     *,
     read_back: set[int],
     known_before: dict[int, dict[str, object]],
+    known_forbidden: set[int],
     simulate: bool,
     yes: bool,
     quiet: bool,
@@ -1486,6 +1488,7 @@ def _send(
                 abandon=interrupts.abandon,
                 read_back_first=read_back,
                 known_before=known_before,
+                known_forbidden=known_forbidden,
                 on_before=lambda row, before: journal.record_before(row.row_number, before),
                 capture_before=info.capture_before,
                 verify=info.verify,

@@ -1613,6 +1613,8 @@ class Continuation:
     # Before values the earlier run captured for rows it was sending when it died: if the
     # read-back finds the update applied, they are still the ticket's values before it.
     known_before: dict[int, dict[str, object]] = field(default_factory=dict)
+    # Rows the earlier run saw refused with HTTP 403 (the account may not change that ticket).
+    known_forbidden: set[int] = field(default_factory=set)
     resumed_from: str | None = None  # the run id this run resumes ...
     retry_of: str | None = None  # ... or whose failed rows it retries
 
@@ -1633,6 +1635,8 @@ def continue_run(previous: Journal, planned: Iterable[PlannedRow]) -> Continuati
             plan.carried[row.row_number] = _carried(before, run_id, row)
             continue
         plan.send.append(row)
+        if before is not None and before.outcome is Outcome.FAILED and before.status == 403:
+            plan.known_forbidden.add(row.row_number)
         if before is not None and (
             before.phase is Phase.SENDING
             or before.outcome is Outcome.UNKNOWN

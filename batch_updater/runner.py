@@ -140,6 +140,7 @@ class Sender:
         rng: random.Random | None = None,
         read_back_first: Collection[int] = (),
         known_before: Mapping[int, dict[str, object]] | None = None,
+        known_forbidden: Collection[int] = (),
         capture_before: bool = False,
         verify: bool = False,
         on_before: Callable[[PlannedRow, dict[str, object]], None] | None = None,
@@ -161,6 +162,10 @@ class Sender:
         self.read_back_first = frozenset(read_back_first)
         # Before values an earlier run captured for such rows (the values before its PATCH).
         self.known_before = dict(known_before or {})
+        # Rows an earlier run already saw refused with 403 (a retry sends them again): another
+        # 403 for one of them says nothing new about the account's role, so the stop policy
+        # "the first requests all refused with 403" does not count them.
+        self.known_forbidden = frozenset(known_forbidden)
         # Evidence for auditors: the ticket read before its PATCH, and read back after a 204.
         self.capture_before = capture_before
         self.verify = verify
@@ -699,10 +704,14 @@ class Sender:
             if self._finished:
                 return
             self._report.results[result.row_number] = result
+            forbidden_again = (
+                result.status == FORBIDDEN and result.row_number in self.known_forbidden
+            )
             if result.outcome is not Outcome.NOT_SENT:
-                self._answered += 1
-                if result.status == FORBIDDEN:
-                    self._forbidden += 1
+                if not forbidden_again:
+                    self._answered += 1
+                    if result.status == FORBIDDEN:
+                        self._forbidden += 1
                 if _is_transient_failure(result):
                     self._transient_streak += 1
                 else:

@@ -1314,6 +1314,66 @@ def test_retry_failed_with_nothing_to_retry_says_so_and_sends_nothing(tmp_path: 
     assert results_files(tmp_path) == books and len(runs()) == 1
 
 
+def test_a_retry_of_rows_already_refused_with_403_is_not_taken_for_a_missing_role(
+    tmp_path: Path, make_simulator
+) -> None:
+    # Rows 5-10 are tickets this account may not change: the first run updates 1-4 and gets
+    # 403 for those six. Their retry gets 403 six times in a row, which says nothing new about
+    # the account's role: every retried row ends Failed 403, and the run is not stopped.
+    denied = {ticket(n) for n in range(5, 11)}
+    sim = make_simulator(denied_tickets=denied)
+    write_sweep(tmp_path, 10)
+    env = live_env(tmp_path / "home")
+    first = run_command([SHEET, *live_args(sim, "--rate", "100")], tmp_path, env=env)
+    assert first.returncode == ExitStatus.ROWS_FAILED, first.stderr
+    (record,) = runs()
+
+    retry = run_command(
+        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100", "--concurrency", "1")],
+        tmp_path,
+        env=env,
+    )
+
+    assert retry.returncode == ExitStatus.ROWS_FAILED, retry.stderr
+    assert "stopped early" not in retry.stderr and "lacks the Remediation" not in retry.stderr
+    results = by_row(read_results(newest_workbook(tmp_path)))
+    assert {number_of(row): (r["Outcome"], r["HTTP Status"]) for row, r in results.items()} == {
+        **{n: ("Skipped", 204) for n in range(1, 5)},  # updated by the first run, with its 204
+        **{n: ("Failed", 403) for n in range(5, 11)},
+    }
+    assert Counter(patched(sim, 403)) == {ticket(n): 2 for n in range(5, 11)}
+
+
+def test_a_retry_still_stops_when_new_rows_are_all_refused_with_403(
+    tmp_path: Path, make_simulator
+) -> None:
+    # The rule only spares the rows already known to be refused: a retry whose first requests
+    # are rows refused for the first time (the role was taken away since) still stops.
+    sim = make_simulator(unavailable_rate=1.0)
+    (tmp_path / "batch-update.yaml").write_text(
+        "retries:\n  max_attempts: 1\nstop:\n  transient_streak: 0\n",
+        encoding="utf-8",
+    )
+    write_sweep(tmp_path, 8)
+    env = live_env(tmp_path / "home")
+    first = run_command([SHEET, *live_args(sim, "--rate", "100")], tmp_path, env=env)
+    assert first.returncode == ExitStatus.ROWS_FAILED, first.stderr  # every row Failed 503
+    (record,) = runs()
+    sim.configure(unavailable_rate=0.0, denied_tickets={ticket(n) for n in range(1, 9)})
+
+    retry = run_command(
+        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100", "--concurrency", "1")],
+        tmp_path,
+        env=env,
+    )
+
+    assert retry.returncode == ExitStatus.STOPPED, retry.stderr
+    assert (
+        "The run stopped early: the first 5 requests were all refused with HTTP 403: the account "
+        "probably lacks the Remediation Administrator role in CCS."
+    ) in retry.stderr
+
+
 def test_a_resume_of_a_run_that_reached_no_ticket_goes_to_the_server_given_now(
     tmp_path: Path, simulator, make_simulator
 ) -> None:
