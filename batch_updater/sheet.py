@@ -1137,7 +1137,9 @@ class _Reader:
         else:
             delimiter = first
         grid = self._parse_text(text, delimiter, None)
-        return self._build(grid, "", notices, total_rows=len(grid), merges=(), others_checked=[])
+        return self._build(
+            grid, "", notices, total_rows=len(grid), merges=(), others_checked=[], text_file=True
+        )
 
     def _parse_text(self, text: str, delimiter: str, limit: int | None) -> list[list[str]]:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -1179,6 +1181,7 @@ class _Reader:
         merges: Sequence[tuple[tuple[int, int], tuple[int, int]]],
         others_checked: Sequence[str],
         hidden_rows: Sequence[int] = (),
+        text_file: bool = False,
     ) -> Sheet:
         where = _where(self.name, sheet_name)
         header_index = self._header_index(grid)
@@ -1206,10 +1209,16 @@ class _Reader:
         width = max(len(header_cells), max(map(len, data), default=0))
         if len(header_cells) < width:
             header_cells += [""] * (width - len(header_cells))
+        # In a text file, fields past the header's last name are not a column of their own:
+        # they are what an unquoted delimiter pushed out of place ("Patched, rebooted").
+        named = max((i + 1 for i, cell in enumerate(header_cells) if _header_text(cell)), default=0)
+        extra = _extra_fields(data, named) if text_file else {}
         kept: list[int] = []
         headers: list[str] = []
         for column, cell in enumerate(header_cells):
             text = _header_text(cell)
+            if text_file and column >= named:
+                break
             if not text:
                 if not any(column < len(row) and row[column] != "" for row in data):
                     continue
@@ -1222,6 +1231,8 @@ class _Reader:
             SheetRow(first_row + offset, values)
             for offset, values in enumerate(_normalize_rows(data, kept, width))
         ]
+        for offset, count in extra.items():
+            rows[offset] = SheetRow(rows[offset].row_number, rows[offset].values, count)
         notice = _merge_notice(merges, header_index)
         if notice:
             notices.append(notice)
@@ -1359,6 +1370,16 @@ def _normalize_rows(
         )
         for row in rows
     ]
+
+
+def _extra_fields(data: Sequence[Sequence[object]], named: int) -> dict[int, int]:
+    """Rows (by offset) with filled fields past the first `named` ones: how many fields more."""
+    extra: dict[int, int] = {}
+    for offset, row in enumerate(data):
+        if len(row) > named and not _is_empty(row[named:]):
+            last = max(i for i, cell in enumerate(row) if cell != "" and cell is not None)
+            extra[offset] = last + 1 - named
+    return extra
 
 
 def _is_empty(cells: Sequence[object]) -> bool:

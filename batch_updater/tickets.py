@@ -125,6 +125,9 @@ class SheetRow:
 
     row_number: int
     values: tuple[object, ...]
+    # A text file's row with more fields than its header, by how many (an unquoted delimiter
+    # inside a value shifts every field after it): such a row is Invalid, never sent.
+    extra_fields: int = 0
 
 
 @dataclass(frozen=True)

@@ -586,6 +586,7 @@ class _RowChecker:
         self.rules = rules
         width = len(columns.headers)
         self.width = width
+        self.last_header = columns.headers[-1] if columns.headers else ""
         index = columns.fields
         # A field without a column reads the None appended after the row's last cell.
         self.at = {fld: index.get(fld, width) for fld in Field}
@@ -616,6 +617,22 @@ class _RowChecker:
                 row.row_number,
                 problems=(Problem(None, f"could not be checked ({_describe_error(exc)})."),),
             )
+
+    def _shifted(self, row: SheetRow) -> PlannedRow:
+        """A text row with more fields than the header: its values are not where they seem."""
+        more = row.extra_fields
+        return PlannedRow(
+            row.row_number,
+            problems=(
+                Problem(
+                    None,
+                    f"has {more} more field{'s' if more > 1 else ''} than the header, past its "
+                    f'last column "{self.last_header}": the values after a delimiter inside a '
+                    "value are in the wrong columns. Put double quotes around a value that "
+                    'holds the delimiter, e.g. "Patched, rebooted"; nothing of this row is sent.',
+                ),
+            ),
+        )
 
     def _check_formulas(self, row: SheetRow, position: int) -> PlannedRow:
         """A row whose sent cells hold formulas without a saved value or errors: values unknown.
@@ -656,6 +673,8 @@ class _RowChecker:
         )
 
     def _check(self, row: SheetRow, position: int) -> PlannedRow:
+        if row.extra_fields:
+            return self._shifted(row)
         values = row.values
         if len(values) != self.width:
             values = (tuple(values) + (None,) * self.width)[: self.width]

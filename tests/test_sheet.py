@@ -570,14 +570,47 @@ def test_text_title_lines_blank_lines_and_ragged_rows(tmp_path: Path) -> None:
     )
     sheet = read(path)
     assert sheet.header_row == 3
-    assert sheet.headers == ["Ticket Number", "Priority", "Column C"]
-    assert sheet.column_letters == ["A", "B", "C"]
+    # A field past the header's last name is no column of its own in a text file: the row
+    # says it has one field too many (validation makes it Invalid).
+    assert sheet.headers == ["Ticket Number", "Priority"]
+    assert sheet.column_letters == ["A", "B"]
     assert rows_of(sheet) == [
-        (4, ("INCA1", "Low", "extra")),
-        (5, (None, None, None)),
-        (6, (None, None, None)),
-        (7, ("INCA2", None, None)),
+        (4, ("INCA1", "Low")),
+        (5, (None, None)),
+        (6, (None, None)),
+        (7, ("INCA2", None)),
     ]
+    assert [row.extra_fields for row in sheet.rows] == [1, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("line", "extra"),
+    [
+        (b'INCA1,2,High,Patched, rebooted\r\n', 1),  # an unquoted comma in the description
+        (b'INCA1,2,High,"Patched, rebooted"\r\n', 0),  # quoted: one field
+        (b"INCA1,2,High,Patched,\r\n", 0),  # a trailing empty field is nothing more
+        (b"INCA1,2,High,a,b,,c\r\n", 3),  # counted to the last filled field
+        (b"INCA1,2,High\r\n", 0),  # fewer fields than the header are empty cells
+    ],
+)
+def test_text_rows_with_more_fields_than_the_header_say_so(
+    tmp_path: Path, line: bytes, extra: int
+) -> None:
+    path = _write(tmp_path / "t.csv", b"Ticket Number,State,Priority,Description\r\n" + line)
+    sheet = read(path)
+    assert sheet.headers == ["Ticket Number", "State", "Priority", "Description"]
+    assert [row.extra_fields for row in sheet.rows] == [extra]
+
+
+def test_a_workbook_keeps_values_under_no_header_as_a_column_of_their_own(tmp_path: Path) -> None:
+    # In a workbook, nothing shifts: a value in a column without a header is kept as context.
+    book = openpyxl.Workbook()
+    book.active.append(["Ticket Number", "Priority"])
+    book.active.append(["INCA1", "Low", "a note"])
+    book.save(tmp_path / "t.xlsx")
+    sheet = read(tmp_path / "t.xlsx")
+    assert sheet.headers == ["Ticket Number", "Priority", "Column C"]
+    assert [row.extra_fields for row in sheet.rows] == [0]
 
 
 def test_delimiter_is_chosen_by_the_header_when_sniffing_is_fooled(tmp_path: Path) -> None:

@@ -1037,3 +1037,23 @@ def test_an_invalid_row_keeps_its_ticket_number_as_written() -> None:
     planned = plan(sheet, RULES).rows
     assert [p.ticket_number for p in planned] == ["INCA0000009", "INCA 0000010", "INCA0000011", "inca0000011"]
     assert all(not p.is_valid for p in planned)
+
+
+def test_a_text_row_with_more_fields_than_the_header_is_invalid_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "tickets.csv").write_text(
+        "Ticket Number,State,Priority,Description\n"
+        "INCA0000001,2,High,Patched\n"
+        "INCA0000002,2,High,Patched, rebooted\n"
+        'INCA0000003,2,High,"Patched, rebooted"\n',
+        encoding="utf-8",
+    )
+    sheet = read_sheet(tmp_path / "tickets.csv", is_header_row=RULES.is_header_row)
+    planned = plan(sheet, RULES)
+    assert [row.is_valid for row in planned.rows] == [True, False, True]
+    (problem,) = planned.rows[1].problems
+    assert format_problem(sheet, 3, problem) == (
+        'tickets.csv, row 3: has 1 more field than the header, past its last column '
+        '"Description": the values after a delimiter inside a value are in the wrong columns. '
+        'Put double quotes around a value that holds the delimiter, e.g. "Patched, rebooted"; '
+        "nothing of this row is sent."
+    )
