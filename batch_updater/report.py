@@ -131,8 +131,9 @@ COLUMN_MEANINGS: dict[str, str] = {
     "Attempts": "How many requests were sent for this row: the PATCH and its retries, the reads "
     "(GET) of --capture-before and --verify, and the read-back of a resumed row; a PATCH sent "
     "again with a new token after HTTP 401 counts twice. 0 if none.",
-    "Sent At": "When the row's first request was sent, in UTC (ISO 8601, e.g. "
-    "2026-11-30T14:03:07.123Z).",
+    "Sent At": "When the row's first request was sent: a date cell in UTC, to the millisecond "
+    "(e.g. 2026-11-30 14:03:07.123 UTC; sort and filter it as a date). In the CSV, ISO 8601 text "
+    "(2026-11-30T14:03:07.123Z).",
     "Duration ms": "From the row's first request to its last answer, in milliseconds: retries, "
     "their waits and the reads (GET) included.",
     "Request": "The JSON body of the PATCH request; empty if no request was made.",
@@ -313,6 +314,18 @@ def _as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+# How a Sent At date cell shows: the moment to the millisecond, and that it is UTC.
+SENT_AT_FORMAT = 'yyyy-mm-dd hh:mm:ss.000 "UTC"'
+
+
+def _sent_at(moment: datetime | None) -> datetime | None:
+    """Sent At as a date cell holds it: naive UTC (a workbook has no time zones), to the ms."""
+    if moment is None:
+        return None
+    moment = _as_utc(moment).replace(tzinfo=None)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _iso_utc(moment: datetime | None, *, milliseconds: bool = True) -> str:
@@ -554,7 +567,7 @@ def _result_values(result: RowResult, evidence: Sequence[str] = ()) -> list[obje
         result.status,
         result.message,
         result.attempts,
-        _iso_utc(result.sent_at) or None,
+        _sent_at(result.sent_at),
         result.duration_ms,
         result.request_json or None,
     ]
@@ -746,6 +759,7 @@ def _write_results_sheet(
     ws = workbook.create_sheet(RESULTS_SHEET)
     headers = [safe_text(h) for h in layout.headers]
     outcome_index = width + RESULT_COLUMNS.index("Outcome")
+    sent_index = width + RESULT_COLUMNS.index("Sent At")
 
     # Write-only sheets stream rows, so widths, panes and the filter are fixed up front.
     sample_tally = _Tally()
@@ -774,8 +788,15 @@ def _write_results_sheet(
         _colour_outcomes(ws, f"{column}2:{column}{len(sheet.rows) + 1}")
     for row, result in zip(sheet.rows, results):
         values = _row_values(row, result, width, tally, evidence)
+        sent = values[sent_index]
         if writer is not None:
+            if sent is not None:  # the CSV has no date cells: ISO 8601 text, as the journal has
+                values[sent_index] = _iso_utc(sent)
             writer.writerow([csv_text(v) for v in values])
+        if sent is not None:
+            cell = WriteOnlyCell(ws, value=sent)
+            cell.number_format = SENT_AT_FORMAT
+            values[sent_index] = cell
         # Only text that openpyxl or Excel would not take as plain text needs a cell of its own
         # (isprintable() is the quick test that leaves the regular expression to the few).
         ws.append(

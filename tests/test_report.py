@@ -246,10 +246,10 @@ def test_outcome_columns_per_row(tmp_path):
     rows = read_rows(out, "Results")
     ours = [row[len(HEADERS):] for row in rows[1:]]
     assert ours == [
-        (2, "Updated", 204, None, 1, "2026-11-30T14:03:07.123Z", 87,
+        (2, "Updated", 204, None, 1, datetime(2026, 11, 30, 14, 3, 7, 123000), 87,
          '{"TicketNumber": "RT-0001", "TicketState": 2}'),
-        (3, "Failed", 404, "Ticket RT-0002 not found", 1, "2026-11-30T14:03:08.123Z", 45,
-         '{"TicketNumber": "RT-0002"}'),
+        (3, "Failed", 404, "Ticket RT-0002 not found", 1, datetime(2026, 11, 30, 14, 3, 8, 123000),
+         45, '{"TicketNumber": "RT-0002"}'),
         (4, "Invalid", None, 'column "State": "Bogus" is not a state', 0, None, None, None),
         (5, "Skipped", None, "blank row", 0, None, None, None),
         (6, "Not sent", None, "run stopped: Ctrl-C", 0, None, None, None),
@@ -258,17 +258,27 @@ def test_outcome_columns_per_row(tmp_path):
     ]
 
 
+def test_sent_at_is_a_date_cell_in_utc_to_the_millisecond(tmp_path):
+    out, _, _ = write_standard(tmp_path)
+    sheet = openpyxl.load_workbook(out)["Results"]
+    column = len(HEADERS) + RESULT_COLUMNS.index("Sent At") + 1
+    cell = sheet.cell(row=2, column=column)
+    assert cell.is_date and cell.value == datetime(2026, 11, 30, 14, 3, 7, 123000)
+    assert cell.number_format == 'yyyy-mm-dd hh:mm:ss.000 "UTC"'
+    assert sheet.cell(row=4, column=column).value is None  # no request, no date
+
+
 def test_calamine_reads_the_same_values(tmp_path):
     out, _, _ = write_standard(tmp_path)
     rows = calamine_rows(out, "Results")
     assert rows[1][:5] == ["RT-0001", "Remediation Performed", 2, "corp\\jsmith", "Patched"]
     assert rows[1][5] in (date(2026, 12, 1), datetime(2026, 12, 1))
     assert rows[2][3:5] == ["Zoë Ångström", "Cliché naïve café 🚀"]
-    assert rows[1][6:] == [2, "Updated", 204, "", 1, "2026-11-30T14:03:07.123Z", 87,
+    assert rows[1][6:] == [2, "Updated", 204, "", 1, datetime(2026, 11, 30, 14, 3, 7, 123000), 87,
                            '{"TicketNumber": "RT-0001", "TicketState": 2}']
 
 
-def test_sent_at_is_utc_iso_with_milliseconds_whatever_the_zone(tmp_path):
+def test_sent_at_is_utc_with_milliseconds_whatever_the_zone(tmp_path):
     input_path = make_input(tmp_path)
     sheet = make_sheet(input_path, [("RT-1",), ("RT-2",), ("RT-3",)], headers=["Ticket"])
     plus_two = timezone(timedelta(hours=2))
@@ -279,9 +289,13 @@ def test_sent_at_is_utc_iso_with_milliseconds_whatever_the_zone(tmp_path):
         RowResult(4, Outcome.FAILED, "RT-3", None, "timed out", 3, None, None),
     ]
     out = tmp_path / "out.xlsx"
-    write_results(out, sheet, results, make_run(input_path))
+    write_results(out, sheet, results, make_run(input_path), csv_path=tmp_path / "out.csv")
     sent_at = [row[6] for row in read_rows(out, "Results")[1:]]
-    assert sent_at == ["2026-11-30T14:03:07.005Z", "2026-11-30T14:03:07.000Z", None]
+    assert sent_at == [datetime(2026, 11, 30, 14, 3, 7, 5000), datetime(2026, 11, 30, 14, 3, 7), None]
+    # The CSV has no date cells: ISO 8601 text in UTC.
+    with open(tmp_path / "out.csv", encoding="utf-8-sig", newline="") as handle:
+        in_csv = [line[6] for line in list(csv.reader(handle))[1:]]
+    assert in_csv == ["2026-11-30T14:03:07.005Z", "2026-11-30T14:03:07.000Z", ""]
 
 
 def _conditional_fill(ws, cell):
