@@ -104,6 +104,10 @@ class Reply:
     # A 2xx that is a web page rather than the API's answer: a proxy or a login page answered
     # in the server's place, so the request most likely never reached it.
     intercepted: bool = False
+    # No answer came, but the request may have reached the server and been applied (a read
+    # timeout, a connection dropped after it was sent); False when it cannot have (a refused or
+    # timed-out connection, a TLS failure before anything was sent).
+    maybe_applied: bool = False
 
     @property
     def ok(self) -> bool:
@@ -542,12 +546,20 @@ class CcsClient:
             )
         except (requests.exceptions.Timeout, _ReadTimeout):
             return Reply(
-                None, f"no answer within {self._timeout[1]:g} s (timeout)", elapsed_ms=_ms(started)
+                None, f"no answer within {self._timeout[1]:g} s (timeout)", elapsed_ms=_ms(started),
+                maybe_applied=True,
             )
         except requests.exceptions.ConnectionError as exc:
-            return Reply(None, f"connection failed: {_connection_reason(exc)}", elapsed_ms=_ms(started))
+            reason = _connection_reason(exc)
+            return Reply(
+                None, f"connection failed: {reason}", elapsed_ms=_ms(started),
+                maybe_applied=reason not in _NOT_CONNECTED,
+            )
         except requests.exceptions.RequestException as exc:
-            return Reply(None, f"request failed: {type(exc).__name__}", elapsed_ms=_ms(started))
+            return Reply(
+                None, f"request failed: {type(exc).__name__}", elapsed_ms=_ms(started),
+                maybe_applied=True,
+            )
         elapsed = _ms(started)
         status = response.status_code
         content_type = response.headers.get("Content-Type", "")
@@ -700,6 +712,10 @@ def _ssl_reason(exc: Exception) -> str:
     if match:
         return "certificate verify failed: " + match.group(1).strip()
     return _squash(text)[:200]
+
+
+# Connection failures that mean the request never reached the server.
+_NOT_CONNECTED = frozenset({"connection refused", "host name not found"})
 
 
 def _connection_reason(exc: Exception) -> str:

@@ -601,10 +601,11 @@ def run(
             return _create_journal(folder, info, rows, sheet, batch)
 
         try:
+            checks = [row for row in valid if row.row_number in batch.verify_carried]
             sent, interrupted, stopped, journal, record_failed = _send(
-                batch.send, settings, info, start_journal,
+                [*batch.send, *checks], settings, info, start_journal,
                 read_back=batch.read_back, known_before=batch.known_before,
-                known_forbidden=batch.known_forbidden,
+                known_forbidden=batch.known_forbidden, check_carried=batch.verify_carried,
                 simulate=simulate, yes=yes, quiet=quiet,
                 transport=Transport(insecure=insecure, allow_http=allow_http),
             )
@@ -1202,10 +1203,21 @@ def _follow_earlier_run(
         else:
             batch.retry_of = earlier.run_id
         _keep_evidence(earlier, info, quiet=quiet)
+        if info.verify:
+            # The evidence covers the rows of both runs: an update the earlier run made but
+            # never read back is read back now (never sent again).
+            batch.verify_carried = {
+                number: result
+                for number, result in batch.carried.items()
+                if not result.verification.startswith(("Verified", "Mismatch"))
+            }
         if not quiet:
             _echo(
                 f"Continuing run {earlier.run_id}: {count_text(len(batch.carried), 'row')} already "
-                f"updated {'is' if len(batch.carried) == 1 else 'are'} not sent again; {len(batch.send):,} to send"
+                f"updated {'is' if len(batch.carried) == 1 else 'are'} not sent again"
+                + (f" ({len(batch.verify_carried):,} of them read back to verify them)"
+                   if batch.verify_carried else "")
+                + f"; {len(batch.send):,} to send"
                 + (f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
                    if batch.read_back else "")
                 + "."
@@ -1391,6 +1403,7 @@ def _send(
     read_back: set[int],
     known_before: dict[int, dict[str, object]],
     known_forbidden: set[int],
+    check_carried: dict[int, RowResult],
     simulate: bool,
     yes: bool,
     quiet: bool,
@@ -1426,7 +1439,7 @@ def _send(
             return {}, False, False, start_journal(), ""
         ask = not simulate and not yes
         if ask and not sys.stdin.isatty():
-            _confirm(len(valid), url, username, settings)  # refuses: no terminal to answer
+            _confirm(len(valid) - len(check_carried), url, username, settings)  # refuses: no terminal
         # Certificates are verified unless the user said --insecure in so many words.
         verified = not (transport.insecure and not simulate)
         ca: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
@@ -1455,12 +1468,12 @@ def _send(
         # no run to account for.
         client.login()
         if ask:
-            _confirm(len(valid), url, username, settings)
+            _confirm(len(valid) - len(check_carried), url, username, settings)
         journal = start_journal()
 
         if not quiet:  # said before the bar is drawn, so that it stands above it
             _echo(
-                f"Sending {len(valid):,} updates to {url} as {username} at "
+                f"Sending {len(valid) - len(check_carried):,} updates to {url} as {username} at "
                 f"{settings.rate:g} requests/s ({_concurrency_text(settings.concurrency)}); "
                 f"run {journal.run_id}."
             )
@@ -1489,6 +1502,7 @@ def _send(
                 read_back_first=read_back,
                 known_before=known_before,
                 known_forbidden=known_forbidden,
+                check_carried=check_carried,
                 on_before=lambda row, before: journal.record_before(row.row_number, before),
                 capture_before=info.capture_before,
                 verify=info.verify,

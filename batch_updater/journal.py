@@ -42,6 +42,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import re
 import secrets
 import socket
@@ -143,6 +144,8 @@ class RunStart:
     notes: tuple[str, ...] = ()
     started: datetime | None = None
     input_name: str | None = None
+    # The interpreter the run ran under (the journal is written by the run's own process).
+    python_version: str = field(default_factory=platform.python_version)
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ class RunRecord:
     row_count: int
     schema_version: int
     workers: int | None = None  # automatic concurrency: the most requests in flight at once
+    python_version: str = ""  # "" in journals written before it was kept
 
     @property
     def is_finished(self) -> bool:
@@ -213,6 +217,7 @@ class RunRecord:
             capture_before=settings.get("capture_before") is True and not self.dry_run,
             workers=self.workers,
             settings=settings,
+            python_version=self.python_version,
         )
 
 
@@ -289,7 +294,8 @@ CREATE TABLE journal_run (
     stopped_reason TEXT NOT NULL DEFAULT '',
     row_count INTEGER NOT NULL,
     sheet_json TEXT,
-    workers INTEGER
+    workers INTEGER,
+    python_version TEXT
 );
 CREATE TABLE journal_row (
     row_number INTEGER PRIMARY KEY,
@@ -1403,8 +1409,8 @@ def _initialise(
             "sheet_name, settings_digest, settings_json, server_url, ccs_user, operator, "
             "tool_version, host, pid, dry_run, simulated, resumed_from, retry_of, notes_json, "
             "started, finished, ended, exit_code, results_path, stopped_reason, row_count, "
-            "sheet_json) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "NULL, ?, NULL, NULL, '', ?, ?)",
+            "sheet_json, python_version) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, NULL, ?, NULL, NULL, '', ?, ?, ?)",
             (
                 run_id,
                 input_path,
@@ -1428,6 +1434,7 @@ def _initialise(
                 RunEnd.RUNNING.value,
                 len(seen),
                 sheet_json,
+                run.python_version,
             ),
         )
         connection.execute("COMMIT")
@@ -1451,6 +1458,11 @@ def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
     workers = None
     if _has_column(connection, "journal_run", "workers"):
         workers = connection.execute("SELECT workers FROM journal_run WHERE id = 1").fetchone()[0]
+    python_version = ""
+    if _has_column(connection, "journal_run", "python_version"):
+        python_version = connection.execute(
+            "SELECT python_version FROM journal_run WHERE id = 1"
+        ).fetchone()[0] or ""
     (
         run_id, input_path, input_name, input_sha256, sheet_name, digest, settings_json,
         server_url, ccs_user, operator, tool_version, host, pid, dry_run, simulated,
@@ -1486,6 +1498,7 @@ def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
         row_count=row_count,
         schema_version=version,
         workers=workers,
+        python_version=python_version,
     )
 
 
@@ -1615,6 +1628,8 @@ class Continuation:
     known_before: dict[int, dict[str, object]] = field(default_factory=dict)
     # Rows the earlier run saw refused with HTTP 403 (the account may not change that ticket).
     known_forbidden: set[int] = field(default_factory=set)
+    # Carried rows to read back without sending (the continuing run verifies; they were not).
+    verify_carried: dict[int, RowResult] = field(default_factory=dict)
     resumed_from: str | None = None  # the run id this run resumes ...
     retry_of: str | None = None  # ... or whose failed rows it retries
 

@@ -109,11 +109,14 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
 
 OUTCOME_MEANINGS: dict[Outcome, str] = {
     Outcome.UPDATED: "The server accepted the change (HTTP 204).",
-    Outcome.FAILED: "The server refused the change (400, 403, 404) or it still failed after "
-    "the last retry. The ticket was not changed by this row.",
-    Outcome.UNKNOWN: "The request left, but no answer was seen (interrupted while it was in "
-    "flight), or the server answered 2xx with a body saying the update failed: the ticket may or "
-    "may not have changed. A resume (--resume) reads it back before deciding.",
+    Outcome.FAILED: "The server refused the change (400, 403, 404), it still answered with an "
+    "error (5xx) after the last retry, or it could not be reached at all. The ticket was not "
+    "changed by this row.",
+    Outcome.UNKNOWN: "A request left, but no answer was seen (interrupted while it was in "
+    "flight, or a try timed out or lost its connection after sending, and no later try "
+    "succeeded), or the server answered 2xx with a body saying the update failed: the ticket may "
+    "or may not have changed. A resume or retry (--resume, --retry-failed) reads it back before "
+    "deciding.",
     Outcome.INVALID: "The row did not pass validation; nothing was sent. Message says why.",
     Outcome.SKIPPED: "Blank row, or already updated by the run being resumed; nothing was sent.",
     Outcome.NOT_SENT: "The run stopped (Ctrl-C, credentials, stop policy) before this row was "

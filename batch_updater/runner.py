@@ -24,7 +24,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Collection, Iterable, Mapping, Protocol
 
@@ -141,6 +141,7 @@ class Sender:
         read_back_first: Collection[int] = (),
         known_before: Mapping[int, dict[str, object]] | None = None,
         known_forbidden: Collection[int] = (),
+        check_carried: Mapping[int, RowResult] | None = None,
         capture_before: bool = False,
         verify: bool = False,
         on_before: Callable[[PlannedRow, dict[str, object]], None] | None = None,
@@ -166,6 +167,10 @@ class Sender:
         # 403 for one of them says nothing new about the account's role, so the stop policy
         # "the first requests all refused with 403" does not count them.
         self.known_forbidden = frozenset(known_forbidden)
+        # Rows an earlier run already updated, carried into this one, whose update was never
+        # read back (that run stopped first, or did not verify): with verify, they are read back
+        # (GET) and compared, never sent; each keeps its carried result, with its Verification.
+        self.check_carried = dict(check_carried or {})
         # Evidence for auditors: the ticket read before its PATCH, and read back after a 204.
         self.capture_before = capture_before
         self.verify = verify
@@ -329,6 +334,9 @@ class Sender:
 
     def _send_row(self, row: PlannedRow) -> RowResult:
         assert row.update is not None, "only valid rows are sent"
+        carried = self.check_carried.get(row.row_number)
+        if carried is not None:
+            return self._verify_carried(row, carried)
         update = row.update
         request_json = update.to_json_text()
         attempts = transient = throttled = 0
@@ -430,13 +438,36 @@ class Sender:
             elif isinstance(held, Reply):
                 before_problem = f"before values not captured: {_answer(held)} {held.message}".strip()
 
+        # Whether a PATCH of this row may have been applied without its answer coming back
+        # (a timeout, a connection dropped after sending): then giving up is not "Failed".
+        unanswered = False
+
+        def gave_up(message: str, *, settle: bool) -> RowResult:
+            if not unanswered:
+                return result(Outcome.FAILED, message)
+            if settle and self.verify:
+                held = read_back()
+                if isinstance(held, dict):
+                    differences = compare_ticket(update, held)
+                    if not differences:
+                        return result(
+                            Outcome.UPDATED,
+                            f"{message}; the read-back (GET) shows the ticket holds the update",
+                            "Verified",
+                        )
+                    return result(
+                        Outcome.FAILED,
+                        f"{message}; the read-back (GET) shows the update was not applied",
+                    )
+            return result(Outcome.UNKNOWN, f"{message}; {UNANSWERED}")
+
         while True:
             if self._halting():
                 if reply is None:  # no PATCH was answered: the reads do not count
                     return self._not_sent(row)
-                return result(
-                    Outcome.FAILED,
-                    f"{reply.message if reply else ''} (not retried: {self._report.stopped_reason})"
+                return gave_up(
+                    f"{reply.message if reply else ''} (not retried: {self._report.stopped_reason})",
+                    settle=False,
                 )
             try:
                 answer = self.client.update(update, pace=pace)
@@ -463,6 +494,7 @@ class Sender:
                     return self._not_sent(row)
                 continue  # the halt check at the top ends the row with its last answer
             reply = answer
+            unanswered = unanswered or reply.maybe_applied
             status = reply.status
             failure = reply_failure(reply)
             if failure:
@@ -517,11 +549,11 @@ class Sender:
                 transient += 1
                 history.append(_answer(reply))
                 if transient >= self.retry.max_attempts:
-                    return result(
-                        Outcome.FAILED,
+                    return gave_up(
                         f"{reply.message} (gave up after {transient} attempts: "
                         + ", ".join(history)
-                        + ")"
+                        + ")",
+                        settle=True,
                     )
                 delay = backoff_delay(
                     transient, self.retry.backoff_base, self.retry.backoff_cap, self._rng
@@ -651,7 +683,26 @@ class Sender:
             request_json=request_json,
         )
 
+    def _verify_carried(self, row: PlannedRow, carried: RowResult) -> RowResult:
+        """Read back a row an earlier run updated; its result with the Verification it earns."""
+        assert row.update is not None
+        try:
+            held, sends = self._read_ticket(row, lambda: self._pace(row, announce=False))
+        except AuthError as exc:
+            self._stop(str(exc), auth=True)
+            return carried
+        if held is None:  # the run stopped before the read
+            return carried
+        return replace(
+            carried,
+            attempts=carried.attempts + sends,
+            verification=_verification(row.update, held),
+        )
+
     def _not_sent(self, row: PlannedRow) -> RowResult:
+        carried = self.check_carried.get(row.row_number)
+        if carried is not None:  # only to be read back: it keeps what the earlier run did
+            return carried
         reason = self._report.stopped_reason or "the run stopped"
         if reason == "interrupted":
             reason = "the run was interrupted (Ctrl-C) before this row was sent"
@@ -780,9 +831,17 @@ def _unknown_message(reply: Reply, failure: str) -> str:
     )
 
 
+# Why a row whose requests went unanswered is Unknown rather than Failed.
+UNANSWERED = (
+    "a request may have reached the server without its answer coming back, so the ticket may or "
+    "may not have changed; a resume or retry (--resume, --retry-failed) reads it back before "
+    "deciding"
+)
+
+
 def _is_transient_failure(result: RowResult) -> bool:
-    """Failed after every retry on a network error, a 5xx or throttling."""
-    return result.outcome is Outcome.FAILED and (
+    """Failed (or Unknown) after every retry on a network error, a 5xx or throttling."""
+    return result.outcome in (Outcome.FAILED, Outcome.UNKNOWN) and (
         result.status is None or result.status in RETRYABLE_STATUSES or result.status == THROTTLED
     )
 

@@ -402,6 +402,16 @@ def test_a_journal_from_before_the_workers_column_still_reads(tmp_path: Path) ->
     assert Journal.open(journal.path).run.to_run_info().workers is None
 
 
+def test_the_python_version_of_the_run_is_kept_for_the_rebuilt_run_sheet(tmp_path: Path) -> None:
+    import platform
+
+    journal = Journal.create(tmp_path, start(), planned(1))
+    journal.close()
+    assert Journal.open(journal.path).run.to_run_info().python_version == platform.python_version()
+    drop_column(journal.path, "journal_run", "python_version")
+    assert Journal.open(journal.path).run.python_version == ""  # a journal from before it
+
+
 BEFORE = {"TicketNumber": "INCA0000002", "TicketState": 1, "Priority": "Low", "AssignedTo": "corp\\ana ✓"}
 
 

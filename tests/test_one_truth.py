@@ -222,10 +222,6 @@ def test_every_outcome_is_what_the_server_saw_at_any_interrupt_moment(
             # The rebuilt Summary adds one note saying it was rebuilt; nothing else differs.
             b = [row for row in b if not any(isinstance(v, str) and v.startswith("Rebuilt from") for v in row)]
             a = [row for row in a if not any(isinstance(v, str) and v.startswith("Rebuilt from") for v in row)]
-        if name == "Run":
-            # The journal does not keep the Python version the run used (a known gap).
-            a = [row for row in a if row[:1] != ("Python version",)]
-            b = [row for row in b if row[:1] != ("Python version",)]
         differ = [
             (r, c, x[c], y[c]) for r, (x, y) in enumerate(zip(a, b)) for c in range(len(x)) if x[c] != y[c]
         ]

@@ -1374,6 +1374,39 @@ def test_a_retry_still_stops_when_new_rows_are_all_refused_with_403(
     ) in retry.stderr
 
 
+def test_a_lost_answer_is_unknown_and_the_retry_reads_it_back_instead_of_sending_again(
+    tmp_path: Path, make_simulator
+) -> None:
+    # The server applies ticket 2's update each time, and each time the answer is lost.
+    sim = make_simulator(lost_answer_tickets={ticket(2)})
+    (tmp_path / "batch-update.yaml").write_text(FAST_RETRIES_YAML, encoding="utf-8")
+    write_sweep(tmp_path, 3)
+    env = live_env(tmp_path / "home")
+    first = run_command([SHEET, *live_args(sim, "--rate", "100")], tmp_path, env=env)
+
+    assert first.returncode == ExitStatus.ROWS_FAILED, first.stderr
+    (record,) = runs()
+    results = by_row(read_results(the_workbook(tmp_path)))
+    assert [results[row_of(n)]["Outcome"] for n in (1, 2, 3)] == ["Updated", "Unknown", "Updated"]
+    assert results[row_of(2)]["Message"].endswith(
+        "a resume or retry (--resume, --retry-failed) reads it back before deciding"
+    )
+    sent = len(patched(sim))
+    assert sent == 2 + 4  # tickets 1 and 3 once, ticket 2 on each of its 4 attempts
+
+    sim.configure(lost_answer_tickets=set())
+    retry = run_command(
+        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100")], tmp_path, env=env
+    )
+
+    assert retry.returncode == ExitStatus.OK, retry.stderr
+    retried = by_row(read_results(newest_workbook(tmp_path)))
+    assert (retried[row_of(2)]["Outcome"], retried[row_of(2)]["HTTP Status"]) == ("Updated", 200)
+    assert retried[row_of(2)]["Message"] == READ_BACK
+    assert len(patched(sim)) == sent  # read back (GET), not sent again
+    assert holds(sim, 2)
+
+
 def test_a_resume_of_a_run_that_reached_no_ticket_goes_to_the_server_given_now(
     tmp_path: Path, simulator, make_simulator
 ) -> None:
@@ -1429,11 +1462,46 @@ def test_a_resume_keeps_the_evidence_of_the_run_it_continues(tmp_path: Path, sim
         assert result["Before: Priority"] is not None, (n, result["Outcome"])
         if result["Outcome"] == "Updated":  # sent (or read back) by the resume: verified now
             assert str(result["Verification"]).startswith("Verified"), (n, result["Verification"])
-        else:  # carried with the interrupted run's own evidence
-            assert result["Outcome"] == "Skipped" and result["Verification"], n
+        else:  # carried with the interrupted run's evidence, read back now if it was not
+            assert result["Outcome"] == "Skipped", n
+            assert str(result["Verification"]).startswith("Verified"), (n, result["Verification"])
     assert sum(final[row_of(n)]["Outcome"] == "Updated" for n in range(1, rows + 1)) >= rows - 8
     # The resume's rollback workbook (the newest) undoes the rows of both runs.
     rollback = max(tmp_path.glob("tickets.rollback-*.xlsx"), key=lambda p: p.stat().st_mtime_ns)
     assert len(sheet_cells(rollback, "Tickets")) == 1 + rows
     (resumed, _) = runs(tmp_path)
     assert resumed.to_run_info().capture_before and resumed.to_run_info().verify
+
+
+def test_verify_added_on_resume_reads_back_the_rows_the_earlier_run_updated(
+    tmp_path: Path, simulator
+) -> None:
+    rows = 16
+    env = live_env(tmp_path / "home")
+    process = start_command(
+        [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10")], tmp_path, env=env
+    )
+    try:
+        wait_until(lambda: len(patched(simulator)) >= 4)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert finish(process)[0] == ExitStatus.INTERRUPTED
+    (interrupted,) = runs(tmp_path)
+    updated_before = set(patched(simulator, 204))
+
+    done = run_command(
+        [SHEET, "--resume", "--verify", *live_args(simulator, "--rate", "100")], tmp_path, env=env
+    )
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert f"of them read back to verify them); " in done.stderr
+    final = by_row(read_results(newest_workbook(tmp_path)))
+    carried = [n for n in range(1, rows + 1) if final[row_of(n)]["Outcome"] == "Skipped"]
+    assert {ticket(n) for n in carried} == updated_before
+    for n in range(1, rows + 1):  # every row of both runs is verified, none sent twice
+        assert str(final[row_of(n)]["Verification"]).startswith("Verified"), n
+    assert Counter(patched(simulator, 204)) == {ticket(n): 1 for n in range(1, rows + 1)}
+    gets = [r.ticket for r in simulator.requests if r.method == "GET"]
+    assert {ticket(n) for n in carried} <= set(gets)
+    # A carried row's Attempts count the read-back of this run.
+    assert all(final[row_of(n)]["Attempts"] == 1 for n in carried)

@@ -19,6 +19,7 @@ from batch_updater.pacing import RateLimiter
 from batch_updater.runner import (
     AUTO_MAX_WORKERS,
     AUTO_START_WORKERS,
+    UNANSWERED,
     RetryPolicy,
     Sender,
     StopPolicy,
@@ -474,3 +475,42 @@ def test_an_outcome_the_journal_cannot_take_stops_the_run_without_killing_a_work
     assert outcomes(report)[Outcome.NOT_SENT] >= 40 - len(sent)
     # Every row still got its result in the report, and was offered to the journal once.
     assert sorted(report.results) == [row.row_number for row in rows(40)]
+
+
+# --- requests that went unanswered -------------------------------------------------------------
+
+
+def test_a_patch_applied_whose_answer_was_lost_is_unknown_not_failed(make_simulator) -> None:
+    sim = make_simulator(lost_answer_tickets={"INCA0000001"})
+    report = sender_for(sim, retry=RetryPolicy(max_attempts=2, backoff_base=0.01)).run(rows(2))
+    lost, fine = report.results[5], report.results[6]
+    # The server applied it both times, but no answer came back: the tool cannot know.
+    assert (lost.outcome, lost.status, lost.attempts) == (Outcome.UNKNOWN, None, 2)
+    assert lost.message.endswith(f"; {UNANSWERED}")
+    assert sim.ticket("INCA0000001")["TicketState"] == 2
+    assert (fine.outcome, fine.status) == (Outcome.UPDATED, 204)
+    assert not report.stopped
+
+
+def test_with_verify_the_read_back_settles_an_unanswered_patch(make_simulator) -> None:
+    sim = make_simulator(
+        lost_answer_tickets={"INCA0000001", "INCA0000002"},
+        # The server takes the state but keeps ticket 2's priority: not what was asked.
+        sticky_fields={"INCA0000002": {"Priority"}},
+    )
+    batch = rows(2, priority="Low")
+    report = sender_for(sim, verify=True, retry=RetryPolicy(max_attempts=1)).run(batch)
+    held, refused = report.results[5], report.results[6]
+    assert (held.outcome, held.verification) == (Outcome.UPDATED, "Verified")
+    assert held.message.endswith("; the read-back (GET) shows the ticket holds the update")
+    assert refused.outcome is Outcome.FAILED
+    assert refused.message.endswith("; the read-back (GET) shows the update was not applied")
+
+
+def test_a_refused_connection_is_failed_it_cannot_have_been_applied(simulator) -> None:
+    sender = sender_for(simulator, retry=RetryPolicy(max_attempts=2, backoff_base=0.01))
+    simulator.close()  # logged in; now nothing listens on the port
+    report = sender.run(rows(1))
+    (result,) = report.results.values()
+    assert (result.outcome, result.status) == (Outcome.FAILED, None)
+    assert "connection refused" in result.message and UNANSWERED not in result.message

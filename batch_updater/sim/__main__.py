@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability of closing the connection without an answer (default: %(default)s)")
     add("--fail-ticket", action="append", default=[], metavar="NUMBER",
         help="a ticket that always gets 500 (repeat the flag for more)")
+    add("--lose-answer", action="append", default=[], metavar="NUMBER",
+        help="a ticket whose PATCH is applied, then its answer lost (repeat for more)")
     add("--echo-requests", action="store_true",
         help="repeat the request (Authorization header, body) in every error answer, as some "
         "gateways do")
@@ -189,6 +191,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "unavailable_rate": args.unavailable_rate,
         "drop_rate": args.drop_rate,
         "fail_tickets": args.fail_ticket,
+        "lost_answer_tickets": args.lose_answer,
         "password_encoding": args.password_encoding,
         "access_token_lifetime": args.access_token_lifetime,
         "refresh_token_lifetime": args.refresh_token_lifetime,

@@ -272,7 +272,7 @@ class CcsApi:
 
     def _tickets(
         self, request: Request, query: str, parsed: Any, settings: SimSettings, facts: _Facts
-    ) -> Response:
+    ) -> Response | None:
         if request.method not in ("GET", "PATCH"):
             return _not_allowed(request.method, "GET, PATCH")
         try:
@@ -284,7 +284,11 @@ class CcsApi:
                 if facts.ticket is not None and facts.ticket.upper() in settings.failure_body_tickets:
                     facts.fault = Fault.FAILURE_BODY
                     return json_response(200, {"Success": False, "Message": MSG_TICKET_LOCKED})
-                return self._patch(user, parsed, settings)
+                applied = self._patch(user, parsed, settings)
+                if facts.ticket is not None and facts.ticket.upper() in settings.lost_answer_tickets:
+                    facts.fault = Fault.LOST_ANSWER
+                    return None  # applied, but the answer never leaves
+                return applied
             if facts.ticket is not None:
                 return self._get(user, facts.ticket, settings)
             return self._search(user, query, settings)

@@ -30,6 +30,7 @@ class Fault(str, Enum):
     ERROR = "error"  # 500, the vendor's message
     FAIL_TICKET = "fail_ticket"  # 500 for a ticket in fail_tickets
     FAILURE_BODY = "failure_body"  # 200 whose body says the update failed (failure_body_tickets)
+    LOST_ANSWER = "lost_answer"  # applied, then the connection closed (lost_answer_tickets)
 
 
 class FaultInjector:

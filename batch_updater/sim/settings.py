@@ -61,6 +61,9 @@ class SimSettings:
     # PATCHes of these tickets are answered 200 {"Success": false, "Message": "ERROR: ticket
     # locked"} and not applied, as some gateways and plug-ins answer a refused update.
     failure_body_tickets: frozenset[str] = frozenset()
+    # PATCHes of these tickets are applied, then the connection is closed without an answer,
+    # as when a proxy or the network loses the answer on its way back.
+    lost_answer_tickets: frozenset[str] = frozenset()
     # True: every answer of HTTP 400 or more repeats the request it refuses (its Authorization
     # header and its body, the token request's form with the password in it), as some gateways
     # and error pages do.
@@ -95,6 +98,8 @@ class SimSettings:
         set_(self, "failure_body_tickets",
              _ticket_set("failure_body_tickets", self.failure_body_tickets))
         set_(self, "denied_tickets", _ticket_set("denied_tickets", self.denied_tickets))
+        set_(self, "lost_answer_tickets",
+             _ticket_set("lost_answer_tickets", self.lost_answer_tickets))
         set_(self, "sticky_fields", _sticky(self.sticky_fields))
 
     def replace(self, **changes: Any) -> SimSettings:
