@@ -22,10 +22,11 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
-from typing import Callable, Protocol
+from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -692,7 +693,7 @@ def _seconds(value: object) -> float | None:
 
 
 def _ms(started: float) -> int:
-    return int(round((time.perf_counter() - started) * 1000))
+    return round((time.perf_counter() - started) * 1000)
 
 
 # What OpenSSL says when the other end answered, but not with TLS (a plain-http server).

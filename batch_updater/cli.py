@@ -8,23 +8,23 @@ that prints, prompts or exits, and the only one that imports click.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import logging
 import os
 import platform
 import signal
 import socket
 import sys
-import ipaddress
 import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import click
@@ -207,7 +207,7 @@ class Interrupts:
         else:
             self.abandon.set()
 
-    def __enter__(self) -> "Interrupts":
+    def __enter__(self) -> Interrupts:
         # SIGHUP: the terminal or SSH session was closed; handled as SIGTERM (where it exists).
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
             signum = getattr(signal, name, None)
@@ -1407,7 +1407,7 @@ def _send(
     simulate: bool,
     yes: bool,
     quiet: bool,
-    transport: "Transport",
+    transport: Transport,
 ) -> tuple[dict[int, RowResult], bool, bool, Journal | None, str]:
     """Connect, confirm, and send the valid rows.
 

@@ -962,7 +962,7 @@ class RunLock:
         path = folder / f"{input_sha256.lower()}.lock"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a+b")
+            handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the run, closed by release()
         except OSError as exc:
             raise JournalError(
                 f"Cannot create the run lock {path}: {exc.strerror or exc}.",

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 # Slots are spaced 2.5% wider than 1/rate: any one-second window at the server then holds at
 # most `rate` requests even when requests are delayed unevenly by up to ~25 ms on their way.

@@ -15,8 +15,8 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from .tickets import RowResult, TicketState, TicketUpdate
 

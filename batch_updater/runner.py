@@ -24,9 +24,10 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Collection, Iterable, Mapping, Protocol
+from typing import Protocol
 
 from .ccs import Reply
 from .errors import AuthError
@@ -358,7 +359,7 @@ class Sender:
                 message=message,
                 attempts=attempts,
                 sent_at=sent_at,
-                duration_ms=int(round((time.perf_counter() - started) * 1000)) if sent_at else None,
+                duration_ms=round((time.perf_counter() - started) * 1000) if sent_at else None,
                 request_json=request_json,
                 before=before,
                 verification=verification,
@@ -642,7 +643,7 @@ class Sender:
         if self.progress is not None and hasattr(self.progress, "retrying"):
             self.progress.retrying(row.row_number, row.ticket_number, attempt, reason, delay)
 
-    def _abandoned(self, row: PlannedRow, answer: Reply | None | object) -> RowResult:
+    def _abandoned(self, row: PlannedRow, answer: Reply | object | None) -> RowResult:
         """The result of a row a worker still held when the run was abandoned (second Ctrl-C)."""
         if answer is _NO_PATCH:
             return self._not_sent(row)

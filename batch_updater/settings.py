@@ -922,7 +922,7 @@ def _read_yaml(path: Path, shown: str) -> object:
     except OSError as exc:
         raise ConfigError(f"{shown}: the file cannot be read ({exc.strerror or exc}).") from exc
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         place = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""

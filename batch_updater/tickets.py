@@ -7,12 +7,11 @@ validator, the sender and the report writer agree on what a row is and what beca
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import PurePath
-from typing import Mapping
 from enum import Enum, IntEnum
-
+from pathlib import PurePath
 
 _encode_json = json.JSONEncoder(ensure_ascii=False).encode
 

@@ -30,9 +30,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve()
 RESULT_MARKER = "BENCH-RESULT "
@@ -163,7 +164,7 @@ class Profiled:
         self.path = path
         self.profiles: list[Any] = []
 
-    def __enter__(self) -> "Profiled":
+    def __enter__(self) -> Profiled:
         if self.path:
             import cProfile
 
@@ -574,7 +575,7 @@ def stage_sessions(p: dict[str, Any]) -> dict[str, Any]:
                 break
             response = session.request("PATCH", url + TICKETS_PATH, data=body, headers=headers,
                                        timeout=(10.0, 60.0), allow_redirects=False)
-            response.content
+            _ = response.content  # read the body, as the tool does
             with lock:
                 statuses[response.status_code] += 1
         session.close()
@@ -765,7 +766,7 @@ class SimProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "SimProcess":
+    def __enter__(self) -> SimProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,14 +24,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from batch_updater.ccs import MAX_MESSAGE_LENGTH, CcsClient
-from batch_updater.cli import ExitStatus
-from batch_updater.errors import AuthError, ServerUnreachable
-from batch_updater.pacing import RateLimiter
-from batch_updater.runner import UNANSWERED, RetryPolicy, Sender, StopPolicy
-from batch_updater.settings import Secret
-from batch_updater.tickets import Outcome, PlannedRow, RowResult, TicketUpdate
 from helpers import (
     ADMIN,
     FAST_RETRIES_YAML,
@@ -42,6 +34,14 @@ from helpers import (
     run_command,
     write_sheet,
 )
+
+from batch_updater.ccs import MAX_MESSAGE_LENGTH, CcsClient
+from batch_updater.cli import ExitStatus
+from batch_updater.errors import AuthError, ServerUnreachable
+from batch_updater.pacing import RateLimiter
+from batch_updater.runner import UNANSWERED, RetryPolicy, Sender, StopPolicy
+from batch_updater.settings import Secret
+from batch_updater.tickets import Outcome, PlannedRow, RowResult, TicketUpdate
 
 TOKEN_PATH = "/ccs/api/v1/oauth/tokens"
 TIMEOUT = (2.0, 0.4)  # connect, read: a hang is seen within 0.4 s

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from helpers import clean_env, formula_cells, read_results, results_files, run_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +39,6 @@ from batch_updater.report import csv_text, safe_text
 from batch_updater.sheet import MAX_SHEET_CELLS, read_sheet
 from batch_updater.tickets import CellError, FormulaWithoutValue, Sheet, SheetRow
 from batch_updater.validate import is_header_row, plan
-from helpers import clean_env, formula_cells, read_results, results_files, run_command
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 MAKER = BAD / "make_bad_files.py"

@@ -7,7 +7,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from batch_updater.ccs import MAX_MESSAGE_LENGTH, encode_password, extract_message, parse_retry_after
+from batch_updater.ccs import (
+    MAX_MESSAGE_LENGTH,
+    encode_password,
+    extract_message,
+    parse_retry_after,
+)
 
 
 @pytest.mark.parametrize(

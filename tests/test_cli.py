@@ -5,17 +5,13 @@ What needs a real process (signals, a terminal, the installed entry point) is in
 
 from __future__ import annotations
 
-import re
-
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
-from batch_updater import cli
-from batch_updater.cli import ExitStatus, command
 from helpers import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -26,6 +22,9 @@ from helpers import (
     ticket_rows,
     write_sheet,
 )
+
+from batch_updater import cli
+from batch_updater.cli import ExitStatus, command
 
 PROBLEM_FREE = "tickets.xlsx"
 

@@ -19,10 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-from batch_updater.cli import ExitStatus
 from helpers import (
-    double_ctrl_c,
     ADMIN,
     ADMIN_PASSWORD,
     AUDITOR,
@@ -38,6 +35,7 @@ from helpers import (
     closed_port,
     command_path,
     copy_sample,
+    double_ctrl_c,
     finish,
     formula_cells,
     live_args,
@@ -54,6 +52,8 @@ from helpers import (
     wait_until,
     write_sheet,
 )
+
+from batch_updater.cli import ExitStatus
 
 POSIX_ONLY = pytest.mark.skipif(
     sys.platform == "win32", reason="POSIX signals and pseudo-terminals; Windows has neither"
@@ -517,7 +517,7 @@ def test_a_second_sigint_stops_waiting_for_requests_in_flight(
         tmp_path,
         env=live_env(tmp_path / "home"),
     )
-    code, out, err = double_ctrl_c(process, simulator)
+    code, _out, err = double_ctrl_c(process, simulator)
 
     assert code == ExitStatus.INTERRUPTED, err
     assert STOPPING in err.splitlines()
@@ -634,7 +634,7 @@ def test_a_person_at_a_terminal_confirms_the_run(
         "Continue? [y/N]: "
     )
 
-    status, out, err = run_in_terminal(
+    status, _out, err = run_in_terminal(
         [name, "--url", simulator.url, "--user", ADMIN, "--rate", "50"],
         tmp_path,
         live_env(tmp_path / "home"),
@@ -662,7 +662,7 @@ def test_giving_up_at_the_prompt_sends_nothing(
 ) -> None:
     question = "Continue? [y/N]: "
 
-    status, out, err = run_in_terminal(
+    status, _out, err = run_in_terminal(
         [sheet(ticket_rows(3)), "--url", simulator.url, "--user", ADMIN],
         tmp_path,
         live_env(tmp_path / "home"),
@@ -898,7 +898,7 @@ def test_results_are_kept_when_the_out_file_appears_during_the_run(
         wait_until(lambda: len(patched(simulator)) >= 1)
         (tmp_path / "results.xlsx").write_bytes(b"another run's results")
     finally:
-        code, out, err = finish(process)
+        code, _out, err = finish(process)
 
     assert len(patched(simulator, 204)) == rows
     assert code == ExitStatus.OK, err  # not USAGE: that says nothing was sent
@@ -1084,7 +1084,7 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
     process = start_command([*args, *live_args(sim, "--rate", "10", "--concurrency", "2")], tmp_path, env=env)
     wait_until(lambda: len(patched(sim)) >= 10)
     filler = _fill(small_disk)
-    code, out, err = finish(process)
+    code, _out, err = finish(process)
 
     # Stopped early (exit 3), not "nothing was sent" (2); no traceback; how to go on.
     assert code == ExitStatus.STOPPED, err

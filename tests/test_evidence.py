@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import openpyxl
-
-from batch_updater.cli import ExitStatus
 from helpers import (
     FAST_RETRIES_YAML,
     copy_sample,
@@ -21,6 +19,8 @@ from helpers import (
     ticket_rows,
     write_sheet,
 )
+
+from batch_updater.cli import ExitStatus
 
 FIELDS = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
 
@@ -128,7 +128,7 @@ def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(tmp_path:
     )
     wait_until(lambda: len(patched(simulator)) >= 1)
     shutil.rmtree(tmp_path / "reports")  # the share went away while the run was sending
-    code, out, err = finish(process)
+    code, _out, err = finish(process)
     assert code == ExitStatus.ROWS_FAILED  # never 2: tickets were updated
     assert "The results workbook could not be written, but every outcome is in the run journal" in err
     run_id = err.split("batch-update --report-only ")[1].split()[0]
@@ -212,7 +212,7 @@ def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
     )
     wait_until(lambda: len(patched(simulator)) >= 1)
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6, priority="Low"))  # saved again in Excel
-    code, out, err = finish(process)
+    code, _out, err = finish(process)
 
     assert code == ExitStatus.OK, err
     assert "Note: The input file tickets.xlsx was changed during the run (SHA-256 when read " in err

@@ -453,9 +453,8 @@ def test_a_journal_from_before_the_before_column_still_reads_and_records(tmp_pat
 
 def test_a_read_only_journal_refuses_writes(tmp_path: Path) -> None:
     made = make_run(tmp_path)
-    with Journal.open(made.path) as journal:
-        with pytest.raises(JournalError, match="Cannot write to the journal"):
-            journal.mark_sending(2)
+    with Journal.open(made.path) as journal, pytest.raises(JournalError, match="Cannot write to the journal"):
+        journal.mark_sending(2)
     with Journal.open(made.path, writable=True) as journal:
         journal.finish(RunEnd.INTERRUPTED, 130)
     assert Journal.open(made.path).run.ended is RunEnd.INTERRUPTED

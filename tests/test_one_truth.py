@@ -16,11 +16,6 @@ from typing import Any
 
 import openpyxl
 import pytest
-
-from batch_updater.ccs import Reply
-from batch_updater.cli import ExitStatus
-from batch_updater.journal import list_runs
-from batch_updater.runner import reply_failure
 from helpers import (
     by_row,
     finish,
@@ -35,6 +30,11 @@ from helpers import (
     wait_until,
     write_sheet,
 )
+
+from batch_updater.ccs import Reply
+from batch_updater.cli import ExitStatus
+from batch_updater.journal import list_runs
+from batch_updater.runner import reply_failure
 
 POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 FIRST_ROW = 2

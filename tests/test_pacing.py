@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import threading
@@ -42,7 +43,7 @@ def test_slots_are_evenly_spaced_at_just_under_the_rate() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock)
     slots = [take(limiter, clock) for _ in range(50)]
-    gaps = [b - a for a, b in zip(slots, slots[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) == pytest.approx(DEFAULT_SPACING_MARGIN / 10)
     assert most_in_one_second(slots) <= 10
 

@@ -8,9 +8,6 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
-
-from batch_updater.cli import ExitStatus
-from batch_updater.redact import REDACTED, Redactor
 from helpers import (
     ADMIN_PASSWORD,
     all_text,
@@ -24,6 +21,9 @@ from helpers import (
     ticket_rows,
     write_sheet,
 )
+
+from batch_updater.cli import ExitStatus
+from batch_updater.redact import REDACTED, Redactor
 
 PASSWORD = "P+ss/w=rd! \"x\" <&>"
 

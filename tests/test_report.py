@@ -23,9 +23,9 @@ from batch_updater.report import (
     EXCEL_CELL_LIMIT,
     RESULT_COLUMNS,
     check_output_path,
+    csv_text,
     default_results_path,
     result_headers,
-    csv_text,
     safe_text,
     write_results,
 )
@@ -591,8 +591,8 @@ def test_no_cell_is_a_formula_even_with_malicious_values(tmp_path):
     for row, value in zip(read_rows(out, "Results")[1:], MALICIOUS):
         assert row[1] == value.replace("\r", "_x000D_")
     # Each such cell is text with Excel's quote prefix: not evaluated on open, nor on edit.
-    protected = [(title, cell) for title, cell in all_cells(out) if isinstance(cell.value, str)
-                 and cell.value[:1] in "=+-@\t\n" or (isinstance(cell.value, str) and cell.value.startswith("_x000D_"))]
+    protected = [(title, cell) for title, cell in all_cells(out) if (isinstance(cell.value, str)
+                 and cell.value[:1] in "=+-@\t\n") or (isinstance(cell.value, str) and cell.value.startswith("_x000D_"))]
     assert len(protected) > 4 * len(MALICIOUS)
     for title, cell in protected:
         assert (cell.data_type, cell.quotePrefix) == ("s", True), (title, cell.coordinate, cell.value)

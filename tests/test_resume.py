@@ -22,28 +22,20 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timezone
 from collections.abc import Iterator
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-
-from batch_updater.cli import ExitStatus
-from batch_updater.journal import Journal, JournalRow, Phase, RunEnd, RunRecord, list_runs
-from batch_updater.sim import Simulator
-from batch_updater.settings import user_state_folder
-from batch_updater.tickets import Outcome
 from helpers import (
-    double_ctrl_c,
     ADMIN_PASSWORD,
-    ADMIN,
     FAST_RETRIES_YAML,
     SAMPLES,
     base64_of,
     by_row,
-    closed_port,
+    double_ctrl_c,
     finish,
     live_args,
     live_env,
@@ -57,6 +49,12 @@ from helpers import (
     wait_until,
     write_sheet,
 )
+
+from batch_updater.cli import ExitStatus
+from batch_updater.journal import Journal, JournalRow, Phase, RunEnd, RunRecord, list_runs
+from batch_updater.settings import user_state_folder
+from batch_updater.sim import Simulator
+from batch_updater.tickets import Outcome
 
 POSIX_ONLY = pytest.mark.skipif(
     sys.platform == "win32", reason="SIGKILL, SIGTERM and SIGINT are POSIX signals"
@@ -1486,7 +1484,7 @@ def test_verify_added_on_resume_reads_back_the_rows_the_earlier_run_updated(
     finally:
         process.send_signal(signal.SIGTERM)
     assert finish(process)[0] == ExitStatus.INTERRUPTED
-    (interrupted,) = runs(tmp_path)
+    (_interrupted,) = runs(tmp_path)
     updated_before = set(patched(simulator, 204))
 
     done = run_command(
@@ -1494,7 +1492,7 @@ def test_verify_added_on_resume_reads_back_the_rows_the_earlier_run_updated(
     )
 
     assert done.returncode == ExitStatus.OK, done.stderr
-    assert f"of them read back to verify them); " in done.stderr
+    assert "of them read back to verify them); " in done.stderr
     final = by_row(read_results(newest_workbook(tmp_path)))
     carried = [n for n in range(1, rows + 1) if final[row_of(n)]["Outcome"] == "Skipped"]
     assert {ticket(n) for n in carried} == updated_before

@@ -7,7 +7,12 @@ from pathlib import Path
 
 from batch_updater.ccs import CcsClient
 from batch_updater.pacing import RateLimiter
-from batch_updater.report import ROLLBACK_HEADERS, default_rollback_path, rollback_rows, write_rollback
+from batch_updater.report import (
+    ROLLBACK_HEADERS,
+    default_rollback_path,
+    rollback_rows,
+    write_rollback,
+)
 from batch_updater.runner import Sender
 from batch_updater.settings import Secret
 from batch_updater.sheet import read_sheet

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import requests
 
-
 from batch_updater.ccs import CcsClient
 from batch_updater.pacing import RateLimiter
 from batch_updater.runner import (

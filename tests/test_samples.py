@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 import python_calamine
-
-from batch_updater.cli import SIMULATED_SERVER
 from helpers import (
     FAST_RETRIES_YAML,
     SAMPLES,
@@ -33,6 +31,8 @@ from helpers import (
     results_files,
     run_command,
 )
+
+from batch_updater.cli import SIMULATED_SERVER
 
 MSG_NOT_FOUND = "Ticket not found. Provide valid ticket number."
 MSG_FORBIDDEN = "You are not authorized to perform this task. Access is denied."

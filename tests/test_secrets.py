@@ -20,13 +20,6 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
-
-from batch_updater.ccs import CcsClient
-from batch_updater.cli import ExitStatus
-from batch_updater.errors import AuthError
-from batch_updater.settings import Secret, load_settings
-from batch_updater.sim import SimUser
-from batch_updater.tickets import TicketUpdate
 from helpers import (
     TIMEOUT,
     live_env,
@@ -38,6 +31,13 @@ from helpers import (
     wait_until,
     write_sheet,
 )
+
+from batch_updater.ccs import CcsClient
+from batch_updater.cli import ExitStatus
+from batch_updater.errors import AuthError
+from batch_updater.settings import Secret, load_settings
+from batch_updater.sim import SimUser
+from batch_updater.tickets import TicketUpdate
 
 USER = "corp\\ccsadmin"
 # + / = and non-ASCII letters, chosen so that its Base64 form has + / = too: every encoding on

@@ -13,12 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from batch_updater.ccs import CcsClient, _seconds
-from batch_updater.cli import ExitStatus
-from batch_updater.settings import Secret
-from batch_updater.tickets import TicketUpdate
-
 from helpers import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -31,6 +25,11 @@ from helpers import (
     ticket_rows,
     write_sheet,
 )
+
+from batch_updater.ccs import CcsClient, _seconds
+from batch_updater.cli import ExitStatus
+from batch_updater.settings import Secret
+from batch_updater.tickets import TicketUpdate
 
 
 def client_for(sim, **kwargs) -> CcsClient:

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pytest
 import trustme
+from helpers import (
+    live_args,
+    live_env,
+    read_summary,
+    results_files,
+    run_command,
+    ticket_rows,
+    write_sheet,
+)
 
 from batch_updater.cli import ExitStatus
-from helpers import live_args, live_env, outcome_counts, read_results, read_summary, results_files, run_command, ticket_rows, write_sheet
 
 
 @pytest.fixture

@@ -735,12 +735,12 @@ def test_priority_integer_format_refused(cell: object) -> None:
 
 
 def test_bad_rules_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match='^priority_format: "roman" is not a priority format'):
+    with pytest.raises(ConfigError, match=r'^priority_format: "roman" is not a priority format'):
         ValidationRules(priority_format="roman")
-    with pytest.raises(ConfigError, match="^priorities: give at least one priority name"):
+    with pytest.raises(ConfigError, match=r"^priorities: give at least one priority name"):
         ValidationRules(priorities=())
     with pytest.raises(
-        ConfigError, match="^description_max_length: 0 is not a positive whole number"
+        ConfigError, match=r"^description_max_length: 0 is not a positive whole number"
     ):
         ValidationRules(description_max_length=0)
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 from .auth import SimUser, TokenBook
 from .faults import Fault, FaultInjector
 from .requestlog import Endpoint, RequestLog, RequestRecord
-from .settings import SimSettings, RetryAfterFormat
+from .settings import RetryAfterFormat, SimSettings
 from .store import TicketState, TicketStore, as_priority, as_ticket_state
 
 TOKENS_ROUTE = "/ccs/api/v1/oauth/tokens"
