@@ -154,7 +154,7 @@ def extract_message(body: bytes, content_type: str = "") -> str:
     text = body.decode("utf-8", errors="replace").strip()
     if not text:
         return ""
-    if text[:1] in "{[\"" or "json" in content_type.lower():
+    if text[:1] in '{["' or "json" in content_type.lower():
         try:
             data = json.loads(text)
         except ValueError:
@@ -208,7 +208,9 @@ class CcsClient:
         # TLS is verified; with no CA bundle given, the system's (REQUESTS_CA_BUNDLE or
         # CURL_CA_BUNDLE if set, as requests itself would use, else certifi's).
         if verify is True:
-            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         self._verify = verify
         self._timeout = timeout
         self._local = threading.local()
@@ -377,9 +379,7 @@ class CcsClient:
                 )
             raise AuthError(
                 f"The CCS server refused the user name or password for {self.username} "
-                f"(HTTP {response.status_code}"
-                + (f": {message}" if message else "")
-                + ").",
+                f"(HTTP {response.status_code}" + (f": {message}" if message else "") + ").",
                 tip="Check CCS_USERNAME and CCS_PASSWORD, and auth.password_encoding in the "
                 "config (base64 or plain: the server expects one of them).",
             )
@@ -448,7 +448,7 @@ class CcsClient:
             if token.after_refusal:
                 raise AuthError(
                     f"The CCS server refused {self.username} twice in a row with HTTP 401 "
-                    f"(\"{reply.message or 'Unauthorized'}\"), even with a new token.",
+                    f'("{reply.message or "Unauthorized"}"), even with a new token.',
                     tip="The account may have been disabled or its password changed during the "
                     "run; check it in CCS and run again (rows already updated are in the "
                     "results workbook).",
@@ -460,7 +460,9 @@ class CcsClient:
                 # It served, then stopped working before the assumed lifetime: the server's
                 # tokens are shorter-lived than assumed (or the service restarted).
                 with self._token_lock:
-                    self._token_lifetime = min(self._token_lifetime, max(sent_at - token.received, MIN_LEARNED_LIFETIME))
+                    self._token_lifetime = min(
+                        self._token_lifetime, max(sent_at - token.received, MIN_LEARNED_LIFETIME)
+                    )
         if sends >= MAX_SENDS:
             return replace(
                 reply,
@@ -523,7 +525,12 @@ class CcsClient:
                 return stop
 
     def _send_once(
-        self, method: str, url: str, token: str, *, content_type: str | None = None,
+        self,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        content_type: str | None = None,
         **kwargs: object,
     ) -> Reply:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -532,8 +539,13 @@ class CcsClient:
         started = time.perf_counter()
         try:
             response = self._session().request(
-                method, url, headers=headers, timeout=self._timeout, allow_redirects=False,
-                verify=self._verify, stream=True,
+                method,
+                url,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                verify=self._verify,
+                stream=True,
                 **kwargs,  # type: ignore[arg-type]
             )
             content = _read_body(response)
@@ -547,18 +559,24 @@ class CcsClient:
             )
         except (requests.exceptions.Timeout, _ReadTimeout):
             return Reply(
-                None, f"no answer within {self._timeout[1]:g} s (timeout)", elapsed_ms=_ms(started),
+                None,
+                f"no answer within {self._timeout[1]:g} s (timeout)",
+                elapsed_ms=_ms(started),
                 maybe_applied=True,
             )
         except requests.exceptions.ConnectionError as exc:
             reason = _connection_reason(exc)
             return Reply(
-                None, f"connection failed: {reason}", elapsed_ms=_ms(started),
+                None,
+                f"connection failed: {reason}",
+                elapsed_ms=_ms(started),
                 maybe_applied=reason not in _NOT_CONNECTED,
             )
         except requests.exceptions.RequestException as exc:
             return Reply(
-                None, f"request failed: {type(exc).__name__}", elapsed_ms=_ms(started),
+                None,
+                f"request failed: {type(exc).__name__}",
+                elapsed_ms=_ms(started),
                 maybe_applied=True,
             )
         elapsed = _ms(started)

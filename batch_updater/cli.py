@@ -148,7 +148,9 @@ class TerminalProgress:
                 + (f", {not_sent:,} not sent" if not_sent else "")
             )
 
-    def retrying(self, row_number: int, ticket: str, attempt: int, reason: str, delay: float) -> None:
+    def retrying(
+        self, row_number: int, ticket: str, attempt: int, reason: str, delay: float
+    ) -> None:
         log.info("row %d %s: %s, retrying in %.1f s", row_number, ticket, reason, delay)
         if reason.startswith("HTTP 429"):
             self._throttled(delay)
@@ -258,21 +260,33 @@ def _summary_lines(
         + (f' (sheet "{sheet.sheet_name}")' if sheet.sheet_name else "")
         + ":"
     ]
-    always = (Outcome.VALID, Outcome.INVALID) if dry_run else (Outcome.UPDATED, Outcome.FAILED, Outcome.INVALID)
+    always = (
+        (Outcome.VALID, Outcome.INVALID)
+        if dry_run
+        else (Outcome.UPDATED, Outcome.FAILED, Outcome.INVALID)
+    )
     for outcome in Outcome:
         if counts[outcome] or outcome in always:
             detail = ""
             if outcome is Outcome.FAILED and statuses:
-                detail = "   (" + ", ".join(
-                    f"{'HTTP ' + str(s) if s is not None else 'no answer'}: {n}"
-                    for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
-                ) + ")"
+                detail = (
+                    "   ("
+                    + ", ".join(
+                        f"{'HTTP ' + str(s) if s is not None else 'no answer'}: {n}"
+                        for s, n in sorted(
+                            statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
+                        )
+                    )
+                    + ")"
+                )
             lines.append(f"  {outcome.value:<16}{counts[outcome]:>7,}{detail}")
     checks = Counter(r.verification.split(":", 1)[0] for r in results if r.verification)
     if checks:
         lines.append(
             "  Read back: "
-            + ", ".join(f"{checks[k]:,} {k}" for k in ("Verified", "Mismatch", "Not checked") if checks[k])
+            + ", ".join(
+                f"{checks[k]:,} {k}" for k in ("Verified", "Mismatch", "Not checked") if checks[k]
+            )
         )
     lines.append(f"Results workbook: {out}")
     for path in extra:
@@ -340,7 +354,9 @@ def _close_logging() -> None:
     epilog=EXIT_CODES_HELP,
 )
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
-@click.option("--dry-run", is_flag=True, help="Validate every row and write the workbook; send nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Validate every row and write the workbook; send nothing."
+)
 @click.option(
     "--simulate",
     is_flag=True,
@@ -354,9 +370,21 @@ def _close_logging() -> None:
     type=click.Choice(["base64", "plain"]),
     help="How the token request carries the password [default: base64].",
 )
-@click.option("--insecure", is_flag=True, help="Do not verify the server's TLS certificate (warned on every run, recorded in the workbook).")
-@click.option("--allow-http", is_flag=True, help="Allow plain http:// to a server that is not on this machine.")
-@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA certificate(s) for an internal CA.")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Do not verify the server's TLS certificate (warned on every run, recorded in the workbook).",
+)
+@click.option(
+    "--allow-http",
+    is_flag=True,
+    help="Allow plain http:// to a server that is not on this machine.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CA certificate(s) for an internal CA.",
+)
 @click.option("--rate", type=float, help="Requests per second, never exceeded [default: 5].")
 @click.option(
     "--concurrency",
@@ -365,22 +393,79 @@ def _close_logging() -> None:
     "time needs [default: auto].",
 )
 @click.option("--sheet", help="Sheet to read [default: the only one, or one named like Tickets].")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Results workbook path [default: beside the input].")
-@click.option("--csv", "write_csv", is_flag=True, default=None, help="Also write the results as CSV.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Config file [default: ./batch-update.yaml, then the user config folder].")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices; errors and the summary only.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every request on the terminal (never secrets).")
-@click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), help="Write the per-request log to this file.")
-@click.option("--capture-before", is_flag=True, default=None, help="Read each ticket before updating it: Before columns and a rollback workbook.")
-@click.option("--verify", is_flag=True, default=None, help="Read each updated ticket back and compare it with what was sent.")
-@click.option("--resume", is_flag=True, help="Continue the last unfinished run of FILE; rows already updated are not sent again.")
-@click.option("--retry-failed", metavar="RUN", help="Send only the rows that Failed or were Not sent in RUN (a run id or its results workbook).")
-@click.option("--again", is_flag=True, help="Run FILE even though a finished run already applied it.")
-@click.option("--rollback", "rollback_of", metavar="RUN", help="Put back what RUN's tickets held before it updated them, exactly as its journal captured them (RUN: a run id or its results workbook; needs a run made with --capture-before).")
-@click.option("--report-only", metavar="RUN", help="Write the results workbook of RUN from its journal; send nothing.")
-@click.option("--check-manifest", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False), help="Check that RESULTS (a results workbook or its manifest), its input and its journal are the files the run produced.")
-@click.option("--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE, or all) and exit.")
-@click.option("--debug", is_flag=True, help="Show the traceback of an internal error (for a bug report).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Results workbook path [default: beside the input].",
+)
+@click.option(
+    "--csv", "write_csv", is_flag=True, default=None, help="Also write the results as CSV."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file [default: ./batch-update.yaml, then the user config folder].",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar, no notices; errors and the summary only."
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log every request on the terminal (never secrets)."
+)
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the per-request log to this file.",
+)
+@click.option(
+    "--capture-before",
+    is_flag=True,
+    default=None,
+    help="Read each ticket before updating it: Before columns and a rollback workbook.",
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    default=None,
+    help="Read each updated ticket back and compare it with what was sent.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the last unfinished run of FILE; rows already updated are not sent again.",
+)
+@click.option(
+    "--retry-failed",
+    metavar="RUN",
+    help="Send only the rows that Failed or were Not sent in RUN (a run id or its results workbook).",
+)
+@click.option(
+    "--again", is_flag=True, help="Run FILE even though a finished run already applied it."
+)
+@click.option(
+    "--rollback",
+    "rollback_of",
+    metavar="RUN",
+    help="Put back what RUN's tickets held before it updated them, exactly as its journal captured them (RUN: a run id or its results workbook; needs a run made with --capture-before).",
+)
+@click.option(
+    "--report-only",
+    metavar="RUN",
+    help="Write the results workbook of RUN from its journal; send nothing.",
+)
+@click.option(
+    "--check-manifest",
+    metavar="RESULTS",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Check that RESULTS (a results workbook or its manifest), its input and its journal are the files the run produced.",
+)
+@click.option(
+    "--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE, or all) and exit."
+)
+@click.option(
+    "--debug", is_flag=True, help="Show the traceback of an internal error (for a bug report)."
+)
 @click.version_option(__version__, prog_name="batch-update")
 def command(**options: object) -> None:
     """Update CCS remediation tickets from FILE (.xlsx, .xlsm, .xls, .ods or .csv).
@@ -450,14 +535,30 @@ def _dispatch(options: dict[str, object]) -> ExitStatus:
         return check_manifest_files(manifest)
     if report_only or listing:
         options["rollback"] = rollback_of
-        clashing = [f"--{name.replace('_', '-')}" for name in ("resume", "retry_failed", "again", "dry_run", "simulate", "rollback") if options.get(name)]
+        clashing = [
+            f"--{name.replace('_', '-')}"
+            for name in ("resume", "retry_failed", "again", "dry_run", "simulate", "rollback")
+            if options.get(name)
+        ]
         if clashing:
-            raise click.UsageError(f"{'--report-only' if report_only else '--runs'} sends nothing; it cannot be combined with {', '.join(clashing)}.")
+            raise click.UsageError(
+                f"{'--report-only' if report_only else '--runs'} sends nothing; it cannot be combined with {', '.join(clashing)}."
+            )
         if listing:
             return list_recent_runs(file, config_path=options.get("config_path"))
-        return report_from_journal(str(report_only), file, out=options.get("out"), config_path=options.get("config_path"), quiet=bool(options.get("quiet")))
+        return report_from_journal(
+            str(report_only),
+            file,
+            out=options.get("out"),
+            config_path=options.get("config_path"),
+            quiet=bool(options.get("quiet")),
+        )
     if rollback_of:
-        clashing = [f"--{name.replace('_', '-')}" for name in ("resume", "retry_failed", "dry_run") if options.get(name)]
+        clashing = [
+            f"--{name.replace('_', '-')}"
+            for name in ("resume", "retry_failed", "dry_run")
+            if options.get(name)
+        ]
         if clashing:
             raise click.UsageError(f"--rollback cannot be combined with {', '.join(clashing)}.")
         return rollback_from_journal(str(rollback_of), options)
@@ -466,7 +567,9 @@ def _dispatch(options: dict[str, object]) -> ExitStatus:
     if options.get("resume") and options.get("retry_failed"):
         raise click.UsageError("--resume and --retry-failed cannot be used together.")
     if options.get("dry_run") and (options.get("resume") or options.get("retry_failed")):
-        raise click.UsageError("--dry-run checks the sheet only; it cannot be combined with --resume or --retry-failed.")
+        raise click.UsageError(
+            "--dry-run checks the sheet only; it cannot be combined with --resume or --retry-failed."
+        )
     return run(**options)  # type: ignore[arg-type]
 
 
@@ -564,8 +667,14 @@ def run(
         dry_run=dry_run,
         simulated=simulate,
         notes=[  # the sheet's own notices are written from sheet.notices
-            *([f"{ROLLS_BACK} {rolls_back}: each ticket is given the values it held before that run "
-               "updated it, exactly as its journal captured them."] if rolls_back else []),
+            *(
+                [
+                    f"{ROLLS_BACK} {rolls_back}: each ticket is given the values it held before that run "
+                    "updated it, exactly as its journal captured them."
+                ]
+                if rolls_back
+                else []
+            ),
             *plan.notices,
         ],
         capture_before=settings.capture_before and not dry_run,
@@ -591,22 +700,39 @@ def run(
     else:
         folder = _journal_folder(file, settings=settings)
         batch = _follow_earlier_run(
-            folder, file, info, valid, resume=resume, retry_failed=retry_failed, again=again,
-            quiet=quiet, server_url=None if simulate else settings.url,
+            folder,
+            file,
+            info,
+            valid,
+            resume=resume,
+            retry_failed=retry_failed,
+            again=again,
+            quiet=quiet,
+            server_url=None if simulate else settings.url,
         )
         decided.update(batch.carried)
 
         def start_journal() -> Journal:
-            rows = [*batch.send, *(decided[row.row_number] for row in plan.rows if row.row_number in decided)]
+            rows = [
+                *batch.send,
+                *(decided[row.row_number] for row in plan.rows if row.row_number in decided),
+            ]
             return _create_journal(folder, info, rows, sheet, batch)
 
         try:
             checks = [row for row in valid if row.row_number in batch.verify_carried]
             sent, interrupted, stopped, journal, record_failed = _send(
-                [*batch.send, *checks], settings, info, start_journal,
-                read_back=batch.read_back, known_before=batch.known_before,
-                known_forbidden=batch.known_forbidden, check_carried=batch.verify_carried,
-                simulate=simulate, yes=yes, quiet=quiet,
+                [*batch.send, *checks],
+                settings,
+                info,
+                start_journal,
+                read_back=batch.read_back,
+                known_before=batch.known_before,
+                known_forbidden=batch.known_forbidden,
+                check_carried=batch.verify_carried,
+                simulate=simulate,
+                yes=yes,
+                quiet=quiet,
                 transport=Transport(insecure=insecure, allow_http=allow_http),
             )
         except (AuthError, ServerUnreachable) as error:
@@ -646,8 +772,11 @@ def run(
         failed = ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
         if not record_failed:
             journal.finish(
-                _run_end(stopped, interrupted), int(failed),
-                stopped_reason=info.stopped_reason, workers=info.workers, finished=info.finished,
+                _run_end(stopped, interrupted),
+                int(failed),
+                stopped_reason=info.stopped_reason,
+                workers=info.workers,
+                finished=info.finished,
             )
         journal.close()
         _fail(error)
@@ -660,8 +789,11 @@ def run(
         if not record_failed:
             try:
                 journal.finish(
-                    _run_end(stopped, interrupted), int(status), out,
-                    stopped_reason=info.stopped_reason, workers=info.workers,
+                    _run_end(stopped, interrupted),
+                    int(status),
+                    out,
+                    stopped_reason=info.stopped_reason,
+                    workers=info.workers,
                     finished=info.finished,
                 )
             except BatchUpdateError as error:  # e.g. the disk filled after the last row
@@ -676,10 +808,14 @@ def run(
     if info.capture_before and not dry_run:
         rollback = _write_rollback(file, results, info, out.parent)
     manifest = write_manifest(
-        info, out, files={"input": file, "journal": journal_copy},
+        info,
+        out,
+        files={"input": file, "journal": journal_copy},
         target=free_path(manifest_path(out)),  # a manifest that appeared meanwhile keeps its name
     )
-    for line in _summary_lines(sheet, results, out, [csv_path] if csv_path else [], dry_run=dry_run):
+    for line in _summary_lines(
+        sheet, results, out, [csv_path] if csv_path else [], dry_run=dry_run
+    ):
         click.echo(line)
     if rollback is not None:
         click.echo(f"Rollback workbook: {rollback}")
@@ -687,11 +823,14 @@ def run(
     if info.stopped_reason:
         _echo(f"The run stopped early: {info.stopped_reason.rstrip('.')}.")
     if record_failed and journal is not None:
-        _tell_journal_failed(file, journal, results, record_failed, stopped=bool(info.stopped_reason))
+        _tell_journal_failed(
+            file, journal, results, record_failed, stopped=bool(info.stopped_reason)
+        )
     if disagreements:
         _echo(
             "INTERNAL ERROR: the send loop and the run journal disagree on "
-            f"{len(disagreements)} row(s): " + "; ".join(disagreements[:5])
+            f"{len(disagreements)} row(s): "
+            + "; ".join(disagreements[:5])
             + ". The journal is the record of what was sent, and the workbook was written from "
             "it; please report this."
         )
@@ -717,7 +856,9 @@ def _tell_journal_failed(
         f"The run journal {journal.path} holds every outcome recorded before it could no longer "
         f"be written; {held}. The run is not marked finished there."
     )
-    _echo(f"Free some space on the journal's disk, then resume: batch-update {_quoted(file)} --resume")
+    _echo(
+        f"Free some space on the journal's disk, then resume: batch-update {_quoted(file)} --resume"
+    )
 
 
 def _quoted(path: Path) -> str:
@@ -732,7 +873,9 @@ def _check_workbook_name(out: Path) -> None:
         raise OutputError(
             f"--out {out}: the results workbook is an Excel .xlsx file; its name must end in .xlsx.",
             tip=f"use --out {out.with_suffix('.xlsx').name}"
-            + (", and add --csv for a CSV copy beside it." if out.suffix.lower() == ".csv" else "."),
+            + (
+                ", and add --csv for a CSV copy beside it." if out.suffix.lower() == ".csv" else "."
+            ),
         )
 
 
@@ -767,8 +910,11 @@ def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatu
             tip="Only a run made with --capture-before can be rolled back.",
         )
     done = [
-        earlier for earlier in list_runs(folders, on_skipped=lambda *_: None)
-        if earlier.is_finished and not earlier.dry_run and not earlier.simulated
+        earlier
+        for earlier in list_runs(folders, on_skipped=lambda *_: None)
+        if earlier.is_finished
+        and not earlier.dry_run
+        and not earlier.simulated
         and any(note.startswith(f"{ROLLS_BACK} {record.run_id}:") for note in earlier.notes)
     ]
     if done and not options.get("again"):
@@ -783,10 +929,16 @@ def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatu
     ordered = [results[row.row_number] for row in sheet.rows] if sheet else list(results.values())
     restoring = rollback_rows(ordered)
     if not restoring:
-        click.echo(f"Run {record.run_id} updated no ticket whose values it had read first: nothing to roll back.")
+        click.echo(
+            f"Run {record.run_id} updated no ticket whose values it had read first: nothing to roll back."
+        )
         return ExitStatus.OK
     # The readable record of what is put back, and the input of the rollback run.
-    where = Path(record.results_path).parent if record.results_path else _here_if_possible(Path(record.input_path).parent)
+    where = (
+        Path(record.results_path).parent
+        if record.results_path
+        else _here_if_possible(Path(record.input_path).parent)
+    )
     path = free_path(default_rollback_path(Path(record.input_path), record.started, where))
     write_rollback(path, ordered, info)
     _echo(
@@ -797,7 +949,9 @@ def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatu
     options["verify"] = options.get("verify") or True  # shows each ticket holds them again
     options["again"] = True  # the guard for this rollback is the one above
     return run(  # type: ignore[arg-type]
-        path, exact={2 + index: row for index, row in enumerate(restoring)}, rolls_back=record.run_id,
+        path,
+        exact={2 + index: row for index, row in enumerate(restoring)},
+        rolls_back=record.run_id,
         **options,
     )
 
@@ -808,12 +962,20 @@ def _restoring(sheet: Sheet, planned: PlannedRow, restoring: RollbackRow | None)
     from .validate import sheet_location
 
     if restoring is None:
-        raise InputError(f"{sheet_location(sheet)}, row {planned.row_number}: not a row of the rollback.")
+        raise InputError(
+            f"{sheet_location(sheet)}, row {planned.row_number}: not a row of the rollback."
+        )
     update = restoring.update
     if update is None:
-        return PlannedRow(planned.row_number, problems=(
-            Problem(None, "cannot be restored: " + ("; ".join(restoring.notes) or "nothing to put back")),
-        ))
+        return PlannedRow(
+            planned.row_number,
+            problems=(
+                Problem(
+                    None,
+                    "cannot be restored: " + ("; ".join(restoring.notes) or "nothing to put back"),
+                ),
+            ),
+        )
     return PlannedRow(planned.row_number, update=update)
 
 
@@ -854,7 +1016,9 @@ def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
     return disagreements
 
 
-def _write_rollback(file: Path, results: Sequence[RowResult], info: RunInfo, folder: Path) -> Path | None:
+def _write_rollback(
+    file: Path, results: Sequence[RowResult], info: RunInfo, folder: Path
+) -> Path | None:
     from .report import default_rollback_path, free_path, write_rollback
     from .rollback import undoable
 
@@ -880,7 +1044,11 @@ def _prune_journals(folder: Path, keep_days: int) -> None:
     if keep_days > 0:
         try:
             for gone in prune(folder, keep_days):
-                log.info("deleted the journal of run %s (finished more than %d days ago)", gone.run_id, keep_days)
+                log.info(
+                    "deleted the journal of run %s (finished more than %d days ago)",
+                    gone.run_id,
+                    keep_days,
+                )
         except BatchUpdateError as error:  # housekeeping must not spoil a run that went well
             log.warning("could not prune old journals: %s", error)
 
@@ -895,12 +1063,16 @@ def _show_problems(sheet: Sheet, invalid: Sequence[PlannedRow], *, quiet: bool) 
                 _echo(format_problem(sheet, row.row_number, problem))
             shown += 1
     if shown > MAX_PROBLEMS_SHOWN:
-        _echo(f"... and {shown - MAX_PROBLEMS_SHOWN:,} more problems; the results workbook lists every one.")
+        _echo(
+            f"... and {shown - MAX_PROBLEMS_SHOWN:,} more problems; the results workbook lists every one."
+        )
     if invalid and not quiet:
         _echo(f"{len(invalid):,} row{'s' if len(invalid) != 1 else ''} will not be sent (Invalid).")
 
 
-def _journal_folder(file: Path | None, config_path: object = None, *, settings: object = None) -> Path:
+def _journal_folder(
+    file: Path | None, config_path: object = None, *, settings: object = None
+) -> Path:
     """Where journals are written: output.journal_dir, else the per-user state folder.
 
     The state folder is on this machine's own disk, whatever share the sheet is on (SQLite's
@@ -1016,28 +1188,40 @@ def check_manifest_files(results: Path) -> ExitStatus:
     checks = check_manifest(results)
     results = Path(next(check.path for check in checks if check.role == "results"))
     for check in checks:
-        click.echo(("  ok       " if check.ok else "  CHANGED  " if check.found else "  MISSING  ") + check.describe())
+        click.echo(
+            ("  ok       " if check.ok else "  CHANGED  " if check.found else "  MISSING  ")
+            + check.describe()
+        )
     if all(check.ok for check in checks):
-        click.echo(f"{results.name}: the workbook, the input and the journal are the ones the run produced.")
+        click.echo(
+            f"{results.name}: the workbook, the input and the journal are the ones the run produced."
+        )
         return ExitStatus.OK
     bad = [check.role for check in checks if not check.ok]
     click.echo(f"{results.name}: {', '.join(bad)} differ from what the run produced.")
     return ExitStatus.ROWS_FAILED
 
 
-def list_recent_runs(file: Path | None, *, config_path: object = None, limit: int = 20) -> ExitStatus:
+def list_recent_runs(
+    file: Path | None, *, config_path: object = None, limit: int = 20
+) -> ExitStatus:
     """Print the recent runs in the journal folder, newest first, with how each ended."""
     from .journal import list_runs
 
     folder = _journal_folder(file, config_path)
-    runs = list_runs(_searched_folders(folder, file), on_skipped=lambda path, error: _echo(f"Note: skipped {path.name}: {error}"))
+    runs = list_runs(
+        _searched_folders(folder, file),
+        on_skipped=lambda path, error: _echo(f"Note: skipped {path.name}: {error}"),
+    )
     if file is not None:
         runs = [r for r in runs if r.input_name.casefold() == file.name.casefold()]
     if not runs:
         click.echo(f"No runs recorded in {folder}.")
         return ExitStatus.OK
     click.echo(f"Runs in {folder} (newest first):")
-    click.echo(f"  {'run':<22} {'started (UTC)':<17} {'ended':<23} {'rows':>6}  {'input':<24} results")
+    click.echo(
+        f"  {'run':<22} {'started (UTC)':<17} {'ended':<23} {'rows':>6}  {'input':<24} results"
+    )
     for record in runs[:limit]:
         mode = " (dry run)" if record.dry_run else " (simulated)" if record.simulated else ""
         results = Path(record.results_path).name if record.results_path else "-"
@@ -1068,15 +1252,23 @@ def report_from_journal(
     with Journal.open(record.path, writable=True) as journal:
         sheet = journal.sheet()
         if sheet is None:
-            raise InputError(f"The journal of run {record.run_id} does not hold the input sheet; its workbook cannot be rebuilt.")
+            raise InputError(
+                f"The journal of run {record.run_id} does not hold the input sheet; its workbook cannot be rebuilt."
+            )
         results = journal.results(include_pending=True)
         # As a run names its outputs: the workbook and its manifest both new (a manifest left
         # from a deleted workbook describes that workbook, and is kept).
-        target = Path(out) if out else free_path(
-            default_results_path(
-                Path(record.input_path), record.started, _here_if_possible(Path(record.input_path).parent)
-            ),
-            companion=manifest_path,
+        target = (
+            Path(out)
+            if out
+            else free_path(
+                default_results_path(
+                    Path(record.input_path),
+                    record.started,
+                    _here_if_possible(Path(record.input_path).parent),
+                ),
+                companion=manifest_path,
+            )
         )
         _check_workbook_name(target)
         check_output_path(target)
@@ -1090,10 +1282,12 @@ def report_from_journal(
             # still there), so that the rebuilt Summary says what the original said.
             earlier = find_run(
                 [Path(record.path).parent, *_searched_folders(folder, file, quiet=True)],
-                earlier_id, on_skipped=lambda *_: None,
+                earlier_id,
+                on_skipped=lambda *_: None,
             )
             info.follows = (
-                f"resumes run {earlier_id}" if record.resumed_from
+                f"resumes run {earlier_id}"
+                if record.resumed_from
                 else f"retries the failed rows of run {earlier_id}"
             ) + (f" (started {_when(earlier.started)})" if earlier is not None else "")
         info.notes.append(
@@ -1155,8 +1349,12 @@ def _follow_earlier_run(
     earlier = None
     if resume:
         earlier = latest_unfinished(
-            folders, file.name, on_skipped=skipped, simulated=info.simulated,
-            input_path=info.input_path, input_sha256=info.input_sha256,
+            folders,
+            file.name,
+            on_skipped=skipped,
+            simulated=info.simulated,
+            input_path=info.input_path,
+            input_sha256=info.input_sha256,
         )
         if earlier is None:
             raise InputError(
@@ -1179,7 +1377,9 @@ def _follow_earlier_run(
                 f"Run {earlier.run_id} did not finish ({_how_it_ended(earlier)}); continue it with "
                 "--resume instead, which also checks the rows it was sending when it ended."
             )
-        info.follows = f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
+        info.follows = (
+            f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
+        )
     if earlier is not None:
         if earlier.input_sha256.lower() != info.input_sha256.lower():
             raise InputError(
@@ -1215,11 +1415,17 @@ def _follow_earlier_run(
             _echo(
                 f"Continuing run {earlier.run_id}: {count_text(len(batch.carried), 'row')} already "
                 f"updated {'is' if len(batch.carried) == 1 else 'are'} not sent again"
-                + (f" ({len(batch.verify_carried):,} of them read back to verify them)"
-                   if batch.verify_carried else "")
+                + (
+                    f" ({len(batch.verify_carried):,} of them read back to verify them)"
+                    if batch.verify_carried
+                    else ""
+                )
                 + f"; {len(batch.send):,} to send"
-                + (f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
-                   if batch.read_back else "")
+                + (
+                    f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
+                    if batch.read_back
+                    else ""
+                )
                 + "."
             )
         return batch
@@ -1236,8 +1442,12 @@ def _follow_earlier_run(
                 "the rows that failed or were not sent.",
             )
         pending = latest_unfinished(
-            folder, file.name, on_skipped=skipped, simulated=info.simulated,
-            input_path=info.input_path, input_sha256=info.input_sha256,
+            folder,
+            file.name,
+            on_skipped=skipped,
+            simulated=info.simulated,
+            input_path=info.input_path,
+            input_sha256=info.input_sha256,
         )
         if (
             pending is not None
@@ -1262,10 +1472,12 @@ def _keep_evidence(earlier: RunRecord, info: RunInfo, *, quiet: bool) -> None:
     cover the rows of both runs)."""
     was = earlier.to_run_info()
     kept = [
-        flag for flag, before, now in (
+        flag
+        for flag, before, now in (
             ("--capture-before", was.capture_before, info.capture_before),
             ("--verify", was.verify, info.verify),
-        ) if before and not now
+        )
+        if before and not now
     ]
     if not kept:
         return
@@ -1342,7 +1554,11 @@ def _how_it_ended(record: object) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
+    return (
+        moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        if moment
+        else "an unknown time"
+    )
 
 
 def _create_journal(
@@ -1386,7 +1602,7 @@ def _create_journal(
 
 
 def _concurrency_text(concurrency: int | str) -> str:
-    """"4 at a time", or what automatic concurrency means, for the start-of-run line."""
+    """ "4 at a time", or what automatic concurrency means, for the start-of-run line."""
     from .runner import AUTO_MAX_WORKERS, AUTO_START_WORKERS
 
     if isinstance(concurrency, int):
@@ -1439,7 +1655,9 @@ def _send(
             return {}, False, False, start_journal(), ""
         ask = not simulate and not yes
         if ask and not sys.stdin.isatty():
-            _confirm(len(valid) - len(check_carried), url, username, settings)  # refuses: no terminal
+            _confirm(
+                len(valid) - len(check_carried), url, username, settings
+            )  # refuses: no terminal
         # Certificates are verified unless the user said --insecure in so many words.
         verified = not (transport.insecure and not simulate)
         ca: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
@@ -1496,7 +1714,9 @@ def _send(
                 ),
                 progress=progress,
                 on_sending=lambda row: journal.mark_sending(row.row_number),
-                on_result=lambda result: journal.record(result, verified=result.verification or None),
+                on_result=lambda result: journal.record(
+                    result, verified=result.verification or None
+                ),
                 cancel=interrupts.cancel,
                 abandon=interrupts.abandon,
                 read_back_first=read_back,
@@ -1516,10 +1736,15 @@ def _send(
         if settings.concurrency == AUTO:
             info.workers = report.workers
         if client.token_renewals:
-            info.notes.append(f"The access token was renewed {client.token_renewals} time(s) during the run.")
+            info.notes.append(
+                f"The access token was renewed {client.token_renewals} time(s) during the run."
+            )
         # Rows abandoned in flight stay "sending" in the journal: a resume reads them back.
         return (
-            report.results, report.interrupted, report.stopped and not report.interrupted, journal,
+            report.results,
+            report.interrupted,
+            report.stopped and not report.interrupted,
+            journal,
             report.record_failed,
         )
 
@@ -1561,7 +1786,11 @@ def _credentials(
             "batch-update.yaml. To try the tool first, add --simulate.",
         )
     parts = urlsplit(url)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and not transport.allow_http:
+    if (
+        parts.scheme == "http"
+        and not _is_loopback(parts.hostname or "")
+        and not transport.allow_http
+    ):
         raise ConfigError(
             f"{url} is plain http: the password and the tickets would cross the network unencrypted.",
             tip=f"Use https://{parts.netloc}, or add --allow-http if this really is what you want.",

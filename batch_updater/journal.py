@@ -82,8 +82,17 @@ _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {
     f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)
 }
 _SECRET_WORDS = {
-    "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential",
-    "credentials", "authorization", "cookie",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "credential",
+    "credentials",
+    "authorization",
+    "cookie",
 }
 _SECRET_PAIRS = {"apikey", "accesskey", "privatekey", "secretkey", "clientsecret"}
 _PENDING_SENDING_MESSAGE = (
@@ -237,7 +246,9 @@ class JournalRow:
     finished_at: datetime | None
     duration_ms: int | None
     verified: str | None
-    before: dict[str, object] | None = None  # the ticket as read before its PATCH (--capture-before)
+    before: dict[str, object] | None = (
+        None  # the ticket as read before its PATCH (--capture-before)
+    )
 
     def to_result(self) -> RowResult:
         """The RowResult: exact for a done row; for a row without an outcome, a stand-in.
@@ -437,9 +448,13 @@ class Journal:
             with open(target, "xb"):
                 pass
         except FileExistsError as exc:
-            raise JournalError(f"{target} exists already; batch-update will not overwrite it.") from exc
+            raise JournalError(
+                f"{target} exists already; batch-update will not overwrite it."
+            ) from exc
         except OSError as exc:
-            raise JournalError(f"Cannot write the journal copy {target}: {exc.strerror or exc}.") from exc
+            raise JournalError(
+                f"Cannot write the journal copy {target}: {exc.strerror or exc}."
+            ) from exc
         try:
             destination = sqlite3.connect(str(target))
             try:
@@ -885,11 +900,15 @@ def prune(
         grown = True
         while grown:
             # An old unfinished run that a deleted run resumed is closed: it goes with it.
-            superseded = {
-                run.resumed_from
-                for run in runs
-                if run.run_id in doomed and run.resumed_from in old
-            } - doomed - protected
+            superseded = (
+                {
+                    run.resumed_from
+                    for run in runs
+                    if run.run_id in doomed and run.resumed_from in old
+                }
+                - doomed
+                - protected
+            )
             doomed |= superseded  # type: ignore[arg-type]
             grown = bool(superseded)
         needed = {
@@ -1112,7 +1131,7 @@ def _refuse_secrets(value: object, where: str) -> None:
             if _is_secret_key(str(key)) and not _is_masked(item):
                 raise ValueError(
                     f'the settings key "{place}" holds a secret; the journal never stores '
-                    "secrets: mask it (\"********\") or leave it out"
+                    'secrets: mask it ("********") or leave it out'
                 )
             _refuse_secrets(item, place)
     elif isinstance(value, list):
@@ -1460,14 +1479,36 @@ def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
         workers = connection.execute("SELECT workers FROM journal_run WHERE id = 1").fetchone()[0]
     python_version = ""
     if _has_column(connection, "journal_run", "python_version"):
-        python_version = connection.execute(
-            "SELECT python_version FROM journal_run WHERE id = 1"
-        ).fetchone()[0] or ""
+        python_version = (
+            connection.execute("SELECT python_version FROM journal_run WHERE id = 1").fetchone()[0]
+            or ""
+        )
     (
-        run_id, input_path, input_name, input_sha256, sheet_name, digest, settings_json,
-        server_url, ccs_user, operator, tool_version, host, pid, dry_run, simulated,
-        resumed_from, retry_of, notes_json, started, finished, ended, exit_code, results_path,
-        stopped_reason, row_count,
+        run_id,
+        input_path,
+        input_name,
+        input_sha256,
+        sheet_name,
+        digest,
+        settings_json,
+        server_url,
+        ccs_user,
+        operator,
+        tool_version,
+        host,
+        pid,
+        dry_run,
+        simulated,
+        resumed_from,
+        retry_of,
+        notes_json,
+        started,
+        finished,
+        ended,
+        exit_code,
+        results_path,
+        stopped_reason,
+        row_count,
     ) = found
     return RunRecord(
         run_id=run_id,
@@ -1509,8 +1550,19 @@ def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool
 
 def _journal_row(found: tuple[object, ...]) -> JournalRow:
     (
-        row_number, ticket_number, request_json, phase, outcome, status, message, attempts,
-        sent_at, finished_at, duration_ms, verified, before_json,
+        row_number,
+        ticket_number,
+        request_json,
+        phase,
+        outcome,
+        status,
+        message,
+        attempts,
+        sent_at,
+        finished_at,
+        duration_ms,
+        verified,
+        before_json,
     ) = found
     return JournalRow(
         row_number=row_number,  # type: ignore[arg-type]
@@ -1672,7 +1724,11 @@ def _carried(before: JournalRow, run_id: str, row: PlannedRow) -> RowResult:
     if before.outcome is Outcome.SKIPPED:
         message = before.message  # already names the run that updated it
     else:
-        when = before.sent_at.strftime("%Y-%m-%d %H:%M:%S UTC") if before.sent_at else "an earlier time"
+        when = (
+            before.sent_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            if before.sent_at
+            else "an earlier time"
+        )
         message = f"updated in run {run_id} at {when}; not sent again"
     return RowResult(
         row_number=row.row_number,

@@ -50,19 +50,28 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def build_manifest(run: RunInfo, results_path: Path, *, files: dict[str, Path | None]) -> dict[str, object]:
+def build_manifest(
+    run: RunInfo, results_path: Path, *, files: dict[str, Path | None]
+) -> dict[str, object]:
     """The manifest as a dict; `files` names the input, journal (and any other) files to hash."""
     hashed: dict[str, object] = {
         "results": {"path": str(results_path.resolve()), "sha256": sha256_of(results_path)}
     }
     for role, path in files.items():
         if path is not None and Path(path).is_file():
-            entry: dict[str, object] = {"path": str(Path(path).resolve()), "sha256": sha256_of(Path(path))}
+            entry: dict[str, object] = {
+                "path": str(Path(path).resolve()),
+                "sha256": sha256_of(Path(path)),
+            }
             if role == "input" and run.input_sha256 and entry["sha256"] != run.input_sha256:
                 # The run describes the sheet as it was read: that is the file the manifest
                 # vouches for. A file rewritten since is named as such, never passed as the same.
-                entry = {**entry, "sha256": run.input_sha256, "sha256_at_end": entry["sha256"],
-                         "changed_during_run": True}
+                entry = {
+                    **entry,
+                    "sha256": run.input_sha256,
+                    "sha256_at_end": entry["sha256"],
+                    "changed_during_run": True,
+                }
             hashed[role] = entry
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -167,6 +176,8 @@ def check_manifest(results_path: Path) -> list[FileCheck]:
             candidate = results_path.parent / recorded.name
         found = sha256_of(candidate) if candidate.is_file() else None
         checks.append(
-            FileCheck(role, str(candidate), entry["sha256"], found, bool(entry.get("changed_during_run")))
+            FileCheck(
+                role, str(candidate), entry["sha256"], found, bool(entry.get("changed_during_run"))
+            )
         )
     return checks

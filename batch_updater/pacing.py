@@ -116,9 +116,7 @@ class RateLimiter:
                 self._rate = min(self.max_rate, self._rate + self.max_rate * RECOVERY_STEP)
 
 
-def backoff_delay(
-    attempt: int, base: float, cap: float, rng: random.Random | None = None
-) -> float:
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based): exponential, jittered.
 
     Half the exponential step is fixed and half is random ("equal jitter"), so that workers that

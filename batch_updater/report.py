@@ -54,9 +54,7 @@ _UNWRITABLE_CHARS_RE = re.compile("[\ud800-\udfff\ufffe\uffff]")
 # turn into LF) as Excel's own "_xHHHH_" escapes, which Excel, LibreOffice and calamine decode.
 _CONTROL_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\r]")
 
-TRUNCATION_MARKER = (
-    " … [cut by batch-update: {total:,} characters in all, Excel holds {limit:,}]"
-)
+TRUNCATION_MARKER = " … [cut by batch-update: {total:,} characters in all, Excel holds {limit:,}]"
 
 # Excel keeps 15 significant digits; longer integers would silently lose their last digits.
 _LARGEST_EXACT_INTEGER = 10**15 - 1
@@ -129,7 +127,7 @@ COLUMN_MEANINGS: dict[str, str] = {
     "Row": "The row's number in the input sheet, as Excel shows it.",
     "Outcome": "What became of the row; the outcomes are explained below.",
     "HTTP Status": "The HTTP status code of the server's last answer for this row; empty if no "
-    "answer was received. 200 with \"verified by read-back\" in Message: a resumed run read the "
+    'answer was received. 200 with "verified by read-back" in Message: a resumed run read the '
     "ticket (GET) and found it already held the values, so the update was not sent again.",
     "Message": "The server's message, the validation problems, or why the row was not sent.",
     "Attempts": "How many requests were sent for this row: the PATCH and its retries, the reads "
@@ -383,9 +381,7 @@ def free_path(path: Path, companion: Callable[[Path], Path] | None = None) -> Pa
     return candidate
 
 
-def check_output_path(
-    path: Path, *, input_path: Path | None = None, option: str = "--out"
-) -> None:
+def check_output_path(path: Path, *, input_path: Path | None = None, option: str = "--out") -> None:
     """Raise OutputError unless path is a new file in a writable folder and not the input."""
     _check_target(Path(path), [Path(input_path)] if input_path is not None else [], option)
 
@@ -580,7 +576,9 @@ def _result_values(result: RowResult, evidence: Sequence[str] = ()) -> list[obje
             values.append(result.verification or None)
         else:
             held = result.before.get(BEFORE_COLUMNS[name]) if result.before else None
-            values.append(held if isinstance(held, (str, int, float)) or held is None else str(held))
+            values.append(
+                held if isinstance(held, (str, int, float)) or held is None else str(held)
+            )
     return values
 
 
@@ -888,9 +886,9 @@ def _styled(
     return cell
 
 
-def _summary_items(sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally) -> list[
-    tuple[str, object]
-]:
+def _summary_items(
+    sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally
+) -> list[tuple[str, object]]:
     items: list[tuple[str, object]] = []
     if run.run_id:
         items.append(("Run ID", run.run_id))
@@ -1045,7 +1043,12 @@ def _write_run_sheet(workbook: Workbook, run: RunInfo) -> None:
     for key in sorted(run.settings):
         facts.append((f"Setting: {key}", _setting_text(key, run.settings[key])))
     for key, value in facts:
-        ws.append([_styled(ws, key, font=_BOLD), safe_text(value) if not isinstance(value, str) else _styled(ws, value)])
+        ws.append(
+            [
+                _styled(ws, key, font=_BOLD),
+                safe_text(value) if not isinstance(value, str) else _styled(ws, value),
+            ]
+        )
 
 
 def _setting_text(key: str, value: object) -> object:
@@ -1053,7 +1056,8 @@ def _setting_text(key: str, value: object) -> object:
     if key == "password":
         # The settings hold only a mask, or nothing when the password is asked for later.
         return (
-            "given in the settings (CCS_PASSWORD); never recorded" if value
+            "given in the settings (CCS_PASSWORD); never recorded"
+            if value
             else "not in the settings (from the keyring or a prompt, if one was needed); never recorded"
         )
     if value is None:
@@ -1087,7 +1091,15 @@ def _write_legend_sheet(workbook: Workbook, layout: _Layout) -> None:
 # --------------------------------------------------------------------------------------------
 # Rollback
 
-ROLLBACK_HEADERS = ("Ticket Number", "State", "Priority", "Assigned To", "Description", "Rolls back row", "Note")
+ROLLBACK_HEADERS = (
+    "Ticket Number",
+    "State",
+    "Priority",
+    "Assigned To",
+    "Description",
+    "Rolls back row",
+    "Note",
+)
 
 
 def default_rollback_path(input_path: Path, started: datetime, out_dir: Path | None = None) -> Path:

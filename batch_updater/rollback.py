@@ -86,8 +86,10 @@ def rollback_rows(results: Iterable[RowResult]) -> list[RollbackRow]:
                         "it in CCS by hand if needed"
                     )
                 elif field_name == "Priority":
-                    notes.append("Priority was not in the ticket as read, and CCS requires it on "
-                                 "every update: this row cannot be sent")
+                    notes.append(
+                        "Priority was not in the ticket as read, and CCS requires it on "
+                        "every update: this row cannot be sent"
+                    )
                 continue
             if field_name == "TicketState" and not _is_state(held):
                 notes.append(f"State was {held!r} before, which is not a state the API takes")

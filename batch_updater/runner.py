@@ -68,7 +68,9 @@ class Progress(Protocol):
 
     def row_done(self, result: RowResult) -> None: ...
 
-    def retrying(self, row_number: int, ticket: str, attempt: int, reason: str, delay: float) -> None: ...
+    def retrying(
+        self, row_number: int, ticket: str, attempt: int, reason: str, delay: float
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -437,7 +439,9 @@ class Sender:
                             self._record_failed(failed)
                         return self._not_sent(row)
             elif isinstance(held, Reply):
-                before_problem = f"before values not captured: {_answer(held)} {held.message}".strip()
+                before_problem = (
+                    f"before values not captured: {_answer(held)} {held.message}".strip()
+                )
 
         # Whether a PATCH of this row may have been applied without its answer coming back
         # (a timeout, a connection dropped after sending): then giving up is not "Failed".
@@ -503,7 +507,7 @@ class Sender:
                 if not self.verify:
                     return result(Outcome.UNKNOWN, _unknown_message(reply, failure))
                 held = read_back()
-                said = f"HTTP {status}, but the answer says the update failed: \"{failure}\""
+                said = f'HTTP {status}, but the answer says the update failed: "{failure}"'
                 if isinstance(held, dict):
                     differences = compare_ticket(update, held)
                     if not differences:
@@ -517,8 +521,9 @@ class Sender:
                         f"{said}; the read-back (GET) shows the update was not applied",
                         "Mismatch: " + "; ".join(differences),
                     )
-                return result(Outcome.UNKNOWN, _unknown_message(reply, failure),
-                              _verification(update, held))
+                return result(
+                    Outcome.UNKNOWN, _unknown_message(reply, failure), _verification(update, held)
+                )
             if reply.ok:
                 self.limiter.succeeded()
                 message = reply.message if status != 204 else ""
@@ -541,7 +546,7 @@ class Sender:
                 if throttled > self.retry.max_throttled:
                     return result(
                         Outcome.FAILED,
-                        f"throttled (HTTP 429) {throttled} times; gave up. {reply.message}".strip()
+                        f"throttled (HTTP 429) {throttled} times; gave up. {reply.message}".strip(),
                     )
                 self._notify_retry(row, attempts, "HTTP 429 (throttled)", reply.retry_after or 0.0)
                 continue
@@ -583,7 +588,9 @@ class Sender:
                 if reply.sends == 0:
                     return None, sends
                 if reply.ok:
-                    held = reply.body[0] if isinstance(reply.body, list) and reply.body else reply.body
+                    held = (
+                        reply.body[0] if isinstance(reply.body, list) and reply.body else reply.body
+                    )
                     if isinstance(held, dict):
                         return held, sends
                     return Reply(reply.status, "the answer held no ticket"), sends
@@ -598,7 +605,9 @@ class Sender:
                     if transient >= self.retry.max_attempts:
                         return reply, sends
                     self._halt.wait(
-                        backoff_delay(transient, self.retry.backoff_base, self.retry.backoff_cap, self._rng)
+                        backoff_delay(
+                            transient, self.retry.backoff_base, self.retry.backoff_cap, self._rng
+                        )
                     )
                     continue
                 return reply, sends
@@ -655,7 +664,8 @@ class Sender:
                 outcome=Outcome.UNKNOWN,
                 ticket_number=row.ticket_number,
                 status=answer.status if isinstance(answer, Reply) else None,
-                message=UNKNOWN_IN_FLIGHT if not isinstance(answer, Reply)
+                message=UNKNOWN_IN_FLIGHT
+                if not isinstance(answer, Reply)
                 else _unknown_message(answer, reply_failure(answer)),
                 attempts=1,
                 sent_at=sent_at,
@@ -671,7 +681,9 @@ class Sender:
                 attempts=1,
                 sent_at=sent_at,
                 request_json=request_json,
-                verification="Not checked: the run stopped before the read-back" if self.verify else "",
+                verification="Not checked: the run stopped before the read-back"
+                if self.verify
+                else "",
             )
         return RowResult(
             row_number=row.row_number,
@@ -827,7 +839,7 @@ def reply_failure(reply: Reply) -> str:
 
 def _unknown_message(reply: Reply, failure: str) -> str:
     return (
-        f"HTTP {reply.status}, but the answer says the update failed: \"{failure}\"; the ticket "
+        f'HTTP {reply.status}, but the answer says the update failed: "{failure}"; the ticket '
         "may or may not have changed; a resume (--resume) reads it back before deciding"
     )
 

@@ -301,7 +301,7 @@ def network_location(
     text = os.fspath(path)
     for prefix in ("\\\\?\\UNC\\", "//?/UNC/"):
         if text[: len(prefix)].upper() == prefix.upper():
-            return f"a network share (\\\\{text[len(prefix):]})"
+            return f"a network share (\\\\{text[len(prefix) :]})"
     if text.startswith(("\\\\?\\", "\\\\.\\", "//?/", "//./")):
         text = text[4:]  # \\?\C:\... is a long local path
     windows = PureWindowsPath(text)
@@ -654,9 +654,7 @@ def _parse_columns(value: object, origin: _Origin) -> Mapping[str, Field]:
     return FrozenMapping(mapping)
 
 
-_URL_ACCEPTED = (
-    "the server's address, e.g. https://ccs01.corp.example:12431 or ccs01.corp.example"
-)
+_URL_ACCEPTED = "the server's address, e.g. https://ccs01.corp.example:12431 or ccs01.corp.example"
 
 
 def normalize_url(text: str) -> str:
@@ -859,7 +857,9 @@ _KEYS: tuple[_Key, ...] = (
         "journal_keep_days",
         "output",
         "journal_keep_days",
-        _int_in(0, 100_000, accepted="a whole number of days from 0 (keep forever) to 100000, e.g. 90"),
+        _int_in(
+            0, 100_000, accepted="a whole number of days from 0 (keep forever) to 100000, e.g. 90"
+        ),
     ),
 )
 _COLUMNS_KEY = _Key("column_mapping", "columns", "", _parse_columns)
@@ -873,7 +873,15 @@ _GROUPS: Mapping[str, Mapping[str, _Key]] = MappingProxyType(
     {
         group: MappingProxyType({key.name: key for key in _KEYS if key.group == group})
         for group in (
-            "server", "auth", "pacing", "retries", "stop", "input", "columns", "output", "evidence"
+            "server",
+            "auth",
+            "pacing",
+            "retries",
+            "stop",
+            "input",
+            "columns",
+            "output",
+            "evidence",
         )
     }
 )
@@ -1088,9 +1096,7 @@ def _file_values(
     return found
 
 
-def _find_config_file(
-    config_path: Path | None, env: Mapping[str, str], cwd: Path
-) -> Path | None:
+def _find_config_file(config_path: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
     if config_path is not None or env.get(CONFIG_ENVIRONMENT_VARIABLE, "").strip():
         if config_path is not None:
             given, where = Path(config_path), ""

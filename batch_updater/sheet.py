@@ -266,7 +266,6 @@ def _looks_like_text(head: bytes) -> bool:
     return controls <= len(head) // 100
 
 
-
 # --- what the workbook reader does not say (.xlsx) ----------------------------------------
 #
 # calamine reads a formula without a saved value as an empty cell, says nothing of hidden rows,
@@ -324,9 +323,7 @@ def _columns_beyond(column: int) -> bytes:
         if letter != ord("Z"):
             rest = size - index - 1
             alternatives.append(
-                letters[:index]
-                + b"[%c-Z]" % (letter + 1)
-                + (b"[A-Z]{%d}" % rest if rest else b"")
+                letters[:index] + b"[%c-Z]" % (letter + 1) + (b"[A-Z]{%d}" % rest if rest else b"")
             )
     return b"|".join(alternatives) or b"(?!)"
 
@@ -888,13 +885,9 @@ def _biff_damage(workbook: bytes) -> str | None:
                 return f"its list of texts claims {unique:,} entries in {end:,} bytes"
         elif kind == _BIFF_DIMENSIONS and len(data) in (10, 14):
             if len(data) == 14:
-                first_row, last_row, first_column, last_column = struct.unpack_from(
-                    "<IIHH", data
-                )
+                first_row, last_row, first_column, last_column = struct.unpack_from("<IIHH", data)
             else:
-                first_row, last_row, first_column, last_column = struct.unpack_from(
-                    "<HHHH", data
-                )
+                first_row, last_row, first_column, last_column = struct.unpack_from("<HHHH", data)
             if (
                 last_row > _BIFF_MAX_ROWS
                 or last_column > _BIFF_MAX_COLUMNS
@@ -1332,7 +1325,9 @@ def _normalize(cells: Sequence[object]) -> tuple[object, ...]:
             None
             if cell == ""
             else int(cell)
-            if type(cell) is float and cell.is_integer() and -_EXACT_FLOAT_INT <= cell <= _EXACT_FLOAT_INT
+            if type(cell) is float
+            and cell.is_integer()
+            and -_EXACT_FLOAT_INT <= cell <= _EXACT_FLOAT_INT
             else cell
             for cell in cells
         ]
@@ -1363,7 +1358,9 @@ def _normalize_rows(
                 None
                 if cell == ""
                 else int(cell)
-                if type(cell) is float and cell.is_integer() and -_EXACT_FLOAT_INT <= cell <= _EXACT_FLOAT_INT
+                if type(cell) is float
+                and cell.is_integer()
+                and -_EXACT_FLOAT_INT <= cell <= _EXACT_FLOAT_INT
                 else cell
                 for cell in row
             ]

@@ -308,6 +308,8 @@ def compare_ticket(update: TicketUpdate, ticket: Mapping[str, object]) -> list[s
         if not found:
             differences.append(f"{name} is missing from the server's answer")
         elif not _same(name, sent, held):
-            differences.append(f"{name} is {json.dumps(held, ensure_ascii=False)}, expected "
-                               f"{json.dumps(sent, ensure_ascii=False)}")
+            differences.append(
+                f"{name} is {json.dumps(held, ensure_ascii=False)}, expected "
+                f"{json.dumps(sent, ensure_ascii=False)}"
+            )
     return differences

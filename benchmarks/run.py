@@ -46,33 +46,73 @@ TICKETS_PATH = "/ccs/api/v1/RemediationTickets/"
 # (403); the benchmarks want every request to be a plain 204, so they skip those numbers.
 RESTRICTED = range(990, 1000)
 
-HEADERS = ["Ticket Number", "Asset", "Standard", "State", "Priority", "Assigned To", "Description", "Notes"]
-STANDARDS = [
-    "CIS Windows Server 2022", "CIS SQL Server 2019", "DISA STIG AD", "PCI DSS 4.0",
-    "CIS RHEL 9", "NIST 800-53 AC-17", "ISO 27001 A.8",
+HEADERS = [
+    "Ticket Number",
+    "Asset",
+    "Standard",
+    "State",
+    "Priority",
+    "Assigned To",
+    "Description",
+    "Notes",
 ]
-ASSIGNEES = ["corp\\jsmith", "corp\\akhan", "corp\\mgarcia", "corp\\tnguyen", "a.khan@corp.example", ""]
+STANDARDS = [
+    "CIS Windows Server 2022",
+    "CIS SQL Server 2019",
+    "DISA STIG AD",
+    "PCI DSS 4.0",
+    "CIS RHEL 9",
+    "NIST 800-53 AC-17",
+    "ISO 27001 A.8",
+]
+ASSIGNEES = [
+    "corp\\jsmith",
+    "corp\\akhan",
+    "corp\\mgarcia",
+    "corp\\tnguyen",
+    "a.khan@corp.example",
+    "",
+]
 FINDINGS = [
-    "Patched KB5034441 and rebooted", "SMBv1 disabled", "Verified by rescan",
-    "auditd rules deployed", "MFA enforced for all VPN users", "Weak ciphers removed (Zürich)",
-    "Session timeout set to 15 minutes", "Control not applicable: server decommissioned",
+    "Patched KB5034441 and rebooted",
+    "SMBv1 disabled",
+    "Verified by rescan",
+    "auditd rules deployed",
+    "MFA enforced for all VPN users",
+    "Weak ciphers removed (Zürich)",
+    "Session timeout set to 15 minutes",
+    "Control not applicable: server decommissioned",
 ]
 STATES = [2, "Remediation Performed", 3, "Verified", 5, "2", 2.0, "Not Applicable"]
 PRIORITIES = ["High", "Medium", "Low", "high"]
 
 FULL = {
-    "offline_sizes": [10_000, 100_000], "offline_repeats": 2,
-    "pace_rows": 2_000, "pace_rate": 50.0, "pace_latency_ms": 20,
-    "latency_rows": 1_000, "latency_rate": 20.0, "latency_latency_ms": 200,
+    "offline_sizes": [10_000, 100_000],
+    "offline_repeats": 2,
+    "pace_rows": 2_000,
+    "pace_rate": 50.0,
+    "pace_latency_ms": 20,
+    "latency_rows": 1_000,
+    "latency_rate": 20.0,
+    "latency_latency_ms": 200,
     # beside 3: a slower server (500 ms), where 4 workers cannot keep 20/s (at most 8/s)
-    "slow_rows": 200, "slow_latency_ms": 500,
-    "overhead_rows": 5_000, "overhead_rate": 100_000.0, "overhead_concurrency": 8,
-    "overhead_repeats": 2, "capacity_seconds": 5.0, "capacity_clients": 8,
+    "slow_rows": 200,
+    "slow_latency_ms": 500,
+    "overhead_rows": 5_000,
+    "overhead_rate": 100_000.0,
+    "overhead_concurrency": 8,
+    "overhead_repeats": 2,
+    "capacity_seconds": 5.0,
+    "capacity_clients": 8,
 }
 QUICK = {
     **FULL,
-    "offline_sizes": [2_000, 10_000], "offline_repeats": 1,
-    "pace_rows": 500, "latency_rows": 200, "slow_rows": 60, "overhead_rows": 1_000,
+    "offline_sizes": [2_000, 10_000],
+    "offline_repeats": 1,
+    "pace_rows": 500,
+    "latency_rows": 200,
+    "slow_rows": 60,
+    "overhead_rows": 1_000,
     "overhead_repeats": 1,
     "capacity_seconds": 2.0,
 }
@@ -128,9 +168,14 @@ def _windows_peak_kib() -> int | None:
             _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD)] + [
                 (name, ctypes.c_size_t)
                 for name in (
-                    "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
-                    "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage",
-                    "PagefileUsage", "PeakPagefileUsage",
+                    "PeakWorkingSetSize",
+                    "WorkingSetSize",
+                    "QuotaPeakPagedPoolUsage",
+                    "QuotaPagedPoolUsage",
+                    "QuotaPeakNonPagedPoolUsage",
+                    "QuotaNonPagedPoolUsage",
+                    "PagefileUsage",
+                    "PeakPagefileUsage",
                 )
             ]
 
@@ -320,9 +365,16 @@ def _run_info(sheet_path: str, sheet: Any):
 
     now = datetime.now(timezone.utc)
     return RunInfo(
-        input_path=str(Path(sheet_path).resolve()), input_sha256="0" * 64,
-        sheet_name=sheet.sheet_name, tool_version=__version__, operator="benchmark",
-        started=now, finished=now, rate=5.0, concurrency=4, dry_run=True,
+        input_path=str(Path(sheet_path).resolve()),
+        input_sha256="0" * 64,
+        sheet_name=sheet.sheet_name,
+        tool_version=__version__,
+        operator="benchmark",
+        started=now,
+        finished=now,
+        rate=5.0,
+        concurrency=4,
+        dry_run=True,
     )
 
 
@@ -342,7 +394,12 @@ def stage_write(p: dict[str, Any]) -> dict[str, Any]:
         write_results(Path(p["out"]), sheet, results, info)
         seconds = time.perf_counter() - started
     after = memory_now()
-    return {"seconds": seconds, "bytes": os.path.getsize(p["out"]), "before": before, "memory": after}
+    return {
+        "seconds": seconds,
+        "bytes": os.path.getsize(p["out"]),
+        "before": before,
+        "memory": after,
+    }
 
 
 def stage_floor_read(p: dict[str, Any]) -> dict[str, Any]:
@@ -371,8 +428,16 @@ def stage_floor_write(p: dict[str, Any]) -> dict[str, Any]:
     for row, r in zip(sheet.rows, results):
         table.append(
             list(row.values)
-            + [r.row_number, r.outcome.value, r.status, r.message or None, r.attempts,
-               None, r.duration_ms, r.request_json]
+            + [
+                r.row_number,
+                r.outcome.value,
+                r.status,
+                r.message or None,
+                r.attempts,
+                None,
+                r.duration_ms,
+                r.request_json,
+            ]
         )
     del sheet, results
     before = memory_now()
@@ -383,7 +448,12 @@ def stage_floor_write(p: dict[str, Any]) -> dict[str, Any]:
         ws.append(values)
     book.save(p["out"])
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "bytes": os.path.getsize(p["out"]), "before": before, "memory": memory_now()}
+    return {
+        "seconds": seconds,
+        "bytes": os.path.getsize(p["out"]),
+        "before": before,
+        "memory": memory_now(),
+    }
 
 
 def stage_dryrun(p: dict[str, Any]) -> dict[str, Any]:
@@ -428,8 +498,12 @@ def stage_dryrun(p: dict[str, Any]) -> dict[str, Any]:
     }
     split["other"] = seconds - split["read"] - split["validate"] - split["write"]
     return {
-        "seconds": seconds, "split": split, "peak_after": memory, "status": int(status),
-        "before": before, "memory": memory_now(),
+        "seconds": seconds,
+        "split": split,
+        "peak_after": memory,
+        "status": int(status),
+        "before": before,
+        "memory": memory_now(),
     }
 
 
@@ -441,9 +515,14 @@ def _network_rows(count: int):
 
     cells = sheet_rows(count)
     sheet = Sheet(
-        path="benchmark.xlsx", sheet_name="Tickets", header_row=1, headers=list(HEADERS),
+        path="benchmark.xlsx",
+        sheet_name="Tickets",
+        header_row=1,
+        headers=list(HEADERS),
         rows=[
-            SheetRow(n + 2, tuple(None if c == "" else int(c) if type(c) is float else c for c in row))
+            SheetRow(
+                n + 2, tuple(None if c == "" else int(c) if type(c) is float else c for c in row)
+            )
             for n, row in enumerate(cells)
         ],
     )
@@ -463,7 +542,11 @@ def stage_send(p: dict[str, Any]) -> dict[str, Any]:
     rows = _network_rows(p["rows"])
     concurrency = p.get("concurrency") or settings.concurrency
     client = CcsClient(
-        p["url"], USER, Secret(PASSWORD), password_encoding="base64", verify=True,
+        p["url"],
+        USER,
+        Secret(PASSWORD),
+        password_encoding="base64",
+        verify=True,
         timeout=(settings.connect_timeout, settings.read_timeout),
     )
     client.login()
@@ -474,8 +557,10 @@ def stage_send(p: dict[str, Any]) -> dict[str, Any]:
         RateLimiter(p["rate"]),
         concurrency=None if concurrency == "auto" else int(concurrency),
         retry=RetryPolicy(
-            max_attempts=settings.max_attempts, backoff_base=settings.backoff_base,
-            backoff_cap=settings.backoff_cap, max_throttled=settings.max_throttled,
+            max_attempts=settings.max_attempts,
+            backoff_base=settings.backoff_base,
+            backoff_cap=settings.backoff_cap,
+            max_throttled=settings.max_throttled,
         ),
         stop_policy=StopPolicy(
             forbidden_at_start=settings.stop_forbidden_at_start,
@@ -494,9 +579,14 @@ def stage_send(p: dict[str, Any]) -> dict[str, Any]:
     client.close()
     results = list(report.results.values())
     return {
-        "rows": len(rows), "concurrency": concurrency, "workers": report.workers, "rate": p["rate"],
-        "wall": wall, "cpu": cpu,
-        "sim_cpu": None if sim_cpu_before is None or sim_cpu_after is None
+        "rows": len(rows),
+        "concurrency": concurrency,
+        "workers": report.workers,
+        "rate": p["rate"],
+        "wall": wall,
+        "cpu": cpu,
+        "sim_cpu": None
+        if sim_cpu_before is None or sim_cpu_after is None
         else sim_cpu_after - sim_cpu_before,
         "outcomes": dict(Counter(r.outcome.value for r in results)),
         "statuses": dict(Counter(str(r.status) for r in results)),
@@ -517,7 +607,8 @@ def stage_vendor(p: dict[str, Any]) -> dict[str, Any]:
     token = requests.post(
         url + TOKEN_PATH,
         data={
-            "grant_type": "password", "username": USER,
+            "grant_type": "password",
+            "username": USER,
             "password": base64.b64encode(PASSWORD.encode()).decode(),
         },
     ).json()["access_token"]
@@ -537,8 +628,12 @@ def stage_vendor(p: dict[str, Any]) -> dict[str, Any]:
     cpu = time.process_time() - cpu
     sim_cpu_after = other_process_cpu(p["sim_pid"]) if p.get("sim_pid") else None
     return {
-        "rows": len(bodies), "wall": wall, "cpu": cpu, "statuses": dict(statuses),
-        "sim_cpu": None if sim_cpu_before is None or sim_cpu_after is None
+        "rows": len(bodies),
+        "wall": wall,
+        "cpu": cpu,
+        "statuses": dict(statuses),
+        "sim_cpu": None
+        if sim_cpu_before is None or sim_cpu_after is None
         else sim_cpu_after - sim_cpu_before,
     }
 
@@ -554,12 +649,14 @@ def stage_sessions(p: dict[str, Any]) -> dict[str, Any]:
     token = requests.post(
         url + TOKEN_PATH,
         data={
-            "grant_type": "password", "username": USER,
+            "grant_type": "password",
+            "username": USER,
             "password": base64.b64encode(PASSWORD.encode()).decode(),
         },
     ).json()["access_token"]
     headers = {
-        "Authorization": "Bearer " + token, "Accept": "application/json",
+        "Authorization": "Bearer " + token,
+        "Accept": "application/json",
         "Content-Type": "application/json; charset=utf-8",
     }
     todo = iter(bodies)
@@ -573,8 +670,14 @@ def stage_sessions(p: dict[str, Any]) -> dict[str, Any]:
                 body = next(todo, None)
             if body is None:
                 break
-            response = session.request("PATCH", url + TICKETS_PATH, data=body, headers=headers,
-                                       timeout=(10.0, 60.0), allow_redirects=False)
+            response = session.request(
+                "PATCH",
+                url + TICKETS_PATH,
+                data=body,
+                headers=headers,
+                timeout=(10.0, 60.0),
+                allow_redirects=False,
+            )
             _ = response.content  # read the body, as the tool does
             with lock:
                 statuses[response.status_code] += 1
@@ -589,8 +692,13 @@ def stage_sessions(p: dict[str, Any]) -> dict[str, Any]:
         thread.join()
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
-    return {"rows": len(bodies), "wall": wall, "cpu": cpu, "statuses": {str(k): v for k, v in statuses.items()},
-            "concurrency": p["concurrency"]}
+    return {
+        "rows": len(bodies),
+        "wall": wall,
+        "cpu": cpu,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "concurrency": p["concurrency"],
+    }
 
 
 def stage_capacity(p: dict[str, Any]) -> dict[str, Any]:
@@ -603,13 +711,19 @@ def stage_capacity(p: dict[str, Any]) -> dict[str, Any]:
     host, port = target.hostname, target.port
     conn = http.client.HTTPConnection(host, port, timeout=30)
     form = urlencode(
-        {"grant_type": "password", "username": USER,
-         "password": base64.b64encode(PASSWORD.encode()).decode()}
+        {
+            "grant_type": "password",
+            "username": USER,
+            "password": base64.b64encode(PASSWORD.encode()).decode(),
+        }
     )
     conn.request("POST", TOKEN_PATH, form, {"Content-Type": "application/x-www-form-urlencoded"})
     token = json.loads(conn.getresponse().read())["access_token"]
     conn.close()
-    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json; charset=utf-8"}
+    headers = {
+        "Authorization": "Bearer " + token,
+        "Content-Type": "application/json; charset=utf-8",
+    }
     bodies = [json.dumps(row.update.to_json()).encode() for row in _network_rows(2_000)]
     clients = p["clients"]
     seconds = p["seconds"]
@@ -649,9 +763,13 @@ def stage_capacity(p: dict[str, Any]) -> dict[str, Any]:
     for c in statuses:
         all_statuses.update(c)
     return {
-        "requests": total, "wall": wall, "per_second": total / wall, "clients": clients,
+        "requests": total,
+        "wall": wall,
+        "per_second": total / wall,
+        "clients": clients,
         "statuses": {str(k): v for k, v in all_statuses.items()},
-        "sim_cpu": None if sim_cpu_before is None or sim_cpu_after is None
+        "sim_cpu": None
+        if sim_cpu_before is None or sim_cpu_after is None
         else sim_cpu_after - sim_cpu_before,
     }
 
@@ -713,11 +831,15 @@ class Bench:
         params.pop("label", None)
         done = subprocess.run(
             [sys.executable, str(HERE), "--stage", name, json.dumps(params)],
-            capture_output=True, text=True, timeout=timeout, cwd=self.temp, env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.temp,
+            env=self.env,
         )
         for line in reversed(done.stdout.splitlines()):
             if line.startswith(RESULT_MARKER):
-                return json.loads(line[len(RESULT_MARKER):])
+                return json.loads(line[len(RESULT_MARKER) :])
         raise RuntimeError(
             f"stage {name} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
@@ -728,9 +850,24 @@ class SimProcess:
 
     def __init__(self, bench: Bench, *, tickets: int, latency_ms: float = 0, seed: int = 1) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batch_updater.sim", "--port", "0", "--quiet",
-             "--tickets", str(tickets), "--seed", str(seed), "--latency-ms", str(latency_ms)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=bench.temp,
+            [
+                sys.executable,
+                "-m",
+                "batch_updater.sim",
+                "--port",
+                "0",
+                "--quiet",
+                "--tickets",
+                str(tickets),
+                "--seed",
+                str(seed),
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=bench.temp,
             env=bench.env,
         )
         self.url = ""
@@ -811,16 +948,22 @@ def bench_offline(
         validate = bench.stage("validate", sheet=pickled_sheet, pickle=pickled_results, label=tag)
         target = bench.output(f"stage-write-{tag}.xlsx")
         write = bench.stage(
-            "write", path=str(path), sheet=pickled_sheet, results=pickled_results,
-            out=str(target), label=tag,
+            "write",
+            path=str(path),
+            sheet=pickled_sheet,
+            results=pickled_results,
+            out=str(target),
+            label=tag,
         )
         bench.discard(target)
         # The comparison that the target is about: the whole dry run against the floors,
         # interleaved and repeated, the fastest of each kept (the least disturbed by others).
         runs: dict[str, list[dict[str, Any]]] = {"floor_read": [], "floor_write": [], "dryrun": []}
         for attempt in range(repeats):
-            say(f"offline {size:,} rows: floor read, whole dry run, floor write "
-                f"({attempt + 1} of {repeats}) ...")
+            say(
+                f"offline {size:,} rows: floor read, whole dry run, floor write "
+                f"({attempt + 1} of {repeats}) ..."
+            )
             runs["floor_read"].append(bench.stage("floor_read", path=str(path), profile=None))
             target = bench.output(f"tickets-{tag}.results.xlsx")
             runs["dryrun"].append(
@@ -830,8 +973,11 @@ def bench_offline(
             target = bench.output(f"floor-write-{tag}.xlsx")
             runs["floor_write"].append(
                 bench.stage(
-                    "floor_write", sheet=pickled_sheet, results=pickled_results,
-                    out=str(target), profile=None,
+                    "floor_write",
+                    sheet=pickled_sheet,
+                    results=pickled_results,
+                    out=str(target),
+                    profile=None,
                 )
             )
             bench.discard(target)
@@ -839,10 +985,19 @@ def bench_offline(
         floor_read, floor_write, dryrun = best["floor_read"], best["floor_write"], best["dryrun"]
         out.append(
             {
-                "rows": size, "file_bytes": generated["bytes"], "generate_s": generated["seconds"],
-                "floor_read": floor_read, "read": read, "validate": validate, "write": write,
-                "floor_write": floor_write, "dryrun": dryrun, "repeats": repeats,
-                "all_seconds": {name: [run["seconds"] for run in found] for name, found in runs.items()},
+                "rows": size,
+                "file_bytes": generated["bytes"],
+                "generate_s": generated["seconds"],
+                "floor_read": floor_read,
+                "read": read,
+                "validate": validate,
+                "write": write,
+                "floor_write": floor_write,
+                "dryrun": dryrun,
+                "repeats": repeats,
+                "all_seconds": {
+                    name: [run["seconds"] for run in found] for name, found in runs.items()
+                },
             }
         )
     return out
@@ -850,26 +1005,45 @@ def bench_offline(
 
 def bench_pace(bench: Bench, cfg: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
     rows, rate = cfg["pace_rows"], cfg["pace_rate"]
-    say(f"pace fidelity: {rows:,} rows at {rate:g}/s, latency {cfg['pace_latency_ms']} ms "
-        f"(~{rows / rate:.0f} s) ...")
+    say(
+        f"pace fidelity: {rows:,} rows at {rate:g}/s, latency {cfg['pace_latency_ms']} ms "
+        f"(~{rows / rate:.0f} s) ..."
+    )
     with SimProcess(bench, tickets=rows + 100, latency_ms=cfg["pace_latency_ms"]) as sim:
-        client = bench.stage("send", url=sim.url, sim_pid=sim.pid, rows=rows, rate=rate, label="pace")
+        client = bench.stage(
+            "send", url=sim.url, sim_pid=sim.pid, rows=rows, rate=rate, label="pace"
+        )
         arrivals = patch_arrivals(sim.requests())
-    return {"client": client, "server": arrivals, "rate": rate, "latency_ms": cfg["pace_latency_ms"]}
+    return {
+        "client": client,
+        "server": arrivals,
+        "rate": rate,
+        "latency_ms": cfg["pace_latency_ms"],
+    }
 
 
 def bench_latency(
     bench: Bench, cfg: dict[str, Any], concurrency: str | None, say: Callable[[str], None]
 ) -> dict[str, Any]:
     figures = _latency_run(
-        bench, cfg["latency_rows"], cfg["latency_rate"], cfg["latency_latency_ms"], concurrency,
-        "latency", say,
+        bench,
+        cfg["latency_rows"],
+        cfg["latency_rate"],
+        cfg["latency_latency_ms"],
+        concurrency,
+        "latency",
+        say,
     )
     # Beside it, a slower server: the default (automatic) concurrency against a fixed 4.
     figures["slow"] = [
         _latency_run(
-            bench, cfg["slow_rows"], cfg["latency_rate"], cfg["slow_latency_ms"], fixed,
-            f"slow-{fixed or 'default'}", say,
+            bench,
+            cfg["slow_rows"],
+            cfg["latency_rate"],
+            cfg["slow_latency_ms"],
+            fixed,
+            f"slow-{fixed or 'default'}",
+            say,
         )
         for fixed in (None, "4")
     ]
@@ -877,25 +1051,40 @@ def bench_latency(
 
 
 def _latency_run(
-    bench: Bench, rows: int, rate: float, latency_ms: int, concurrency: str | None, label: str,
+    bench: Bench,
+    rows: int,
+    rate: float,
+    latency_ms: int,
+    concurrency: str | None,
+    label: str,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    say(f"latency hiding: {rows:,} rows at {rate:g}/s, latency {latency_ms} ms, concurrency "
-        f"{concurrency or 'default'} (~{rows / rate:.0f} s) ...")
+    say(
+        f"latency hiding: {rows:,} rows at {rate:g}/s, latency {latency_ms} ms, concurrency "
+        f"{concurrency or 'default'} (~{rows / rate:.0f} s) ..."
+    )
     with SimProcess(bench, tickets=rows + 100, latency_ms=latency_ms) as sim:
         client = bench.stage(
-            "send", url=sim.url, sim_pid=sim.pid, rows=rows, rate=rate, concurrency=concurrency,
+            "send",
+            url=sim.url,
+            sim_pid=sim.pid,
+            rows=rows,
+            rate=rate,
+            concurrency=concurrency,
             label=label,
         )
         arrivals = patch_arrivals(sim.requests())
     return {
-        "client": client, "server": arrivals, "rate": rate, "latency_ms": latency_ms,
+        "client": client,
+        "server": arrivals,
+        "rate": rate,
+        "latency_ms": latency_ms,
         "ratio": client["wall"] / (rows / rate),
     }
 
 
 def _concurrency(client: dict[str, Any]) -> str:
-    """"concurrency 8", or "concurrency auto (6 workers)"."""
+    """ "concurrency 8", or "concurrency auto (6 workers)"."""
     if client["concurrency"] == "auto":
         return f"concurrency auto ({client['workers']} workers)"
     return f"concurrency {client['concurrency']}"
@@ -906,15 +1095,22 @@ def bench_overhead(bench: Bench, cfg: dict[str, Any], say: Callable[[str], None]
     repeats = cfg["overhead_repeats"]
     runs: dict[str, list[dict[str, Any]]] = {"client": [], "vendor": [], "sessions": []}
     for attempt in range(repeats):
-        say(f"client overhead: {rows:,} rows, no limit, no latency, concurrency "
+        say(
+            f"client overhead: {rows:,} rows, no limit, no latency, concurrency "
             f"{cfg['overhead_concurrency']}; the vendor-style baseline; requests alone "
-            f"({attempt + 1} of {repeats}) ...")
+            f"({attempt + 1} of {repeats}) ..."
+        )
         # A fresh simulator for each, so that one run's connections and log cannot slow the next.
         with SimProcess(bench, tickets=rows + 100) as sim:
             runs["client"].append(
                 bench.stage(
-                    "send", url=sim.url, sim_pid=sim.pid, rows=rows, rate=cfg["overhead_rate"],
-                    concurrency=cfg["overhead_concurrency"], label=f"overhead-{attempt + 1}",
+                    "send",
+                    url=sim.url,
+                    sim_pid=sim.pid,
+                    rows=rows,
+                    rate=cfg["overhead_rate"],
+                    concurrency=cfg["overhead_concurrency"],
+                    label=f"overhead-{attempt + 1}",
                 )
             )
         with SimProcess(bench, tickets=rows + 100) as sim:
@@ -924,7 +1120,10 @@ def bench_overhead(bench: Bench, cfg: dict[str, Any], say: Callable[[str], None]
         with SimProcess(bench, tickets=rows + 100) as sim:
             runs["sessions"].append(
                 bench.stage(
-                    "sessions", url=sim.url, rows=rows, concurrency=cfg["overhead_concurrency"],
+                    "sessions",
+                    url=sim.url,
+                    rows=rows,
+                    concurrency=cfg["overhead_concurrency"],
                     profile=None,
                 )
             )
@@ -932,19 +1131,26 @@ def bench_overhead(bench: Bench, cfg: dict[str, Any], say: Callable[[str], None]
     # hyper-thread): the least disturbed run is the one with the least CPU per row.
     best = {name: min(found, key=lambda run: run["cpu"]) for name, found in runs.items()}
     best["all_cpu_ms_per_row"] = {
-        name: [round(run["cpu"] * 1000 / run["rows"], 3) for run in found] for name, found in runs.items()
+        name: [round(run["cpu"] * 1000 / run["rows"], 3) for run in found]
+        for name, found in runs.items()
     }
     best["repeats"] = repeats
     return best
 
 
 def bench_capacity(bench: Bench, cfg: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
-    say(f"simulator capacity: {cfg['capacity_clients']} keep-alive clients for "
-        f"{cfg['capacity_seconds']:g} s ...")
+    say(
+        f"simulator capacity: {cfg['capacity_clients']} keep-alive clients for "
+        f"{cfg['capacity_seconds']:g} s ..."
+    )
     with SimProcess(bench, tickets=2_100) as sim:
         return bench.stage(
-            "capacity", url=sim.url, sim_pid=sim.pid, clients=cfg["capacity_clients"],
-            seconds=cfg["capacity_seconds"], profile=None,
+            "capacity",
+            url=sim.url,
+            sim_pid=sim.pid,
+            clients=cfg["capacity_clients"],
+            seconds=cfg["capacity_seconds"],
+            profile=None,
         )
 
 
@@ -999,27 +1205,41 @@ def table(figures: dict[str, Any]) -> str:
         r, v, w, d = size["read"], size["validate"], size["write"], size["dryrun"]
         floor = fr["seconds"] + fw["seconds"]
         split = d["split"]
-        add(f"### 1. Offline cost: dry run of {rows:,} rows ({size['file_bytes'] / 1e6:.1f} MB .xlsx)")
+        add(
+            f"### 1. Offline cost: dry run of {rows:,} rows ({size['file_bytes'] / 1e6:.1f} MB .xlsx)"
+        )
         add("")
-        add("| stage | dry run s | stage alone s | peak RSS MB (stage alone, its inputs included) | floor | floor s | floor peak MB | ratio to floor |")
+        add(
+            "| stage | dry run s | stage alone s | peak RSS MB (stage alone, its inputs included) | floor | floor s | floor peak MB | ratio to floor |"
+        )
         add("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
-        add(f"| read: `read_sheet` | {split['read']:.2f} | {r['seconds']:.2f} | {_mb(r['memory']['peak_kib'])} | "
-            f"calamine `to_python()` | {fr['seconds']:.2f} | {_mb(fr['memory']['peak_kib'])} | {split['read'] / fr['seconds']:.2f} |")
-        add(f"| validate: `plan_rows` ({split['plan_rows']:.2f} s) + every row's verdict | {split['validate']:.2f} | "
-            f"{v['seconds']:.2f} | {_mb(v['memory']['peak_kib'])} | (nothing) | | | |")
-        add(f"| write: `write_results` | {split['write']:.2f} | {w['seconds']:.2f} | {_mb(w['memory']['peak_kib'])} | "
-            f"openpyxl write-only | {fw['seconds']:.2f} | {_mb(fw['memory']['peak_kib'])} | {split['write'] / fw['seconds']:.2f} |")
-        add(f"| **whole dry run**, `cli.run(dry_run=True)` | **{d['seconds']:.2f}** | "
+        add(
+            f"| read: `read_sheet` | {split['read']:.2f} | {r['seconds']:.2f} | {_mb(r['memory']['peak_kib'])} | "
+            f"calamine `to_python()` | {fr['seconds']:.2f} | {_mb(fr['memory']['peak_kib'])} | {split['read'] / fr['seconds']:.2f} |"
+        )
+        add(
+            f"| validate: `plan_rows` ({split['plan_rows']:.2f} s) + every row's verdict | {split['validate']:.2f} | "
+            f"{v['seconds']:.2f} | {_mb(v['memory']['peak_kib'])} | (nothing) | | | |"
+        )
+        add(
+            f"| write: `write_results` | {split['write']:.2f} | {w['seconds']:.2f} | {_mb(w['memory']['peak_kib'])} | "
+            f"openpyxl write-only | {fw['seconds']:.2f} | {_mb(fw['memory']['peak_kib'])} | {split['write'] / fw['seconds']:.2f} |"
+        )
+        add(
+            f"| **whole dry run**, `cli.run(dry_run=True)` | **{d['seconds']:.2f}** | "
             f"{r['seconds'] + v['seconds'] + w['seconds']:.2f} | **{_mb(d['memory']['peak_kib'])}** | read + write floors | "
-            f"{floor:.2f} | | **{d['seconds'] / floor:.2f}** |")
+            f"{floor:.2f} | | **{d['seconds'] / floor:.2f}** |"
+        )
         add("")
         if rows >= 100_000:
             ratio = d["seconds"] / floor
             peak = d["memory"]["peak_kib"]
             ok_peak = peak is not None and peak / 1024 < PEAK_MB_TARGET
-            add(f"Targets for {rows:,} rows: within {FLOOR_RATIO_TARGET}x the floor: "
+            add(
+                f"Targets for {rows:,} rows: within {FLOOR_RATIO_TARGET}x the floor: "
                 f"**{_verdict(ratio <= FLOOR_RATIO_TARGET)}** ({ratio:.2f}x); peak under {PEAK_MB_TARGET} MB: "
-                f"**{_verdict(ok_peak)}** ({_mb(peak)} MB).")
+                f"**{_verdict(ok_peak)}** ({_mb(peak)} MB)."
+            )
             add("")
     add("### 2-5. Sending (client in its own process, ccs-sim in another)")
     add("")
@@ -1030,47 +1250,71 @@ def table(figures: dict[str, Any]) -> str:
         server, client = pace["server"], pace["client"]
         fidelity = (server["rate"] or 0) / pace["rate"]
         ok = PACE_RANGE[0] <= fidelity <= PACE_RANGE[1] and server["max_in_1s"] <= pace["rate"]
-        add(f"| 2. pace fidelity | {client['rows']:,} rows at {pace['rate']:g}/s, latency {pace['latency_ms']} ms, "
+        add(
+            f"| 2. pace fidelity | {client['rows']:,} rows at {pace['rate']:g}/s, latency {pace['latency_ms']} ms, "
             f"{_concurrency(client)} | achieved {server['rate']:.2f}/s = **{fidelity:.3f}** of the rate; "
             f"busiest 1-s window **{server['max_in_1s']}** PATCHes; {server['patches']:,} PATCHes, statuses {server['statuses']} | "
-            f"{PACE_RANGE[0]}-{PACE_RANGE[1]}, no window > {pace['rate']:g} | {_verdict(ok)} |")
+            f"{PACE_RANGE[0]}-{PACE_RANGE[1]}, no window > {pace['rate']:g} | {_verdict(ok)} |"
+        )
     lat = figures.get("latency")
     if lat:
         client = lat["client"]
         ok = lat["ratio"] <= LATENCY_TARGET
         ideal = client["rows"] / lat["rate"]
-        add(f"| 3. latency hiding | {client['rows']:,} rows at {lat['rate']:g}/s, latency {lat['latency_ms']} ms, "
+        add(
+            f"| 3. latency hiding | {client['rows']:,} rows at {lat['rate']:g}/s, latency {lat['latency_ms']} ms, "
             f"{_concurrency(client)} | {client['wall']:.1f} s / {ideal:.0f} s = **{lat['ratio']:.3f}**; "
-            f"server saw {lat['server']['rate']:.2f}/s | <= {LATENCY_TARGET} | {_verdict(ok)} |")
+            f"server saw {lat['server']['rate']:.2f}/s | <= {LATENCY_TARGET} | {_verdict(ok)} |"
+        )
         for slow in lat.get("slow", []):
             client = slow["client"]
             ideal = client["rows"] / slow["rate"]
-            add(f"| 3. beside it: a slower server | {client['rows']:,} rows at {slow['rate']:g}/s, latency "
+            add(
+                f"| 3. beside it: a slower server | {client['rows']:,} rows at {slow['rate']:g}/s, latency "
                 f"{slow['latency_ms']} ms, {_concurrency(client)} | {client['wall']:.1f} s / {ideal:.0f} s = "
-                f"**{slow['ratio']:.3f}**; server saw {slow['server']['rate']:.2f}/s | | |")
+                f"**{slow['ratio']:.3f}**; server saw {slow['server']['rate']:.2f}/s | | |"
+            )
     over = figures.get("overhead")
     if over:
         c, b = over["client"], over["vendor"]
         ms = c["cpu"] * 1000 / c["rows"]
         ok = ms < CPU_MS_TARGET
-        sim_c = "" if c.get("sim_cpu") is None else f"; simulator {c['sim_cpu'] * 1000 / c['rows']:.2f} ms CPU/request"
-        sim_b = "" if b.get("sim_cpu") is None else f"; simulator {b['sim_cpu'] * 1000 / b['rows']:.2f} ms CPU/request"
+        sim_c = (
+            ""
+            if c.get("sim_cpu") is None
+            else f"; simulator {c['sim_cpu'] * 1000 / c['rows']:.2f} ms CPU/request"
+        )
+        sim_b = (
+            ""
+            if b.get("sim_cpu") is None
+            else f"; simulator {b['sim_cpu'] * 1000 / b['rows']:.2f} ms CPU/request"
+        )
         spread = ""
         if over.get("repeats", 1) > 1:
             spread = f" (least of {over['repeats']} runs: {', '.join(f'{x:.2f}' for x in over['all_cpu_ms_per_row']['client'])})"
-        add(f"| 4. client overhead | {c['rows']:,} rows, no limit, no latency, concurrency {c['concurrency']} | "
+        add(
+            f"| 4. client overhead | {c['rows']:,} rows, no limit, no latency, concurrency {c['concurrency']} | "
             f"**{c['rows'] / c['wall']:.0f} rows/s, {ms:.2f} ms CPU/row**{spread}{sim_c}; outcomes {c['outcomes']} | "
-            f"< {CPU_MS_TARGET} ms CPU/row | {_verdict(ok)} |")
-        add(f"| 4. baseline: vendor-style | {b['rows']:,} rows, new `requests.request` per ticket, sequential | "
-            f"{b['rows'] / b['wall']:.0f} rows/s, {b['cpu'] * 1000 / b['rows']:.2f} ms CPU/row{sim_b}; statuses {b['statuses']} | | |")
+            f"< {CPU_MS_TARGET} ms CPU/row | {_verdict(ok)} |"
+        )
+        add(
+            f"| 4. baseline: vendor-style | {b['rows']:,} rows, new `requests.request` per ticket, sequential | "
+            f"{b['rows'] / b['wall']:.0f} rows/s, {b['cpu'] * 1000 / b['rows']:.2f} ms CPU/row{sim_b}; statuses {b['statuses']} | | |"
+        )
         f = over.get("sessions")
         if f:
-            add(f"| 4. reference: requests alone | {f['rows']:,} rows, a `requests.Session` per thread, {f['concurrency']} threads, "
+            add(
+                f"| 4. reference: requests alone | {f['rows']:,} rows, a `requests.Session` per thread, {f['concurrency']} threads, "
                 f"no package code | {f['rows'] / f['wall']:.0f} rows/s, {f['cpu'] * 1000 / f['rows']:.2f} ms CPU/row; "
-                f"statuses {f['statuses']} | | |")
+                f"statuses {f['statuses']} | | |"
+            )
     cap = figures.get("capacity")
     if cap:
-        sim = "" if cap.get("sim_cpu") is None else f"; simulator used {cap['sim_cpu'] / cap['wall']:.2f} cores"
+        sim = (
+            ""
+            if cap.get("sim_cpu") is None
+            else f"; simulator used {cap['sim_cpu'] / cap['wall']:.2f} cores"
+        )
         demands = [0.0]
         if pace:
             demands.append(pace["rate"])
@@ -1079,25 +1323,41 @@ def table(figures: dict[str, Any]) -> str:
         if over:
             demands.append(over["client"]["rows"] / over["client"]["wall"])
         needed = max(demands)
-        add(f"| 5. simulator capacity | {cap['clients']} keep-alive `http.client` connections, {cap['wall']:.1f} s | "
+        add(
+            f"| 5. simulator capacity | {cap['clients']} keep-alive `http.client` connections, {cap['wall']:.1f} s | "
             f"**{cap['per_second']:.0f} PATCH/s**{sim}; statuses {cap['statuses']} | well above 2-4's {needed:.0f}/s | "
-            f"{_verdict(cap['per_second'] > 1.5 * needed)} |")
+            f"{_verdict(cap['per_second'] > 1.5 * needed)} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, about a minute")
-    parser.add_argument("--only", default="offline,pace,latency,overhead,capacity",
-                        help="comma-separated subset of: offline, pace, latency, overhead, capacity")
+    parser.add_argument(
+        "--only",
+        default="offline,pace,latency,overhead,capacity",
+        help="comma-separated subset of: offline, pace, latency, overhead, capacity",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="cProfile each measured section into DIR (timings then not comparable)")
-    parser.add_argument("--latency-concurrency", metavar="N|auto",
-                        help="concurrency for the latency-hiding run (default: the tool's default, auto)")
-    parser.add_argument("--repeats", type=int, metavar="N",
-                        help="runs of the whole dry run and of the floors, fastest kept "
-                        "(default: 2, or 1 with --quick)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="cProfile each measured section into DIR (timings then not comparable)",
+    )
+    parser.add_argument(
+        "--latency-concurrency",
+        metavar="N|auto",
+        help="concurrency for the latency-hiding run (default: the tool's default, auto)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="runs of the whole dry run and of the floors, fastest kept "
+        "(default: 2, or 1 with --quick)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--stage", nargs=2, metavar=("NAME", "PARAMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1125,7 +1385,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if "offline" in wanted:
-            figures["offline"] = bench_offline(bench, cfg["offline_sizes"], cfg["offline_repeats"], say)
+            figures["offline"] = bench_offline(
+                bench, cfg["offline_sizes"], cfg["offline_repeats"], say
+            )
             loads.append(load_average())
         if "pace" in wanted:
             figures["pace"] = bench_pace(bench, cfg, say)
@@ -1149,12 +1411,16 @@ def main(argv: list[str] | None = None) -> int:
     m = figures["machine"]
     print(f"## batch-update benchmarks ({figures['mode']}), {m['date']}")
     print()
-    print(f"Machine: {m['cores']} cores ({m.get('cpu', 'cpu unknown')}), {m['memory']} memory, "
-          f"Python {m['python']}, {m['os']}.")
+    print(
+        f"Machine: {m['cores']} cores ({m.get('cpu', 'cpu unknown')}), {m['memory']} memory, "
+        f"Python {m['python']}, {m['os']}."
+    )
     print(f"Load average (1/5/15 min) before and after each benchmark: {' | '.join(loads)}.")
-    print(f"Command: python benchmarks/run.py{' --quick' if args.quick else ''}"
-          f"{'' if wanted == {'offline', 'pace', 'latency', 'overhead', 'capacity'} else ' --only ' + args.only}; "
-          f"took {figures['seconds']:.0f} s.")
+    print(
+        f"Command: python benchmarks/run.py{' --quick' if args.quick else ''}"
+        f"{'' if wanted == {'offline', 'pace', 'latency', 'overhead', 'capacity'} else ' --only ' + args.only}; "
+        f"took {figures['seconds']:.0f} s."
+    )
     if args.profile:
         print("(Profiled run: timings include cProfile's overhead and are not comparable.)")
     print()

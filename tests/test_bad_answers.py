@@ -54,9 +54,7 @@ FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.02)
 Answer = Callable[["_Handler"], None]
 
 
-def reply(
-    status: int, body: bytes | str = b"", content_type: str = "", **headers: str
-) -> Answer:
+def reply(status: int, body: bytes | str = b"", content_type: str = "", **headers: str) -> Answer:
     """An answer with this status, body and headers."""
     data = body.encode("utf-8") if isinstance(body, str) else body
 
@@ -308,7 +306,9 @@ def test_a_plain_text_error_is_the_message(canned: Canned) -> None:
     result = only(send(canned, planned(1)))
 
     assert (result.outcome, result.status, result.message) == (
-        Outcome.FAILED, 400, "Request header too large"
+        Outcome.FAILED,
+        400,
+        "Request header too large",
     )
 
 
@@ -358,7 +358,8 @@ def test_a_huge_error_page_still_gives_its_title(canned: Canned) -> None:
     result = only(send(canned, planned(1), retry=RetryPolicy(1, 0.01, 0.02)))
 
     assert (result.status, result.message) == (
-        504, "Gateway Timeout (gave up after 1 attempts: HTTP 504)"
+        504,
+        "Gateway Timeout (gave up after 1 attempts: HTTP 504)",
     )
 
 
@@ -382,7 +383,8 @@ def test_an_empty_200_counts_as_updated_and_says_so(canned: Canned) -> None:
     result = only(send(canned, planned(1)))
 
     assert (result.outcome, result.message) == (
-        Outcome.UPDATED, "HTTP 200 where 204 was expected; treated as updated"
+        Outcome.UPDATED,
+        "HTTP 200 where 204 was expected; treated as updated",
     )
 
 
@@ -438,9 +440,7 @@ def test_a_reset_connection_is_retried(canned: Canned) -> None:
 
 
 def test_resets_every_time_fail_the_row_and_the_run_goes_on(canned: Canned) -> None:
-    canned.script(
-        patch=lambda ticket, attempt: reset if ticket == "INCA0000001" else reply(204)
-    )
+    canned.script(patch=lambda ticket, attempt: reset if ticket == "INCA0000001" else reply(204))
 
     results = send(canned, planned(1, 2))
 
@@ -491,16 +491,19 @@ def test_a_redirected_token_request_stops_the_run_naming_the_location(canned: Ca
 @pytest.mark.parametrize(
     ("answer", "what"),
     [
-        (reply(200, '{"token_type": "bearer", "expires_in": 3600}', "application/json"),
-         'its JSON has only "token_type", "expires_in"'),
+        (
+            reply(200, '{"token_type": "bearer", "expires_in": 3600}', "application/json"),
+            'its JSON has only "token_type", "expires_in"',
+        ),
         (reply(200, '{"access_token": ""}', "application/json"), 'its "access_token" is empty'),
-        (reply(200, '{"access_token": 42}', "application/json"),
-         'its "access_token" is not text'),
+        (reply(200, '{"access_token": 42}', "application/json"), 'its "access_token" is not text'),
         (reply(200, '["a", "b"]', "application/json"), "its JSON is a list, not an object"),
         (reply(200, "OK", "text/plain"), "its body is not JSON"),
         (reply(200), "its body is empty"),
-        (reply(200, html_page("Corporate sign-in"), "text/html"),
-         'it is a web page: "Corporate sign-in"'),
+        (
+            reply(200, html_page("Corporate sign-in"), "text/html"),
+            'it is a web page: "Corporate sign-in"',
+        ),
     ],
     ids=["no-token", "empty-token", "number-token", "json-list", "text", "empty", "html"],
 )
@@ -525,15 +528,27 @@ def test_a_token_answer_without_a_token_is_a_clear_run_error(
 @pytest.mark.parametrize(
     ("answer", "error", "message"),
     [
-        (reply(503, html_page("Service Unavailable"), "text/html"), ServerUnreachable,
-         "{url} could not issue a token (HTTP 503: Service Unavailable)."),
-        (reply(404, "Not Found", "text/plain"), ServerUnreachable,
-         "{url} has no token endpoint at /ccs/api/v1/oauth/tokens (HTTP 404: Not Found); is "
-         "this the CCS server?"),
-        (reply(401, html_page("401 - Unauthorized: Access is denied due to invalid "
-                              "credentials."), "text/html"), AuthError,
-         "The CCS server refused the user name or password for corp\\ccsadmin (HTTP 401: 401 - "
-         "Unauthorized: Access is denied due to invalid credentials.)."),
+        (
+            reply(503, html_page("Service Unavailable"), "text/html"),
+            ServerUnreachable,
+            "{url} could not issue a token (HTTP 503: Service Unavailable).",
+        ),
+        (
+            reply(404, "Not Found", "text/plain"),
+            ServerUnreachable,
+            "{url} has no token endpoint at /ccs/api/v1/oauth/tokens (HTTP 404: Not Found); is "
+            "this the CCS server?",
+        ),
+        (
+            reply(
+                401,
+                html_page("401 - Unauthorized: Access is denied due to invalid credentials."),
+                "text/html",
+            ),
+            AuthError,
+            "The CCS server refused the user name or password for corp\\ccsadmin (HTTP 401: 401 - "
+            "Unauthorized: Access is denied due to invalid credentials.).",
+        ),
     ],
     ids=["503", "404", "401-html"],
 )
@@ -609,8 +624,18 @@ def run_against(canned: Canned, tmp_path: Path, rows: list[list[object]]) -> obj
     write_sheet(tmp_path / "tickets.xlsx", rows)
     (tmp_path / "fast.yaml").write_text(FAST_RETRIES_YAML, encoding="utf-8")
     return run_command(
-        ["tickets.xlsx", "--url", canned.url, "--user", ADMIN, "--yes", "--rate", "100",
-         "--config", "fast.yaml"],
+        [
+            "tickets.xlsx",
+            "--url",
+            canned.url,
+            "--user",
+            ADMIN,
+            "--yes",
+            "--rate",
+            "100",
+            "--config",
+            "fast.yaml",
+        ],
         tmp_path,
         env=live_env(tmp_path / "home", password="P+ss/w=rd!"),
     )
@@ -681,7 +706,7 @@ def test_end_to_end_bad_answers_become_row_outcomes(tmp_path: Path, canned: Cann
 
 
 STOPPED_BY_401 = (
-    'The run stopped early: The CCS server refused corp\\ccsadmin twice in a row with HTTP 401 '
+    "The run stopped early: The CCS server refused corp\\ccsadmin twice in a row with HTTP 401 "
     '("401 - Unauthorized: Access is denied due to invalid credentials."), even with a new token.'
 )
 

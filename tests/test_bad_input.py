@@ -48,7 +48,9 @@ SAVE_AS_XLSX = 'open it in Excel and save it as an "Excel Workbook (.xlsx)".'
 SAVE_AS_CSV_UTF8 = 'save it from Excel as "CSV UTF-8 (Comma delimited)".'
 RECALCULATE = "has no saved value; open the file in Excel, let it calculate, and save it."
 NOT_PLAIN = "which is not a plain letter or digit; retype it."
-STATES = "use 1-5 or a name: 1 Open, 2 Remediation Performed, 3 Verified, 4 Failed, 5 Not Applicable."
+STATES = (
+    "use 1-5 or a name: 1 Open, 2 Remediation Performed, 3 Verified, 4 Failed, 5 Not Applicable."
+)
 AS_TEXT = "format the column as Text and type the ticket number again."
 HIDDEN_ROWS = (
     "Note: Rows 3, 5-6 are hidden in Excel (filtered or hidden by hand); they are checked and "
@@ -161,8 +163,7 @@ CASES: dict[str, Expected] = {
     "mixed-encoding.csv": refused(
         "mixed-encoding.csv mixes two text encodings: it holds UTF-8 text, but line 3 does not "
         "(byte 0xFC there is not UTF-8), so its accented letters would be sent wrong; retype "
-        "them in an editor that saves UTF-8, or export the whole file again and "
-        + SAVE_AS_CSV_UTF8
+        "them in an editor that saves UTF-8, or export the whole file again and " + SAVE_AS_CSV_UTF8
     ),
     "wrong-encoding.csv": refused(
         f"wrong-encoding.csv is neither UTF-8 nor Windows-1252 text (byte 36); {SAVE_AS_CSV_UTF8}"
@@ -171,8 +172,12 @@ CASES: dict[str, Expected] = {
         ExitStatus.OK,
         (dry_run(1, 1),),
         requests={
-            2: {"TicketNumber": "INCA0000001", "TicketState": 2, "TicketDescription": "Café",
-                "Priority": "High"},
+            2: {
+                "TicketNumber": "INCA0000001",
+                "TicketState": 2,
+                "TicketDescription": "Café",
+                "Priority": "High",
+            },
         },
     ),
     "utf16-bom.txt": Expected(
@@ -188,13 +193,17 @@ CASES: dict[str, Expected] = {
             dry_run(1, 1),
         ),
         requests={
-            2: {"TicketNumber": "INCA0000001", "TicketState": 2,
-                "TicketDescription": "Café – naïve", "Priority": "High"},
+            2: {
+                "TicketNumber": "INCA0000001",
+                "TicketState": 2,
+                "TicketDescription": "Café – naïve",
+                "Priority": "High",
+            },
         },
     ),
     # --- very long lines and cells ------------------------------------------------------------
     "quote-never-closed.csv": refused(
-        'quote-never-closed.csv, row 2: a cell is longer than 131,072 characters; this usually '
+        "quote-never-closed.csv, row 2: a cell is longer than 131,072 characters; this usually "
         'means a quote (") is opened and never closed.'
     ),
     "long-line.csv": Expected(
@@ -249,7 +258,9 @@ CASES: dict[str, Expected] = {
             "1 row will not be sent (Invalid).",
             dry_run(2, 3),
         ),
-        invalid={3: 'column "Priority": Priority is required by CCS; use one of Low, Medium, High.'},
+        invalid={
+            3: 'column "Priority": Priority is required by CCS; use one of Low, Medium, High.'
+        },
     ),
     "hidden-sheet.xlsx": Expected(
         ExitStatus.OK,
@@ -333,8 +344,12 @@ CASES: dict[str, Expected] = {
         },
         # A date in a text column is sent as ISO text.
         requests={
-            3: {"TicketNumber": "INCA0000002", "TicketState": 2,
-                "TicketDescription": "2024-03-01 14:30:00", "Priority": "High"},
+            3: {
+                "TicketNumber": "INCA0000002",
+                "TicketState": 2,
+                "TicketDescription": "2024-03-01 14:30:00",
+                "Priority": "High",
+            },
         },
     ),
     "leading-zeros.xlsx": Expected(
@@ -382,12 +397,25 @@ CASES: dict[str, Expected] = {
         ExitStatus.OK,
         (dry_run(3, 3),),
         requests={
-            2: {"TicketNumber": "INCA0000001", "TicketState": 2,
-                "TicketDescription": "=SUM(A1:A2)", "Priority": "High", "AssignedTo": "@admin"},
-            3: {"TicketNumber": "INCA0000002", "TicketState": 3,
-                "TicketDescription": "+1 555 0100", "Priority": "Low"},
-            4: {"TicketNumber": "INCA0000003", "TicketState": 5,
-                "TicketDescription": "-5 degrees", "Priority": "Medium"},
+            2: {
+                "TicketNumber": "INCA0000001",
+                "TicketState": 2,
+                "TicketDescription": "=SUM(A1:A2)",
+                "Priority": "High",
+                "AssignedTo": "@admin",
+            },
+            3: {
+                "TicketNumber": "INCA0000002",
+                "TicketState": 3,
+                "TicketDescription": "+1 555 0100",
+                "Priority": "Low",
+            },
+            4: {
+                "TicketNumber": "INCA0000003",
+                "TicketState": 5,
+                "TicketDescription": "-5 degrees",
+                "Priority": "Medium",
+            },
         },
         cells={
             # The results hold the exact text (a quote-prefixed text cell, never a formula).
@@ -401,11 +429,19 @@ CASES: dict[str, Expected] = {
         ExitStatus.OK,
         (dry_run(2, 2),),
         requests={
-            2: {"TicketNumber": "INCA0000001", "TicketState": 2,
-                "TicketDescription": '=HYPERLINK("http://x.example","y")', "Priority": "High",
-                "AssignedTo": "@admin"},
-            3: {"TicketNumber": "INCA0000002", "TicketState": 3, "TicketDescription": "-2+3",
-                "Priority": "Low"},
+            2: {
+                "TicketNumber": "INCA0000001",
+                "TicketState": 2,
+                "TicketDescription": '=HYPERLINK("http://x.example","y")',
+                "Priority": "High",
+                "AssignedTo": "@admin",
+            },
+            3: {
+                "TicketNumber": "INCA0000002",
+                "TicketState": 3,
+                "TicketDescription": "-2+3",
+                "Priority": "Low",
+            },
         },
         cells={
             (2, "Description"): '=HYPERLINK("http://x.example","y")',
@@ -649,7 +685,7 @@ def text_cell(ref: str, text: str) -> str:
 
 HEADER_ROW = (
     f'<row r="1">{text_cell("A1", "Ticket Number")}{text_cell("B1", "State")}'
-    f'{text_cell("C1", "Priority")}</row>'
+    f"{text_cell('C1', 'Priority')}</row>"
 )
 
 
@@ -663,7 +699,7 @@ def test_shared_formulas_saved_empty_texts_and_errors(tmp_path: Path) -> None:
         f'<row r="2">{text_cell("A2", "INCA1")}<c r="B2"><f t="shared" ref="B2:B3" si="0">'
         f'LEN(A2)&amp;""</f><v>5</v></c>{text_cell("C2", "Low")}</row>'
         f'<row r="3">{text_cell("A3", "INCA2")}<c r="B3"><f t="shared" si="0"/></c>'
-        f'{text_cell("C3", "Low")}</row>'
+        f"{text_cell('C3', 'Low')}</row>"
         # A formula whose saved result is the empty text, and one whose result is an error.
         f'<row r="4">{text_cell("A4", "INCA3")}<c r="B4" t="str"><f>""</f><v></v></c>'
         f'<c r="C4" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>'
@@ -679,8 +715,8 @@ def test_shared_formulas_saved_empty_texts_and_errors(tmp_path: Path) -> None:
 
 def test_cells_and_rows_without_references_and_prefixed_tags(tmp_path: Path) -> None:
     rows = (
-        "<x:row><x:c t=\"inlineStr\"><x:is><x:t>Ticket Number</x:t></x:is></x:c>"
-        "<x:c t=\"inlineStr\"><x:is><x:t>Priority</x:t></x:is></x:c></x:row>"
+        '<x:row><x:c t="inlineStr"><x:is><x:t>Ticket Number</x:t></x:is></x:c>'
+        '<x:c t="inlineStr"><x:is><x:t>Priority</x:t></x:is></x:c></x:row>'
         '<x:row hidden="1"><x:c t="inlineStr"><x:is><x:t>INCA1</x:t></x:is></x:c>'
         "<x:c><x:f>A1</x:f></x:c></x:row>"
     )
@@ -790,14 +826,16 @@ def test_the_sheet_xml_is_read_the_same_in_small_pieces(
     rows = HEADER_ROW
     for number in range(2, 60):
         state = (
-            f'<c r="B{number}"><f>A{number}*2</f></c>' if number % 7 == 0
-            else f'<c r="B{number}" t="e"><v>#N/A</v></c>' if number % 11 == 0
+            f'<c r="B{number}"><f>A{number}*2</f></c>'
+            if number % 7 == 0
+            else f'<c r="B{number}" t="e"><v>#N/A</v></c>'
+            if number % 11 == 0
             else f'<c r="B{number}"><v>2</v></c>'
         )
         hidden = ' hidden="1"' if number % 5 == 0 else ""
         rows += (
             f'<row r="{number}"{hidden}>{text_cell(f"A{number}", f"INCA{number}")}{state}'
-            f'{text_cell(f"C{number}", "Low")}</row>'
+            f"{text_cell(f'C{number}', 'Low')}</row>"
         )
     path = xlsx_with_sheet_data(tmp_path / "t.xlsx", rows)
     whole = read(path)
@@ -816,7 +854,9 @@ def test_change_columns_with_headers_of_their_own_stop_a_live_run_before_anythin
 ) -> None:
     from helpers import live_args, live_env, results_files
 
-    (tmp_path / "t.csv").write_text("Ticket Number,Target Status,Priority\nINCA0000001,Open,High\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text(
+        "Ticket Number,Target Status,Priority\nINCA0000001,Open,High\n", encoding="utf-8"
+    )
     done = run_command(["t.csv", *live_args(simulator)], tmp_path, env=live_env(tmp_path / "home"))
 
     assert done.returncode == ExitStatus.USAGE

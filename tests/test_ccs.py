@@ -235,7 +235,9 @@ def test_untrusted_certificate_stops_before_anything_is_sent(make_simulator, tls
     sim = make_simulator(certfile=str(cert_file), keyfile=str(key_file))
     with pytest.raises(TlsError) as caught:
         client_for(sim).login()
-    assert str(caught.value).startswith(f"Could not verify the TLS certificate of 127.0.0.1:{sim.port}")
+    assert str(caught.value).startswith(
+        f"Could not verify the TLS certificate of 127.0.0.1:{sim.port}"
+    )
     assert "--ca-bundle" in caught.value.tip
     assert not [r for r in sim.requests if r.endpoint == "tickets"]
 
@@ -248,7 +250,9 @@ def test_repr_and_errors_never_show_the_password(simulator) -> None:
     assert "S3cret" not in str(caught.value) and "S3cret" not in (caught.value.tip or "")
 
 
-def test_a_netrc_entry_for_the_server_does_not_replace_the_token(simulator, tmp_path, monkeypatch) -> None:
+def test_a_netrc_entry_for_the_server_does_not_replace_the_token(
+    simulator, tmp_path, monkeypatch
+) -> None:
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n", encoding="utf-8")
     netrc.chmod(0o600)

@@ -118,7 +118,7 @@ def test_a_sheet_without_a_ticket_number_column_lists_the_headers_found(here: Pa
 
     assert result.exit_code == ExitStatus.USAGE
     assert error_lines(result) == [
-        'Error: export.csv: no ticket-number column in the first 20 rows. The first non-empty row '
+        "Error: export.csv: no ticket-number column in the first 20 rows. The first non-empty row "
         '(row 1) has: "Ref", "Asset", "Status".',
         'Tip: name the column "Ticket Number", or map your header in the config '
         '(columns: {"Your header": TicketNumber}).',
@@ -296,7 +296,9 @@ def test_server_user_and_password_from_the_environment(here: Path, simulator, mo
     assert result.exit_code == ExitStatus.OK, result.output
     assert sorted(patched(simulator, 204)) == ["INCA0000001", "INCA0000002", "INCA0000003"]
     assert re.search(
-        re.escape(f"Sending 3 updates to {simulator.url} as corp\\ccsadmin at 100 requests/s (4 to 32 at a time, as the response time needs); run ")
+        re.escape(
+            f"Sending 3 updates to {simulator.url} as corp\\ccsadmin at 100 requests/s (4 to 32 at a time, as the response time needs); run "
+        )
         + r"\d{8}-\d{6}-[0-9a-f]{4}\.$",
         result.stderr,
         flags=re.M,
@@ -318,10 +320,13 @@ def test_each_run_logs_to_its_own_log_file_and_releases_it(
     first_log = (here / "first.log").read_text(encoding="utf-8")
     second_log = (here / "second.log").read_text(encoding="utf-8")
     assert sorted(line.split(" INFO ")[1].split(" -> ")[0] for line in first_log.splitlines()) == [
-        "row 2 INCA0000001", "row 3 INCA0000002", "row 4 INCA0000003",
+        "row 2 INCA0000001",
+        "row 3 INCA0000002",
+        "row 4 INCA0000003",
     ]
     assert sorted(line.split(" INFO ")[1].split(" -> ")[0] for line in second_log.splitlines()) == [
-        "row 2 INCA0000050", "row 3 INCA0000051",
+        "row 2 INCA0000050",
+        "row 3 INCA0000051",
     ]
     assert "INCA0000050" not in first.stderr + second.stderr  # the first run's --verbose is over
     handlers = logging.getLogger("batch_updater").handlers
@@ -387,7 +392,9 @@ def test_the_password_can_come_from_the_system_keyring(here: Path, simulator, mo
 
     fake = FakeKeyring({("batch-update", f"corp\\ccsadmin@{simulator.url}"): ADMIN_PASSWORD})
     monkeypatch.setitem(sys.modules, "keyring", fake)
-    result = invoke(PROBLEM_FREE, "--url", simulator.url, "--user", "corp\\ccsadmin", "--yes", "--rate", "100")
+    result = invoke(
+        PROBLEM_FREE, "--url", simulator.url, "--user", "corp\\ccsadmin", "--yes", "--rate", "100"
+    )
     assert result.exit_code == ExitStatus.OK, result.output
     assert fake.asked == [("batch-update", f"corp\\ccsadmin@{simulator.url}")]
     assert ADMIN_PASSWORD not in result.output
@@ -399,7 +406,9 @@ def test_the_environment_wins_over_the_keyring(here: Path, simulator, monkeypatc
     fake = FakeKeyring({})
     monkeypatch.setitem(sys.modules, "keyring", fake)
     monkeypatch.setenv("CCS_PASSWORD", ADMIN_PASSWORD)
-    result = invoke(PROBLEM_FREE, "--url", simulator.url, "--user", "corp\\ccsadmin", "--yes", "--rate", "100")
+    result = invoke(
+        PROBLEM_FREE, "--url", simulator.url, "--user", "corp\\ccsadmin", "--yes", "--rate", "100"
+    )
     assert result.exit_code == ExitStatus.OK, result.output
     assert fake.asked == []
 

@@ -20,7 +20,9 @@ def code_blocks(text: str) -> list[str]:
 
 def test_ci_runs_exactly_the_readmes_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    ci_lines = [line.strip() for line in ci.splitlines() if "pytest" in line and not line.startswith("#")]
+    ci_lines = [
+        line.strip() for line in ci.splitlines() if "pytest" in line and not line.startswith("#")
+    ]
     assert len(ci_lines) == 1
     assert any(block.strip() == ci_lines[0] for block in code_blocks(README))
 
@@ -55,9 +57,9 @@ def test_every_config_key_in_the_readme_exists_in_the_example() -> None:
     assert keys, "the configuration table lists keys"
     for key in keys:
         group, name = key.split(".")
-        assert name in (example.get(group) or {}) or f"{name}:" in (ROOT / "config.example.yaml").read_text(
-            encoding="utf-8"
-        ), key
+        assert name in (example.get(group) or {}) or f"{name}:" in (
+            ROOT / "config.example.yaml"
+        ).read_text(encoding="utf-8"), key
 
 
 def test_the_automatic_concurrency_bounds_are_told_as_they_are() -> None:
@@ -66,5 +68,8 @@ def test_the_automatic_concurrency_bounds_are_told_as_they_are() -> None:
     help_text = CliRunner().invoke(command, ["--help"], prog_name="batch-update").output
     assert f"auto adds workers ({AUTO_START_WORKERS} to {AUTO_MAX_WORKERS})" in help_text
     example = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
-    assert f"auto starts with {AUTO_START_WORKERS} and adds workers, up to {AUTO_MAX_WORKERS}" in example
+    assert (
+        f"auto starts with {AUTO_START_WORKERS} and adds workers, up to {AUTO_MAX_WORKERS}"
+        in example
+    )
     assert f"`auto` ({AUTO_START_WORKERS}, more up to {AUTO_MAX_WORKERS} when" in README

@@ -148,7 +148,9 @@ def test_dry_run_of_a_clean_sheet_needs_no_server_and_exits_0(
         (6, "Valid (dry run)"),
     ]
     assert json.loads(results[-1]["Request"]) == {
-        "TicketNumber": "INCA0000004", "TicketState": 3, "Priority": "Low",
+        "TicketNumber": "INCA0000004",
+        "TicketState": 3,
+        "Priority": "Low",
     }
     assert done.stdout.splitlines() == [
         '5 rows in tickets.xlsx (sheet "Tickets"):',
@@ -186,14 +188,25 @@ def test_live_run_updates_exactly_what_the_sheet_asks(tmp_path: Path, sheet, sim
         (row, "Updated", 204, 1) for row in range(2, 8)
     ]
     expected = {
-        "INCA0000011": {"TicketState": 2, "Priority": "High", "AssignedTo": "corp\\jsmith",
-                        "TicketDescription": "Patched and rebooted"},
+        "INCA0000011": {
+            "TicketState": 2,
+            "Priority": "High",
+            "AssignedTo": "corp\\jsmith",
+            "TicketDescription": "Patched and rebooted",
+        },
         "INCA0000012": {"TicketState": 3, "Priority": "Low"},
         "INCA0000013": {"Priority": "Medium", "AssignedTo": "a.khan@corp.example"},
-        "INCA0000014": {"TicketState": 5, "Priority": "Low",
-                        "TicketDescription": "=SUM(A1:A2) stays text"},
-        "INCA0000015": {"TicketState": 5, "Priority": "High", "AssignedTo": "corp\\svc-ccs",
-                        "TicketDescription": "Zürich, ünïcode"},
+        "INCA0000014": {
+            "TicketState": 5,
+            "Priority": "Low",
+            "TicketDescription": "=SUM(A1:A2) stays text",
+        },
+        "INCA0000015": {
+            "TicketState": 5,
+            "Priority": "High",
+            "AssignedTo": "corp\\svc-ccs",
+            "TicketDescription": "Zürich, ünïcode",
+        },
         "INCA0000016": {"Priority": "Medium"},
     }
     fields = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
@@ -367,7 +380,9 @@ def test_an_account_without_the_role_stops_the_run(tmp_path: Path, sheet, simula
         assert result["Row"] < FIRST_ROW + 12, "the first rows sent are the ones refused"
     for result in not_sent:
         assert pick(result, "Message", "Attempts", "HTTP Status") == (
-            f"not sent: {reason}", 0, None,
+            f"not sent: {reason}",
+            0,
+            None,
         )
     assert sorted(patched(simulator)) == sorted(r["Ticket Number"] for r in failed)
     summary = read_summary(the_workbook(tmp_path))
@@ -845,7 +860,10 @@ def test_out_is_honoured_for_the_workbook_and_the_csv(tmp_path: Path, sheet, sim
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
-        "sweep.csv", "sweep.journal.sqlite", "sweep.manifest.json", "sweep.xlsx"
+        "sweep.csv",
+        "sweep.journal.sqlite",
+        "sweep.manifest.json",
+        "sweep.xlsx",
     ]
     assert results_files(tmp_path) == []
     results = read_results(tmp_path / "reports" / "sweep.xlsx")
@@ -918,8 +936,13 @@ def test_verbose_and_log_file_log_every_request_and_no_secret(
     name = sheet(ticket_rows(4) + [["INCA0009999", 2, "Low", "", ""]])
 
     done = run_command(
-        [name, "--verbose", "--log-file", "run.log",
-         *live_args(sim, "--rate", "50", "--config", fast_retries)],
+        [
+            name,
+            "--verbose",
+            "--log-file",
+            "run.log",
+            *live_args(sim, "--rate", "50", "--config", fast_retries),
+        ],
         tmp_path,
         env=live_env(tmp_path / "home"),
     )
@@ -973,18 +996,22 @@ def test_help_of_the_installed_command(tmp_path: Path) -> None:
     assert codes == [str(status.value) for status in ExitStatus]
 
 
-
 # --- stop signals end every wait at once ------------------------------------------------------------
 
 
 @POSIX_ONLY
-def test_ctrl_c_during_an_hour_long_retry_after_acts_at_once(tmp_path: Path, sheet, make_simulator) -> None:
+def test_ctrl_c_during_an_hour_long_retry_after_acts_at_once(
+    tmp_path: Path, sheet, make_simulator
+) -> None:
     import time
 
     # The server takes one request a second and asks the rest to come back in an hour.
     sim = make_simulator(rate_limit=1.0, retry_after=3600)
-    process = start_command([sheet(ticket_rows(6)), *live_args(sim, "--rate", "10")], tmp_path,
-                            env=live_env(tmp_path / "home"))
+    process = start_command(
+        [sheet(ticket_rows(6)), *live_args(sim, "--rate", "10")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
     wait_until(lambda: any(r.status == 429 for r in sim.requests) or process.poll() is not None)
     asked = time.monotonic()
     process.send_signal(signal.SIGINT)
@@ -995,13 +1022,18 @@ def test_ctrl_c_during_an_hour_long_retry_after_acts_at_once(tmp_path: Path, she
     results = read_results(the_workbook(tmp_path))
     assert len(results) == 6
     patches = len([r for r in sim.requests if r.method == "PATCH"])
-    assert patches == sum(1 for r in results if r["Attempts"]) , (patches, results)
+    assert patches == sum(1 for r in results if r["Attempts"]), (patches, results)
 
 
 @POSIX_ONLY
-def test_a_closed_terminal_sighup_stops_the_run_like_sigterm(tmp_path: Path, sheet, simulator) -> None:
-    process = start_command([sheet(ticket_rows(20)), *live_args(simulator, "--rate", "10")], tmp_path,
-                            env=live_env(tmp_path / "home"))
+def test_a_closed_terminal_sighup_stops_the_run_like_sigterm(
+    tmp_path: Path, sheet, simulator
+) -> None:
+    process = start_command(
+        [sheet(ticket_rows(20)), *live_args(simulator, "--rate", "10")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
     wait_until(lambda: len(patched(simulator)) >= 2 or process.poll() is not None)
     process.send_signal(signal.SIGHUP)
     code, _, err = finish(process)
@@ -1015,7 +1047,9 @@ def test_a_closed_terminal_sighup_stops_the_run_like_sigterm(tmp_path: Path, she
     )
 
 
-def test_throttling_is_shown_on_the_terminal_once_per_pause(tmp_path: Path, sheet, make_simulator) -> None:
+def test_throttling_is_shown_on_the_terminal_once_per_pause(
+    tmp_path: Path, sheet, make_simulator
+) -> None:
     # The server takes two requests a second and asks the rest to wait a second.
     sim = make_simulator(rate_limit=2.0, retry_after=1)
     done = run_command(
@@ -1081,7 +1115,9 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
     )
     args = [sheet(ticket_rows(60)), "--config", "small.yaml"]
     env = live_env(tmp_path / "home")
-    process = start_command([*args, *live_args(sim, "--rate", "10", "--concurrency", "2")], tmp_path, env=env)
+    process = start_command(
+        [*args, *live_args(sim, "--rate", "10", "--concurrency", "2")], tmp_path, env=env
+    )
     wait_until(lambda: len(patched(sim)) >= 10)
     filler = _fill(small_disk)
     code, _out, err = finish(process)
@@ -1089,9 +1125,15 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
     # Stopped early (exit 3), not "nothing was sent" (2); no traceback; how to go on.
     assert code == ExitStatus.STOPPED, err
     assert "Traceback" not in err and "Exception in thread" not in err
-    assert "The run stopped early: the run journal could not be written: Cannot write to the journal" in err
+    assert (
+        "The run stopped early: the run journal could not be written: Cannot write to the journal"
+        in err
+    )
     assert "the disk is full" in err
-    assert "Free some space on the journal's disk, then resume: batch-update tickets.xlsx --resume" in err
+    assert (
+        "Free some space on the journal's disk, then resume: batch-update tickets.xlsx --resume"
+        in err
+    )
     # The workbook was written (its folder has room) and tells the truth: every row claimed
     # Updated got a 204, no row claimed Not sent got a PATCH, Unknown rows are those in flight.
     [workbook] = results_files(tmp_path)
@@ -1099,7 +1141,9 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
     accepted = set(patched(sim, 204))
     claimed = {r["Ticket Number"] for r in results.values() if r["Outcome"] == "Updated"}
     assert claimed <= accepted
-    assert not {r["Ticket Number"] for r in results.values() if r["Outcome"] == "Not sent"} & set(patched(sim))
+    assert not {r["Ticket Number"] for r in results.values() if r["Outcome"] == "Not sent"} & set(
+        patched(sim)
+    )
     assert set(outcome_counts(results.values())) <= {"Updated", "Unknown", "Not sent"}
     assert outcome_counts(results.values()).get("Not sent", 0) >= 30
     assert read_summary(workbook)  # a complete workbook, with its Summary

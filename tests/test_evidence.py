@@ -38,7 +38,8 @@ def test_before_values_read_back_and_a_planted_mismatch(tmp_path: Path, make_sim
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(4, priority="High"))
     done = run_command(
         ["tickets.xlsx", *live_args(sim, "--rate", "100", "--capture-before", "--verify")],
-        tmp_path, env=live_env(tmp_path / "home"),
+        tmp_path,
+        env=live_env(tmp_path / "home"),
     )
     assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr  # the mismatch makes it 1
     results = {r["Ticket Number"]: r for r in read_results(workbook_in(tmp_path))}
@@ -46,7 +47,9 @@ def test_before_values_read_back_and_a_planted_mismatch(tmp_path: Path, make_sim
         row = results[number]
         assert row["Outcome"] == "Updated"
         assert (row["Before: State"], row["Before: Priority"], row["Before: Assigned To"]) == (
-            original["TicketState"], original["Priority"], original["AssignedTo"]
+            original["TicketState"],
+            original["Priority"],
+            original["AssignedTo"],
         )
     assert results["INCA0000001"]["Verification"] == "Verified"
     held = originals[sticky]["Priority"]
@@ -63,7 +66,11 @@ def test_a_sweep_then_its_rollback_restores_the_tickets(tmp_path: Path, simulato
     originals = {n: {f: simulator.ticket(n)[f] for f in FIELDS} for n in numbers}
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6, first=30, state=3, priority="Low"))
     env = live_env(tmp_path / "home")
-    done = run_command(["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")], tmp_path, env=env)
+    done = run_command(
+        ["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")],
+        tmp_path,
+        env=env,
+    )
     assert done.returncode == ExitStatus.OK, done.stderr
     (rollback,) = tmp_path.glob("tickets.rollback-*.xlsx")
     assert f"Rollback workbook: {rollback.name}" in done.stdout
@@ -77,7 +84,9 @@ def test_a_sweep_then_its_rollback_restores_the_tickets(tmp_path: Path, simulato
 
 
 def test_every_sample_run_reconciles_and_its_manifest_checks(tmp_path: Path) -> None:
-    (tmp_path / "batch-update.yaml").write_text("pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8")
+    (tmp_path / "batch-update.yaml").write_text(
+        "pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8"
+    )
     for name in ("tickets.xlsx", "tickets.csv"):
         copy_sample(name, tmp_path)
         done = run_command([name, "--simulate"], tmp_path)
@@ -96,26 +105,39 @@ def test_every_sample_run_reconciles_and_its_manifest_checks(tmp_path: Path) -> 
 
 
 def test_the_manifest_check_names_each_changed_file(tmp_path: Path) -> None:
-    (tmp_path / "batch-update.yaml").write_text("pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8")
+    (tmp_path / "batch-update.yaml").write_text(
+        "pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8"
+    )
     copy_sample("tickets.xlsx", tmp_path)
-    assert run_command(["tickets.xlsx", "--simulate"], tmp_path).returncode == ExitStatus.ROWS_FAILED
+    assert (
+        run_command(["tickets.xlsx", "--simulate"], tmp_path).returncode == ExitStatus.ROWS_FAILED
+    )
     workbook = workbook_in(tmp_path)
     # The manifest names the copy of the finished journal kept beside the workbook.
     (journal,) = tmp_path.glob("*.journal.sqlite")
     assert journal.name == workbook.with_suffix(".journal.sqlite").name
-    for role, path in (("results", workbook), ("input", tmp_path / "tickets.xlsx"), ("journal", journal)):
+    for role, path in (
+        ("results", workbook),
+        ("input", tmp_path / "tickets.xlsx"),
+        ("journal", journal),
+    ):
         original = path.read_bytes()
         changed = bytearray(original)
         changed[len(changed) // 2] ^= 1
         path.write_bytes(bytes(changed))
         checked = run_command(["--check-manifest", workbook.name], tmp_path)
         assert checked.returncode == ExitStatus.ROWS_FAILED
-        assert checked.stdout.splitlines()[-1] == f"{workbook.name}: {role} differ from what the run produced."
+        assert (
+            checked.stdout.splitlines()[-1]
+            == f"{workbook.name}: {role} differ from what the run produced."
+        )
         path.write_bytes(original)
     assert run_command(["--check-manifest", workbook.name], tmp_path).returncode == ExitStatus.OK
 
 
-def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(tmp_path: Path, simulator) -> None:
+def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(
+    tmp_path: Path, simulator
+) -> None:
     import shutil
 
     from helpers import finish, patched, start_command, wait_until
@@ -124,21 +146,28 @@ def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(tmp_path:
     (tmp_path / "reports").mkdir()
     process = start_command(
         ["tickets.xlsx", "--out", "reports/results.xlsx", *live_args(simulator, "--rate", "6")],
-        tmp_path, env=live_env(tmp_path / "home"),
+        tmp_path,
+        env=live_env(tmp_path / "home"),
     )
     wait_until(lambda: len(patched(simulator)) >= 1)
     shutil.rmtree(tmp_path / "reports")  # the share went away while the run was sending
     code, _out, err = finish(process)
     assert code == ExitStatus.ROWS_FAILED  # never 2: tickets were updated
-    assert "The results workbook could not be written, but every outcome is in the run journal" in err
+    assert (
+        "The results workbook could not be written, but every outcome is in the run journal" in err
+    )
     run_id = err.split("batch-update --report-only ")[1].split()[0]
-    rebuilt = run_command(["--report-only", run_id, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path)
+    rebuilt = run_command(
+        ["--report-only", run_id, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path
+    )
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 6}
 
 
 def test_a_stale_manifest_never_blocks_or_is_overwritten(tmp_path: Path) -> None:
-    (tmp_path / "batch-update.yaml").write_text("pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8")
+    (tmp_path / "batch-update.yaml").write_text(
+        "pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8"
+    )
     copy_sample("tickets.xlsx", tmp_path)
     (tmp_path / "mine.manifest.json").write_text("{}", encoding="utf-8")
     refused = run_command(["tickets.xlsx", "--dry-run", "--out", "mine.xlsx"], tmp_path)
@@ -148,12 +177,19 @@ def test_a_stale_manifest_never_blocks_or_is_overwritten(tmp_path: Path) -> None
 
 
 def test_report_only_keeps_the_verification_column(tmp_path: Path, state_folder: Path) -> None:
-    (tmp_path / "batch-update.yaml").write_text("pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8")
+    (tmp_path / "batch-update.yaml").write_text(
+        "pacing:\n  rate: 200\n" + FAST_RETRIES_YAML, encoding="utf-8"
+    )
     copy_sample("tickets.xlsx", tmp_path)
-    assert run_command(["tickets.xlsx", "--simulate", "--verify"], tmp_path).returncode == ExitStatus.ROWS_FAILED
+    assert (
+        run_command(["tickets.xlsx", "--simulate", "--verify"], tmp_path).returncode
+        == ExitStatus.ROWS_FAILED
+    )
     original = read_results(workbook_in(tmp_path))
     (journal,) = (state_folder / "journals").glob("*.journal.sqlite")
-    rebuilt = run_command(["--report-only", journal.name, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path)
+    rebuilt = run_command(
+        ["--report-only", journal.name, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path
+    )
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     again = read_results(tmp_path / "rebuilt.xlsx")
     assert [r["Verification"] for r in again] == [r["Verification"] for r in original]
@@ -174,7 +210,9 @@ def test_report_only_of_a_capture_before_run_rebuilds_the_before_columns_and_the
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(5, first=40, state=3, priority="Low"))
     env = live_env(tmp_path / "home")
     done = run_command(
-        ["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")], tmp_path, env=env
+        ["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")],
+        tmp_path,
+        env=env,
     )
     assert done.returncode == ExitStatus.OK, done.stderr
     original = read_results(workbook_in(tmp_path))
@@ -208,7 +246,9 @@ def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6))
     as_read = (tmp_path / "tickets.xlsx").read_bytes()
     process = start_command(
-        ["tickets.xlsx", *live_args(simulator, "--rate", "8")], tmp_path, env=live_env(tmp_path / "home")
+        ["tickets.xlsx", *live_args(simulator, "--rate", "8")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
     )
     wait_until(lambda: len(patched(simulator)) >= 1)
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6, priority="Low"))  # saved again in Excel
@@ -229,7 +269,9 @@ def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
     assert "has CHANGED: it was rewritten during the run" in check.stdout
     # The file as it was read passes; the manifest itself can be named too.
     (tmp_path / "tickets.xlsx").write_bytes(as_read)
-    by_manifest = run_command(["--check-manifest", workbook.with_suffix(".manifest.json").name], tmp_path)
+    by_manifest = run_command(
+        ["--check-manifest", workbook.with_suffix(".manifest.json").name], tmp_path
+    )
     assert by_manifest.returncode == ExitStatus.OK, by_manifest.stdout
     assert by_manifest.stdout.splitlines()[-1] == (
         f"{workbook.name}: the workbook, the input and the journal are the ones the run produced."
@@ -244,7 +286,9 @@ def test_report_only_completes_a_run_that_died_before_its_rollback_and_manifest(
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(4, first=60, state=3, priority="Low"))
     env = live_env(tmp_path / "home")
     done = run_command(
-        ["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")], tmp_path, env=env
+        ["tickets.xlsx", *live_args(simulator, "--rate", "100", "--capture-before")],
+        tmp_path,
+        env=env,
     )
     assert done.returncode == ExitStatus.OK, done.stderr
     original = workbook_in(tmp_path)

@@ -98,13 +98,19 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     cest = timezone(timedelta(hours=2))
     rows: list[PlannedRow | RowResult] = [
         *planned(3),
-        RowResult(5, Outcome.INVALID, "INCA0000005",
-                  message='column "Priority": "urgentt" is not a priority'),
+        RowResult(
+            5,
+            Outcome.INVALID,
+            "INCA0000005",
+            message='column "Priority": "urgentt" is not a priority',
+        ),
         RowResult(6, Outcome.SKIPPED, message="blank row"),
         PlannedRow(
             7,
             update=TicketUpdate(
-                "INCA0000007", description="Réparé — 修正済み\nsecond line", assigned_to="corp\\jsmith"
+                "INCA0000007",
+                description="Réparé — 修正済み\nsecond line",
+                assigned_to="corp\\jsmith",
             ),
         ),
     ]
@@ -116,19 +122,46 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     )
     journal = Journal.create(tmp_path, run, rows)
     sent = [
-        RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1,
-                  datetime(2024, 5, 31, 14, 30, 1, 123456, tzinfo=timezone.utc), 87,
-                  rows[0].update.to_json_text()),  # type: ignore[union-attr]
-        RowResult(3, Outcome.FAILED, "INCA0000003", 404,
-                  "Ticket INCA0000003 was not found (ünïcode)", 1,
-                  datetime(2024, 5, 31, 16, 30, 2, tzinfo=cest), 12,
-                  '{"TicketNumber":"INCA0000003"}'),
-        RowResult(4, Outcome.NOT_SENT, "INCA0000004", message="not sent: the run was interrupted",
-                  request_json='{"TicketNumber": "INCA0000004"}'),
-        RowResult(7, Outcome.UPDATED, "INCA0000007", 204,
-                  "updated on attempt 3 after HTTP 503, timeout", 3,
-                  datetime(2024, 5, 31, 14, 31, tzinfo=timezone.utc), 30512,
-                  rows[5].update.to_json_text()),  # type: ignore[union-attr]
+        RowResult(
+            2,
+            Outcome.UPDATED,
+            "INCA0000002",
+            204,
+            "",
+            1,
+            datetime(2024, 5, 31, 14, 30, 1, 123456, tzinfo=timezone.utc),
+            87,
+            rows[0].update.to_json_text(),
+        ),  # type: ignore[union-attr]
+        RowResult(
+            3,
+            Outcome.FAILED,
+            "INCA0000003",
+            404,
+            "Ticket INCA0000003 was not found (ünïcode)",
+            1,
+            datetime(2024, 5, 31, 16, 30, 2, tzinfo=cest),
+            12,
+            '{"TicketNumber":"INCA0000003"}',
+        ),
+        RowResult(
+            4,
+            Outcome.NOT_SENT,
+            "INCA0000004",
+            message="not sent: the run was interrupted",
+            request_json='{"TicketNumber": "INCA0000004"}',
+        ),
+        RowResult(
+            7,
+            Outcome.UPDATED,
+            "INCA0000007",
+            204,
+            "updated on attempt 3 after HTTP 503, timeout",
+            3,
+            datetime(2024, 5, 31, 14, 31, tzinfo=timezone.utc),
+            30512,
+            rows[5].update.to_json_text(),
+        ),  # type: ignore[union-attr]
     ]
     for result in sent:
         journal.mark_sending(result.row_number)
@@ -149,19 +182,30 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     )
     record = reopened.run
     assert (record.input_path, record.input_name, record.input_sha256, record.sheet_name) == (
-        "/data/sweeps/tickets.xlsx", "tickets.xlsx", SHA_A, "Changes"
+        "/data/sweeps/tickets.xlsx",
+        "tickets.xlsx",
+        SHA_A,
+        "Changes",
     )
     assert (record.server_url, record.ccs_user, record.operator, record.tool_version) == (
-        "https://ccs.example.com", "corp\\jsmith", "Zoë Ångström on LAPTOP-7", "0.1.0"
+        "https://ccs.example.com",
+        "corp\\jsmith",
+        "Zoë Ångström on LAPTOP-7",
+        "0.1.0",
     )
     assert record.settings == SETTINGS
     assert record.settings_digest == settings_digest(SETTINGS)
     assert (record.ended, record.exit_code, record.results_path) == (
-        RunEnd.FINISHED, 1, str(tmp_path / "tickets.results.xlsx")
+        RunEnd.FINISHED,
+        1,
+        str(tmp_path / "tickets.results.xlsx"),
     )
     assert record.is_finished and record.finished is not None and record.finished >= record.started
     assert (record.resumed_from, record.retry_of, record.dry_run, record.simulated) == (
-        "20240101-000000-abcd", None, False, True
+        "20240101-000000-abcd",
+        None,
+        False,
+        True,
     )
     assert record.notes == ("Resumed from journal x", "=not a formula")
     assert record.row_count == 6 and record.schema_version == journal_module.SCHEMA_VERSION
@@ -234,21 +278,40 @@ def test_the_sheet_can_be_stored_and_rebuilt(tmp_path: Path) -> None:
         header_row=3,
         headers=["Ticket", "State", "When", "Day", "At", "Took", "Ratio", "Done", "Note"],
         rows=[
-            SheetRow(4, ("INCA1", 2, datetime(2024, 5, 1, 8, 30), date(2024, 5, 2), time(9, 15),
-                         timedelta(hours=1, seconds=3), 0.25, True, "=1+1 ü\n")),
+            SheetRow(
+                4,
+                (
+                    "INCA1",
+                    2,
+                    datetime(2024, 5, 1, 8, 30),
+                    date(2024, 5, 2),
+                    time(9, 15),
+                    timedelta(hours=1, seconds=3),
+                    0.25,
+                    True,
+                    "=1+1 ü\n",
+                ),
+            ),
             SheetRow(5, (None, None, None, None, None, None, float("nan"), False, "")),
         ],
         notices=["Row 2 is merged"],
     )
-    results = [RowResult(4, Outcome.VALID, "INCA1"), RowResult(5, Outcome.SKIPPED, message="blank row")]
+    results = [
+        RowResult(4, Outcome.VALID, "INCA1"),
+        RowResult(5, Outcome.SKIPPED, message="blank row"),
+    ]
     with Journal.create(tmp_path, start(dry_run=True), results, sheet=sheet) as journal:
         path = journal.path
     with Journal.open(path) as journal:
         rebuilt = journal.sheet()
     assert rebuilt is not None
-    assert (rebuilt.path, rebuilt.sheet_name, rebuilt.header_row, rebuilt.headers, rebuilt.notices) == (
-        sheet.path, sheet.sheet_name, sheet.header_row, sheet.headers, sheet.notices
-    )
+    assert (
+        rebuilt.path,
+        rebuilt.sheet_name,
+        rebuilt.header_row,
+        rebuilt.headers,
+        rebuilt.notices,
+    ) == (sheet.path, sheet.sheet_name, sheet.header_row, sheet.headers, sheet.notices)
     assert rebuilt.rows[0] == sheet.rows[0]
     assert [type(v) for v in rebuilt.rows[0].values] == [type(v) for v in sheet.rows[0].values]
     nan = rebuilt.rows[1].values[6]
@@ -291,7 +354,12 @@ def test_a_row_goes_planned_sending_done(tmp_path: Path) -> None:
     )
     row = journal.row(3)
     assert row is not None
-    assert (row.phase, row.outcome, row.status, row.attempts) == (Phase.DONE, Outcome.UPDATED, 204, 2)
+    assert (row.phase, row.outcome, row.status, row.attempts) == (
+        Phase.DONE,
+        Outcome.UPDATED,
+        204,
+        2,
+    )
     assert row.verified == "read back 2024-05-31T14:05:00Z: matches"
     assert row.finished_at is not None and row.finished_at.tzinfo is timezone.utc
     assert journal.rows_in_phase("sending") == []
@@ -321,7 +389,9 @@ def test_a_row_with_its_outcome_is_never_marked_sending_again(tmp_path: Path) ->
 def test_record_of_an_unknown_row_adds_it(tmp_path: Path) -> None:
     with Journal.create(tmp_path, start(), planned(1)) as journal:
         journal.record(RowResult(50, Outcome.FAILED, "INCA50", 400, "bad request", 1))
-        assert journal.results()[50] == RowResult(50, Outcome.FAILED, "INCA50", 400, "bad request", 1)
+        assert journal.results()[50] == RowResult(
+            50, Outcome.FAILED, "INCA50", 400, "bad request", 1
+        )
 
 
 def test_pending_rows_get_stand_ins_only_when_asked(tmp_path: Path) -> None:
@@ -333,7 +403,9 @@ def test_pending_rows_get_stand_ins_only_when_asked(tmp_path: Path) -> None:
     assert list(journal.results()) == [4]
     every = journal.results(include_pending=True)
     assert every[2] == RowResult(
-        2, Outcome.NOT_SENT, "INCA0000002",
+        2,
+        Outcome.NOT_SENT,
+        "INCA0000002",
         message="not sent: the run ended before this row was sent",
         request_json=planned(1)[0].update.to_json_text(),  # type: ignore[union-attr]
     )
@@ -359,10 +431,15 @@ def test_finish_records_how_the_run_ended(tmp_path: Path) -> None:
     assert journal.run.ended is RunEnd.RUNNING and journal.run.finished is None
     record = journal.finish("stopped", 3, None, stopped_reason="credentials refused")
     assert (record.ended, record.exit_code, record.results_path, record.stopped_reason) == (
-        RunEnd.STOPPED, 3, None, "credentials refused"
+        RunEnd.STOPPED,
+        3,
+        None,
+        "credentials refused",
     )
     assert journal.run == record
-    assert journal.set_results_path(tmp_path / "late.xlsx").results_path == str(tmp_path / "late.xlsx")
+    assert journal.set_results_path(tmp_path / "late.xlsx").results_path == str(
+        tmp_path / "late.xlsx"
+    )
     with pytest.raises(ValueError):
         journal.finish(RunEnd.RUNNING, 0)
     journal.close()
@@ -412,7 +489,12 @@ def test_the_python_version_of_the_run_is_kept_for_the_rebuilt_run_sheet(tmp_pat
     assert Journal.open(journal.path).run.python_version == ""  # a journal from before it
 
 
-BEFORE = {"TicketNumber": "INCA0000002", "TicketState": 1, "Priority": "Low", "AssignedTo": "corp\\ana ✓"}
+BEFORE = {
+    "TicketNumber": "INCA0000002",
+    "TicketState": 1,
+    "Priority": "Low",
+    "AssignedTo": "corp\\ana ✓",
+}
 
 
 def test_before_values_are_kept_ahead_of_the_request_and_with_the_outcome(tmp_path: Path) -> None:
@@ -423,7 +505,9 @@ def test_before_values_are_kept_ahead_of_the_request_and_with_the_outcome(tmp_pa
     journal.record_before(2, BEFORE)
     journal.mark_sending(2)
     assert journal.row(2).before == BEFORE  # kept before the PATCH went out
-    journal.record(RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1, NOW, 5, "{}", before=BEFORE))
+    journal.record(
+        RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1, NOW, 5, "{}", before=BEFORE)
+    )
     journal.record(RowResult(3, Outcome.FAILED, "INCA0000003", 404, "not found", 1, NOW, 5, "{}"))
     journal.record_before(4, {**BEFORE, "TicketNumber": "INCA0000004"})
     journal.mark_sending(4)  # killed while in flight
@@ -446,14 +530,19 @@ def test_a_journal_from_before_the_before_column_still_reads_and_records(tmp_pat
     drop_column(journal.path, "journal_row", "before_json")
     with Journal.open(journal.path, writable=True) as old:
         old.record_before(2, BEFORE)  # nothing to keep it in: ignored, not an error
-        old.record(RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1, NOW, 5, "{}", before=BEFORE))
+        old.record(
+            RowResult(2, Outcome.UPDATED, "INCA0000002", 204, "", 1, NOW, 5, "{}", before=BEFORE)
+        )
         assert old.row(2).outcome is Outcome.UPDATED and old.row(2).before is None
         assert [r.before for r in old.rows()] == [None, None]
 
 
 def test_a_read_only_journal_refuses_writes(tmp_path: Path) -> None:
     made = make_run(tmp_path)
-    with Journal.open(made.path) as journal, pytest.raises(JournalError, match="Cannot write to the journal"):
+    with (
+        Journal.open(made.path) as journal,
+        pytest.raises(JournalError, match="Cannot write to the journal"),
+    ):
         journal.mark_sending(2)
     with Journal.open(made.path, writable=True) as journal:
         journal.finish(RunEnd.INTERRUPTED, 130)
@@ -489,8 +578,17 @@ def test_eight_threads_record_at_once_and_nothing_is_lost(tmp_path: Path) -> Non
             for n in range(2 + k, 4002, 8):
                 journal.mark_sending(n)
                 journal.record(
-                    RowResult(n, Outcome.UPDATED, f"INCA{n:07d}", 204, f"thread {k}", 1,
-                              datetime.now(timezone.utc), 1, "{}")
+                    RowResult(
+                        n,
+                        Outcome.UPDATED,
+                        f"INCA{n:07d}",
+                        204,
+                        f"thread {k}",
+                        1,
+                        datetime.now(timezone.utc),
+                        1,
+                        "{}",
+                    )
                 )
                 if n % 97 == 0:
                     assert journal.row(n) is not None
@@ -564,7 +662,9 @@ def _run_and_kill(folder: Path, kill_after: str, count: int) -> list[str]:
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX; Windows has no kill -9 to test with")
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_a_process_killed_while_writing_leaves_every_committed_row(tmp_path: Path, seed: int) -> None:
+def test_a_process_killed_while_writing_leaves_every_committed_row(
+    tmp_path: Path, seed: int
+) -> None:
     count = 3000
     kill_at = random.Random(seed).randrange(2, 2 + count - 1)
     lines = _run_and_kill(tmp_path, f"{random.Random(seed).choice('SD')} {kill_at}", count)
@@ -731,23 +831,33 @@ def test_prune_deletes_old_closed_runs_and_keeps_unfinished_ones(tmp_path: Path)
     resumed_old = make_run(tmp_path, RunEnd.STOPPED, started=old - timedelta(hours=1))
     resumer_old = make_run(tmp_path, RunEnd.FINISHED, started=old, resumed_from=resumed_old.run_id)
     retried_old = make_run(tmp_path, RunEnd.FINISHED, started=old - timedelta(hours=2))
-    retrier_recent = make_run(tmp_path, RunEnd.FINISHED, started=recent, retry_of=retried_old.run_id)
+    retrier_recent = make_run(
+        tmp_path, RunEnd.FINISHED, started=recent, retry_of=retried_old.run_id
+    )
     (tmp_path / "garbage.journal.sqlite").write_bytes(b"x" * 200)
     Path(f"{finished_old.path}-wal").write_bytes(b"")
 
     deleted = prune(tmp_path, 90)
     assert {run.run_id for run in deleted} == {
-        finished_old.run_id, dry_old.run_id, resumed_old.run_id, resumer_old.run_id
+        finished_old.run_id,
+        dry_old.run_id,
+        resumed_old.run_id,
+        resumer_old.run_id,
     }
     assert {run.run_id for run in list_runs(tmp_path)} == {
-        unfinished_old.run_id, running_old.run_id, finished_recent.run_id,
-        retried_old.run_id, retrier_recent.run_id,
+        unfinished_old.run_id,
+        running_old.run_id,
+        finished_recent.run_id,
+        retried_old.run_id,
+        retrier_recent.run_id,
     }
     assert not finished_old.path.exists() and not Path(f"{finished_old.path}-wal").exists()
     assert (tmp_path / "garbage.journal.sqlite").exists()
     assert prune(tmp_path, 90) == []
     assert {r.run_id for r in prune(tmp_path, 0, now=NOW + timedelta(days=1))} == {
-        finished_recent.run_id, retrier_recent.run_id, retried_old.run_id
+        finished_recent.run_id,
+        retrier_recent.run_id,
+        retried_old.run_id,
     }
     with pytest.raises(ValueError):
         prune(tmp_path, -1)
@@ -759,8 +869,10 @@ def test_prune_deletes_old_closed_runs_and_keeps_unfinished_ones(tmp_path: Path)
 def test_settings_are_stored_canonically(tmp_path: Path) -> None:
     a = {"rate": 5.0, "url": "https://x", "column_mapping": {"Ticket": "TicketNumber"}}
     b = {"column_mapping": {"Ticket": "TicketNumber"}, "url": "https://x", "rate": 5.0}
-    assert canonical_settings_json(a) == canonical_settings_json(b) == (
-        '{"column_mapping":{"Ticket":"TicketNumber"},"rate":5.0,"url":"https://x"}'
+    assert (
+        canonical_settings_json(a)
+        == canonical_settings_json(b)
+        == ('{"column_mapping":{"Ticket":"TicketNumber"},"rate":5.0,"url":"https://x"}')
     )
     assert settings_digest(a) == hashlib.sha256(canonical_settings_json(a).encode()).hexdigest()
     odd = {"out": Path("a") / "b", "when": date(2024, 5, 1), "p": ("x",)}
@@ -801,7 +913,9 @@ def test_masked_or_empty_secrets_and_look_alike_keys_are_fine() -> None:
 
 def test_folders_and_inputs_with_odd_characters(tmp_path: Path) -> None:
     folder = tmp_path / "Q2 #1 100% ünï" / ".batch-update"
-    journal = Journal.create(folder, start(input_path=str(tmp_path / "May #2 100%.xlsx")), planned(1))
+    journal = Journal.create(
+        folder, start(input_path=str(tmp_path / "May #2 100%.xlsx")), planned(1)
+    )
     journal.close()
     assert journal.path.name.startswith("May #2 100%.")
     runs = list_runs(folder)
@@ -812,7 +926,9 @@ def test_folders_and_inputs_with_odd_characters(tmp_path: Path) -> None:
 def test_the_settings_objects_own_description_is_accepted(tmp_path: Path) -> None:
     from batch_updater.settings import Secret, Settings
 
-    settings = Settings(url="https://ccs", username="corp\\jsmith", password=Secret("Demo-Passw0rd!"))
+    settings = Settings(
+        url="https://ccs", username="corp\\jsmith", password=Secret("Demo-Passw0rd!")
+    )
     with Journal.create(tmp_path, start(settings=settings.describe()), planned(1)) as journal:
         assert journal.run.settings["password"] == "********"
     assert b"Demo-Passw0rd!" not in journal.path.read_bytes()
@@ -830,21 +946,48 @@ def test_continue_run_sends_only_what_was_not_applied(tmp_path: Path) -> None:
 
     def done(row: PlannedRow, outcome: Outcome, status: int | None, message: str = "") -> None:
         journal.mark_sending(row.row_number, at=sent_at)
-        journal.record(RowResult(row.row_number, outcome, row.ticket_number, status, message, 1, sent_at, 5, row.update.to_json_text()))
+        journal.record(
+            RowResult(
+                row.row_number,
+                outcome,
+                row.ticket_number,
+                status,
+                message,
+                1,
+                sent_at,
+                5,
+                row.update.to_json_text(),
+            )
+        )
 
     done(rows[0], Outcome.UPDATED, 204)
     done(rows[1], Outcome.FAILED, 404, "Ticket not found. Provide valid ticket number.")
     done(rows[2], Outcome.FAILED, None, "no answer within 60 s (timeout)")
     journal.mark_sending(rows[3].row_number, at=sent_at)  # killed while in flight
-    journal.record(RowResult(rows[4].row_number, Outcome.NOT_SENT, rows[4].ticket_number, message="not sent: interrupted"))
+    journal.record(
+        RowResult(
+            rows[4].row_number,
+            Outcome.NOT_SENT,
+            rows[4].ticket_number,
+            message="not sent: interrupted",
+        )
+    )
     # rows[5] never reached
 
     plan = continue_run(journal, rows)
     assert [r.row_number for r in plan.send] == [3, 4, 5, 6, 7]
     assert plan.read_back == {4, 5}
     carried = plan.carried[2]
-    assert (carried.outcome, carried.status, carried.sent_at, carried.attempts) == (Outcome.SKIPPED, 204, sent_at, 0)
-    assert carried.message == f"updated in run {journal.run_id} at 2026-11-30 09:15:02 UTC; not sent again"
+    assert (carried.outcome, carried.status, carried.sent_at, carried.attempts) == (
+        Outcome.SKIPPED,
+        204,
+        sent_at,
+        0,
+    )
+    assert (
+        carried.message
+        == f"updated in run {journal.run_id} at 2026-11-30 09:15:02 UTC; not sent again"
+    )
     assert carried.request_json == rows[0].update.to_json_text()
     journal.close()
 
@@ -869,8 +1012,13 @@ DRIVE_FIXED, DRIVE_REMOVABLE, DRIVE_CDROM, DRIVE_NO_ROOT = 3, 2, 5, 1
 
 def drive_types(root: str) -> int:
     """GetDriveTypeW as a Windows machine with Z: and N: mapped to shares would answer."""
-    return {"Z:\\": DRIVE_REMOTE, "N:\\": DRIVE_REMOTE, "C:\\": DRIVE_FIXED, "E:\\": DRIVE_REMOVABLE,
-            "D:\\": DRIVE_CDROM}.get(root.upper(), DRIVE_NO_ROOT)
+    return {
+        "Z:\\": DRIVE_REMOTE,
+        "N:\\": DRIVE_REMOTE,
+        "C:\\": DRIVE_FIXED,
+        "E:\\": DRIVE_REMOVABLE,
+        "D:\\": DRIVE_CDROM,
+    }.get(root.upper(), DRIVE_NO_ROOT)
 
 
 @pytest.mark.parametrize(
@@ -879,7 +1027,10 @@ def drive_types(root: str) -> int:
         ("\\\\fileserver\\compliance\\journals", "a network share (\\\\fileserver\\compliance)"),
         ("\\\\fileserver\\compliance", "a network share (\\\\fileserver\\compliance)"),
         ("//fileserver/compliance/journals", "a network share (\\\\fileserver\\compliance)"),
-        ("\\\\?\\UNC\\fileserver\\compliance\\j", "a network share (\\\\fileserver\\compliance\\j)"),
+        (
+            "\\\\?\\UNC\\fileserver\\compliance\\j",
+            "a network share (\\\\fileserver\\compliance\\j)",
+        ),
         ("\\\\10.0.0.5\\c$\\journals", "a network share (\\\\10.0.0.5\\c$)"),
         ("Z:\\journals", "the mapped network drive Z:"),
         ("z:\\journals", "the mapped network drive Z:"),
@@ -894,7 +1045,9 @@ def drive_types(root: str) -> int:
         ("", None),
     ],
 )
-def test_a_journal_folder_on_a_network_share_is_recognised(path: object, network: str | None) -> None:
+def test_a_journal_folder_on_a_network_share_is_recognised(
+    path: object, network: str | None
+) -> None:
     assert network_location(path, drive_types) == network  # type: ignore[arg-type]
 
 
@@ -915,15 +1068,22 @@ def test_journal_dir_on_a_share_is_refused_naming_the_setting(tmp_path: Path, sh
     with pytest.raises(ConfigError) as refused:
         load_settings(env={}, config_path=config, cwd=tmp_path)
     message = refused.value.message
-    assert message.startswith(f"{config}: output.journal_dir: ") or "output.journal_dir" in message, message
-    assert "is on a network share (\\\\fileserver\\compliance): the run journal is a SQLite database in WAL mode" in message
+    assert (
+        message.startswith(f"{config}: output.journal_dir: ") or "output.journal_dir" in message
+    ), message
+    assert (
+        "is on a network share (\\\\fileserver\\compliance): the run journal is a SQLite database in WAL mode"
+        in message
+    )
     assert "use a folder on this machine's own disk, or leave output.journal_dir out" in message
 
 
 def test_journal_dir_on_local_disk_is_taken(tmp_path: Path) -> None:
     config = tmp_path / "batch-update.yaml"
     config.write_text("output:\n  journal_dir: journals\n", encoding="utf-8")
-    assert load_settings(env={}, config_path=config, cwd=tmp_path).journal_dir == tmp_path / "journals"
+    assert (
+        load_settings(env={}, config_path=config, cwd=tmp_path).journal_dir == tmp_path / "journals"
+    )
 
 
 def test_the_tests_never_touch_the_real_state_folder(state_folder: Path, tmp_path_factory) -> None:
@@ -949,14 +1109,19 @@ def test_the_run_lock_refuses_a_second_holder_naming_the_first(tmp_path: Path) -
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_the_run_lock_dies_with_its_process(tmp_path: Path) -> None:
     holding = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from batch_updater.journal import RunLock
             lock = RunLock.acquire({str(tmp_path)!r}, {SHA_A!r}, {{"pid": 1}})
             print("held", flush=True)
             time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holding.stdout.readline().strip() == "held"
@@ -984,7 +1149,9 @@ def test_the_copy_of_a_journal_is_complete_without_its_wal_file(tmp_path: Path) 
             assert copied.run_id == journal.run_id
             assert copied.counts() == {Outcome.UPDATED: 30}
         assert not Path(f"{copy}-wal").exists()
-        with pytest.raises(JournalError, match="exists already; batch-update will not overwrite it"):
+        with pytest.raises(
+            JournalError, match="exists already; batch-update will not overwrite it"
+        ):
             journal.copy_to(copy)
     finally:
         journal.close()

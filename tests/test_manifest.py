@@ -23,11 +23,18 @@ def run_files(tmp_path: Path):
     for path, content in ((input_file, b"input"), (results, b"results"), (journal, b"journal")):
         path.write_bytes(content)
     run = RunInfo(
-        str(input_file), hashlib.sha256(b"input").hexdigest(), "Tickets", "0.1.0", "corp\\jsmith on LAPTOP-7",
+        str(input_file),
+        hashlib.sha256(b"input").hexdigest(),
+        "Tickets",
+        "0.1.0",
+        "corp\\jsmith on LAPTOP-7",
         datetime(2026, 11, 30, 3, 10, 58, tzinfo=timezone.utc),
         finished=datetime(2026, 11, 30, 3, 11, 9, tzinfo=timezone.utc),
-        server_url="https://ccs01.corp.example:12431", ccs_user="corp\\svc-ccs",
-        settings={"rate": 5.0, "password": "********"}, python_version="3.11.7", run_id="20261130-031058-ab12",
+        server_url="https://ccs01.corp.example:12431",
+        ccs_user="corp\\svc-ccs",
+        settings={"rate": 5.0, "password": "********"},
+        python_version="3.11.7",
+        run_id="20261130-031058-ab12",
     )
     write_manifest(run, results, files={"input": input_file, "journal": journal})
     return input_file, results, journal
@@ -67,7 +74,11 @@ def test_a_one_byte_change_to_any_file_is_found(run_files, which: int) -> None:
 def test_a_missing_file_and_a_missing_manifest(run_files) -> None:
     input_file, results, _ = run_files
     input_file.unlink()
-    assert [c.describe().endswith("is missing") for c in check_manifest(results)] == [False, True, False]
+    assert [c.describe().endswith("is missing") for c in check_manifest(results)] == [
+        False,
+        True,
+        False,
+    ]
     manifest_path(results).unlink()
     with pytest.raises(InputError, match="no manifest beside it"):
         check_manifest(results)
@@ -83,7 +94,11 @@ def test_the_manifest_is_never_overwritten(run_files) -> None:
 def test_the_manifest_itself_can_be_named(run_files) -> None:
     _, results, _ = run_files
     checks = check_manifest(manifest_path(results))
-    assert [(c.role, c.ok) for c in checks] == [("results", True), ("input", True), ("journal", True)]
+    assert [(c.role, c.ok) for c in checks] == [
+        ("results", True),
+        ("input", True),
+        ("journal", True),
+    ]
     assert Path(checks[0].path) == results
     manifest_path(results).unlink()
     with pytest.raises(InputError, match=r"manifest\.json: file not found"):

@@ -49,7 +49,10 @@ LOCKED = "ERROR: ticket locked"
     [
         (Reply(204, ""), ""),
         (Reply(200, ""), ""),
-        (Reply(200, "ticket locked", body={"Success": False, "Message": "ticket locked"}), "ticket locked"),
+        (
+            Reply(200, "ticket locked", body={"Success": False, "Message": "ticket locked"}),
+            "ticket locked",
+        ),
         (Reply(200, "", body={"success": "false"}), "success: false"),
         (Reply(200, "x", body=[{"SUCCESS": False, "Message": "x"}]), "x"),
         (Reply(200, "", body={"Success": True}), ""),
@@ -96,7 +99,9 @@ def test_a_200_that_says_it_failed_is_unknown_or_settled_by_the_read_back(
     # With --verify the read-back settles it: the server did not apply it, so it is Failed.
     simulator.configure(failure_body_tickets={"INCA0000006"})
     write_sheet(tmp_path / "more.xlsx", ticket_rows(2, 5))
-    done = run_command(["more.xlsx", *live_args(simulator, "--rate", "50", "--verify")], tmp_path, env=env)
+    done = run_command(
+        ["more.xlsx", *live_args(simulator, "--rate", "50", "--verify")], tmp_path, env=env
+    )
     assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr
     (book,) = [p for p in results_files(tmp_path) if p.name.startswith("more.")]
     row = by_row(read_results(book))[3]
@@ -111,7 +116,8 @@ def test_a_200_that_says_it_failed_is_unknown_or_settled_by_the_read_back(
     (first,) = [r for r in list_runs(state_folder / "journals") if r.input_name == "tickets.xlsx"]
     resumed = run_command(
         ["tickets.xlsx", "--retry-failed", first.run_id, *live_args(simulator, "--rate", "50")],
-        tmp_path, env=env,
+        tmp_path,
+        env=env,
     )
     assert "2 of them read back first (their outcome was unknown)." in resumed.stderr
     assert resumed.returncode == ExitStatus.OK, resumed.stderr
@@ -205,14 +211,18 @@ def test_every_outcome_is_what_the_server_saw_at_any_interrupt_moment(
     for result in results.values():
         counts[result["Outcome"]] = counts.get(result["Outcome"], 0) + 1
     for outcome, count in counts.items():
-        lines = [line for line in out.splitlines() if line.startswith(f"  {outcome:<16}{count:>7,}")]
+        lines = [
+            line for line in out.splitlines() if line.startswith(f"  {outcome:<16}{count:>7,}")
+        ]
         assert lines, (outcome, out)
 
     # The workbook rebuilt from the journal alone is the same, cell for cell.
     (run,) = list_runs(state_folder / "journals")
     original = results_files(tmp_path)[-1]
     rebuilt_path = tmp_path / "rebuilt.xlsx"
-    rebuilt = run_command(["--report-only", run.run_id, "--out", str(rebuilt_path)], tmp_path, env=env)
+    rebuilt = run_command(
+        ["--report-only", run.run_id, "--out", str(rebuilt_path)], tmp_path, env=env
+    )
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     first, second = _cells(original), _cells(rebuilt_path)
     assert list(first) == list(second)
@@ -220,10 +230,21 @@ def test_every_outcome_is_what_the_server_saw_at_any_interrupt_moment(
         a, b = first[name], second[name]
         if name == "Summary":
             # The rebuilt Summary adds one note saying it was rebuilt; nothing else differs.
-            b = [row for row in b if not any(isinstance(v, str) and v.startswith("Rebuilt from") for v in row)]
-            a = [row for row in a if not any(isinstance(v, str) and v.startswith("Rebuilt from") for v in row)]
+            b = [
+                row
+                for row in b
+                if not any(isinstance(v, str) and v.startswith("Rebuilt from") for v in row)
+            ]
+            a = [
+                row
+                for row in a
+                if not any(isinstance(v, str) and v.startswith("Rebuilt from") for v in row)
+            ]
         differ = [
-            (r, c, x[c], y[c]) for r, (x, y) in enumerate(zip(a, b)) for c in range(len(x)) if x[c] != y[c]
+            (r, c, x[c], y[c])
+            for r, (x, y) in enumerate(zip(a, b))
+            for c in range(len(x))
+            if x[c] != y[c]
         ]
         assert not differ, (name, differ[:2])
         assert len(a) == len(b), name

@@ -25,7 +25,7 @@ from helpers import (
 from batch_updater.cli import ExitStatus
 from batch_updater.redact import REDACTED, Redactor
 
-PASSWORD = "P+ss/w=rd! \"x\" <&>"
+PASSWORD = 'P+ss/w=rd! "x" <&>'
 
 
 def lower_escapes(text: str) -> str:
@@ -59,11 +59,18 @@ def test_json_and_html_escaped_passwords_are_removed() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Authorization: Bearer eyJhbGciOi.J9x-_y~z+/==; next", f"Authorization: Bearer {REDACTED}; next"),
-        ("grant_type=password&username=corp%5Cadm&password=c2VjcmV0&x=1",
-         f"grant_type=password&username=corp%5Cadm&password={REDACTED}&x=1"),
-        ('{"access_token": "abc", "refresh_token":"def"}',
-         f'{{"access_token": "{REDACTED}", "refresh_token":"{REDACTED}"}}'),
+        (
+            "Authorization: Bearer eyJhbGciOi.J9x-_y~z+/==; next",
+            f"Authorization: Bearer {REDACTED}; next",
+        ),
+        (
+            "grant_type=password&username=corp%5Cadm&password=c2VjcmV0&x=1",
+            f"grant_type=password&username=corp%5Cadm&password={REDACTED}&x=1",
+        ),
+        (
+            '{"access_token": "abc", "refresh_token":"def"}',
+            f'{{"access_token": "{REDACTED}", "refresh_token":"{REDACTED}"}}',
+        ),
         ('{\\"password\\":\\"abc\\"}', f'{{\\"password\\":\\"{REDACTED}\\"}}'),
     ],
 )
@@ -125,8 +132,10 @@ def test_a_server_that_repeats_the_request_leaks_no_secret_anywhere(
     )
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(5))
     done = run_command(
-        ["tickets.xlsx",
-         *live_args(sim, "--capture-before", "--verify", "--csv", "--log-file", "run.log")],
+        [
+            "tickets.xlsx",
+            *live_args(sim, "--capture-before", "--verify", "--csv", "--log-file", "run.log"),
+        ],
         tmp_path,
         env=live_env(tmp_path / "home"),
     )

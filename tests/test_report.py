@@ -137,25 +137,67 @@ def standard_case(folder: Path):
     input_path = make_input(folder)
     rows = [
         ("RT-0001", "Remediation Performed", 2, "corp\\jsmith", "Patched", date(2026, 12, 1)),
-        ("RT-0002", 3, "High", "Zoë Ångström", "Cliché naïve café 🚀",
-         datetime(2026, 12, 2, 9, 30)),
+        (
+            "RT-0002",
+            3,
+            "High",
+            "Zoë Ångström",
+            "Cliché naïve café 🚀",
+            datetime(2026, 12, 2, 9, 30),
+        ),
         ("RT-0003", "Bogus", 1.5, None, None, None),
         (None, None, None, None, None, None),
-        ("RT-0005", 2, 1, "jdoe", "=HYPERLINK(\"http://x\",\"y\")", None),
+        ("RT-0005", 2, 1, "jdoe", '=HYPERLINK("http://x","y")', None),
         ("RT-0006", 2, 1, "jdoe", "dry", None),
     ]
     sheet = make_sheet(input_path, rows)
     results = [
-        RowResult(2, Outcome.UPDATED, "RT-0001", 204, "", 1, SENT, 87,
-                  '{"TicketNumber": "RT-0001", "TicketState": 2}'),
-        RowResult(3, Outcome.FAILED, "RT-0002", 404, "Ticket RT-0002 not found", 1,
-                  SENT + timedelta(seconds=1), 45, '{"TicketNumber": "RT-0002"}'),
-        RowResult(4, Outcome.INVALID, "RT-0003", None,
-                  'column "State": "Bogus" is not a state', 0, None, None, None),
+        RowResult(
+            2,
+            Outcome.UPDATED,
+            "RT-0001",
+            204,
+            "",
+            1,
+            SENT,
+            87,
+            '{"TicketNumber": "RT-0001", "TicketState": 2}',
+        ),
+        RowResult(
+            3,
+            Outcome.FAILED,
+            "RT-0002",
+            404,
+            "Ticket RT-0002 not found",
+            1,
+            SENT + timedelta(seconds=1),
+            45,
+            '{"TicketNumber": "RT-0002"}',
+        ),
+        RowResult(
+            4,
+            Outcome.INVALID,
+            "RT-0003",
+            None,
+            'column "State": "Bogus" is not a state',
+            0,
+            None,
+            None,
+            None,
+        ),
         RowResult(5, Outcome.SKIPPED, "", None, "blank row", 0),
         RowResult(6, Outcome.NOT_SENT, "RT-0005", None, "run stopped: Ctrl-C", 0),
-        RowResult(7, Outcome.VALID, "RT-0006", None, "", 0, None, None,
-                  '{"TicketNumber": "RT-0006", "TicketState": 2}'),
+        RowResult(
+            7,
+            Outcome.VALID,
+            "RT-0006",
+            None,
+            "",
+            0,
+            None,
+            None,
+            '{"TicketNumber": "RT-0006", "TicketState": 2}',
+        ),
     ]
     return input_path, sheet, results
 
@@ -220,7 +262,14 @@ def test_results_columns_are_the_input_columns_then_the_outcome_columns(tmp_path
     assert list(read_rows(out, "Results")[0]) == expected
     assert calamine_rows(out, "Results")[0] == expected
     assert RESULT_COLUMNS == (
-        "Row", "Outcome", "HTTP Status", "Message", "Attempts", "Sent At", "Duration ms", "Request"
+        "Row",
+        "Outcome",
+        "HTTP Status",
+        "Message",
+        "Attempts",
+        "Sent At",
+        "Duration ms",
+        "Request",
     )
     assert openpyxl.load_workbook(out).sheetnames == ["Results", "Summary", "Run", "Legend"]
 
@@ -229,11 +278,23 @@ def test_original_values_are_kept_numbers_as_numbers_dates_as_dates(tmp_path):
     out, _, _ = write_standard(tmp_path)
     rows = read_rows(out, "Results")
     first, second, third, blank = rows[1], rows[2], rows[3], rows[4]
-    assert first[:6] == ("RT-0001", "Remediation Performed", 2, "corp\\jsmith", "Patched",
-                         datetime(2026, 12, 1))
+    assert first[:6] == (
+        "RT-0001",
+        "Remediation Performed",
+        2,
+        "corp\\jsmith",
+        "Patched",
+        datetime(2026, 12, 1),
+    )
     assert type(first[2]) is int
-    assert second[:6] == ("RT-0002", 3, "High", "Zoë Ångström", "Cliché naïve café 🚀",
-                          datetime(2026, 12, 2, 9, 30))
+    assert second[:6] == (
+        "RT-0002",
+        3,
+        "High",
+        "Zoë Ångström",
+        "Cliché naïve café 🚀",
+        datetime(2026, 12, 2, 9, 30),
+    )
     assert third[:6] == ("RT-0003", "Bogus", 1.5, None, None, None)
     assert blank[:6] == (None,) * 6
     # The first input cell that is a date is stored as a date, not as text.
@@ -244,17 +305,41 @@ def test_original_values_are_kept_numbers_as_numbers_dates_as_dates(tmp_path):
 def test_outcome_columns_per_row(tmp_path):
     out, _, _ = write_standard(tmp_path)
     rows = read_rows(out, "Results")
-    ours = [row[len(HEADERS):] for row in rows[1:]]
+    ours = [row[len(HEADERS) :] for row in rows[1:]]
     assert ours == [
-        (2, "Updated", 204, None, 1, datetime(2026, 11, 30, 14, 3, 7, 123000), 87,
-         '{"TicketNumber": "RT-0001", "TicketState": 2}'),
-        (3, "Failed", 404, "Ticket RT-0002 not found", 1, datetime(2026, 11, 30, 14, 3, 8, 123000),
-         45, '{"TicketNumber": "RT-0002"}'),
+        (
+            2,
+            "Updated",
+            204,
+            None,
+            1,
+            datetime(2026, 11, 30, 14, 3, 7, 123000),
+            87,
+            '{"TicketNumber": "RT-0001", "TicketState": 2}',
+        ),
+        (
+            3,
+            "Failed",
+            404,
+            "Ticket RT-0002 not found",
+            1,
+            datetime(2026, 11, 30, 14, 3, 8, 123000),
+            45,
+            '{"TicketNumber": "RT-0002"}',
+        ),
         (4, "Invalid", None, 'column "State": "Bogus" is not a state', 0, None, None, None),
         (5, "Skipped", None, "blank row", 0, None, None, None),
         (6, "Not sent", None, "run stopped: Ctrl-C", 0, None, None, None),
-        (7, "Valid (dry run)", None, None, 0, None, None,
-         '{"TicketNumber": "RT-0006", "TicketState": 2}'),
+        (
+            7,
+            "Valid (dry run)",
+            None,
+            None,
+            0,
+            None,
+            None,
+            '{"TicketNumber": "RT-0006", "TicketState": 2}',
+        ),
     ]
 
 
@@ -274,8 +359,16 @@ def test_calamine_reads_the_same_values(tmp_path):
     assert rows[1][:5] == ["RT-0001", "Remediation Performed", 2, "corp\\jsmith", "Patched"]
     assert rows[1][5] in (date(2026, 12, 1), datetime(2026, 12, 1))
     assert rows[2][3:5] == ["Zoë Ångström", "Cliché naïve café 🚀"]
-    assert rows[1][6:] == [2, "Updated", 204, "", 1, datetime(2026, 11, 30, 14, 3, 7, 123000), 87,
-                           '{"TicketNumber": "RT-0001", "TicketState": 2}']
+    assert rows[1][6:] == [
+        2,
+        "Updated",
+        204,
+        "",
+        1,
+        datetime(2026, 11, 30, 14, 3, 7, 123000),
+        87,
+        '{"TicketNumber": "RT-0001", "TicketState": 2}',
+    ]
 
 
 def test_sent_at_is_utc_with_milliseconds_whatever_the_zone(tmp_path):
@@ -283,15 +376,27 @@ def test_sent_at_is_utc_with_milliseconds_whatever_the_zone(tmp_path):
     sheet = make_sheet(input_path, [("RT-1",), ("RT-2",), ("RT-3",)], headers=["Ticket"])
     plus_two = timezone(timedelta(hours=2))
     results = [
-        RowResult(2, Outcome.UPDATED, "RT-1", 204, "", 1,
-                  datetime(2026, 11, 30, 16, 3, 7, 5000, tzinfo=plus_two), 1),
+        RowResult(
+            2,
+            Outcome.UPDATED,
+            "RT-1",
+            204,
+            "",
+            1,
+            datetime(2026, 11, 30, 16, 3, 7, 5000, tzinfo=plus_two),
+            1,
+        ),
         RowResult(3, Outcome.UPDATED, "RT-2", 204, "", 1, datetime(2026, 11, 30, 14, 3, 7), 1),
         RowResult(4, Outcome.FAILED, "RT-3", None, "timed out", 3, None, None),
     ]
     out = tmp_path / "out.xlsx"
     write_results(out, sheet, results, make_run(input_path), csv_path=tmp_path / "out.csv")
     sent_at = [row[6] for row in read_rows(out, "Results")[1:]]
-    assert sent_at == [datetime(2026, 11, 30, 14, 3, 7, 5000), datetime(2026, 11, 30, 14, 3, 7), None]
+    assert sent_at == [
+        datetime(2026, 11, 30, 14, 3, 7, 5000),
+        datetime(2026, 11, 30, 14, 3, 7),
+        None,
+    ]
     # The CSV has no date cells: ISO 8601 text in UTC.
     with open(tmp_path / "out.csv", encoding="utf-8-sig", newline="") as handle:
         in_csv = [line[6] for line in list(csv.reader(handle))[1:]]
@@ -440,8 +545,15 @@ def test_summary_counts_every_outcome_even_zero_in_fixed_order(tmp_path):
     write_results(out, sheet, results, make_run(input_path))
     keys = summary_keys(out)
     outcome_keys = [k for k in keys if k in {o.value for o in Outcome}]
-    assert outcome_keys == ["Updated", "Failed", "Unknown", "Invalid", "Skipped", "Not sent",
-                            "Valid (dry run)"]
+    assert outcome_keys == [
+        "Updated",
+        "Failed",
+        "Unknown",
+        "Invalid",
+        "Skipped",
+        "Not sent",
+        "Valid (dry run)",
+    ]
     facts = summary(out)
     assert [facts[k] for k in outcome_keys] == [2, 0, 0, 0, 0, 0, 0]
     assert facts["HTTP 204"] == 2
@@ -519,8 +631,14 @@ def test_summary_mode(tmp_path, changes, mode):
 def test_summary_stopped_early_unfinished_and_notices(tmp_path):
     input_path, sheet, results = standard_case(tmp_path)
     sheet.notices.extend(["2 hidden rows were read", "Merged cells in B4:B5"])
-    run = make_run(input_path, stopped_reason="Credentials rejected (HTTP 401 twice)",
-                   finished=None, rate=None, concurrency=None, notes=[])
+    run = make_run(
+        input_path,
+        stopped_reason="Credentials rejected (HTTP 401 twice)",
+        finished=None,
+        rate=None,
+        concurrency=None,
+        notes=[],
+    )
     out = tmp_path / "out.xlsx"
     write_results(out, sheet, results, run)
     facts = summary(out)
@@ -573,8 +691,15 @@ def test_no_cell_is_a_formula_even_with_malicious_values(tmp_path):
         RowResult(i + 2, Outcome.FAILED, f"RT-{i}", 400, value, 1, SENT, 5, value)
         for i, value in enumerate(MALICIOUS)
     ]
-    run = make_run(input_path, operator="=evil", server_url="@server", ccs_user="-user",
-                   stopped_reason="+why", notes=["=1+1"], sheet_name="=Sheet")
+    run = make_run(
+        input_path,
+        operator="=evil",
+        server_url="@server",
+        ccs_user="-user",
+        stopped_reason="+why",
+        notes=["=1+1"],
+        sheet_name="=Sheet",
+    )
     out = tmp_path / "out.xlsx"
     csv_out = tmp_path / "out.csv"
     write_results(out, sheet, results, run, csv_path=csv_out)
@@ -591,11 +716,19 @@ def test_no_cell_is_a_formula_even_with_malicious_values(tmp_path):
     for row, value in zip(read_rows(out, "Results")[1:], MALICIOUS):
         assert row[1] == value.replace("\r", "_x000D_")
     # Each such cell is text with Excel's quote prefix: not evaluated on open, nor on edit.
-    protected = [(title, cell) for title, cell in all_cells(out) if (isinstance(cell.value, str)
-                 and cell.value[:1] in "=+-@\t\n") or (isinstance(cell.value, str) and cell.value.startswith("_x000D_"))]
+    protected = [
+        (title, cell)
+        for title, cell in all_cells(out)
+        if (isinstance(cell.value, str) and cell.value[:1] in "=+-@\t\n")
+        or (isinstance(cell.value, str) and cell.value.startswith("_x000D_"))
+    ]
     assert len(protected) > 4 * len(MALICIOUS)
     for title, cell in protected:
-        assert (cell.data_type, cell.quotePrefix) == ("s", True), (title, cell.coordinate, cell.value)
+        assert (cell.data_type, cell.quotePrefix) == ("s", True), (
+            title,
+            cell.coordinate,
+            cell.value,
+        )
     facts = summary(out)
     assert facts["Operator"] == "=evil"
     assert facts["Server URL"] == "@server"
@@ -663,8 +796,9 @@ def test_text_longer_than_a_cell_is_cut_with_a_marker(tmp_path):
     row = calamine_rows(out, "Results")[1]
     for text, total in ((row[0], 40_000), (row[1], 20_000), (row[2 + 3], 50_000)):
         assert len(text.encode("utf-16-le")) // 2 <= EXCEL_CELL_LIMIT
-        assert text.endswith(f"[cut by batch-update: {total:,} characters in all, "
-                             f"Excel holds 32,767]")
+        assert text.endswith(
+            f"[cut by batch-update: {total:,} characters in all, Excel holds 32,767]"
+        )
     assert row[0].startswith("x" * 30_000)
     assert row[1].startswith("🚀" * 15_000)
 
@@ -752,9 +886,7 @@ def test_aware_datetime_in_the_input_is_written_as_utc(tmp_path):
 
 
 ALL_CHARACTERS = st.characters(min_codepoint=0, max_codepoint=0x10FFFF)  # surrogates included
-TRIGGER_HEAVY = st.text(
-    alphabet=st.sampled_from("=+-@\t\r\n\x00\x01'#_x0A \u00a0\u2003\ufffe🚀é")
-)
+TRIGGER_HEAVY = st.text(alphabet=st.sampled_from("=+-@\t\r\n\x00\x01'#_x0A \u00a0\u2003\ufffe🚀é"))
 ANY_VALUE = st.one_of(
     st.text(alphabet=ALL_CHARACTERS),
     TRIGGER_HEAVY,
@@ -792,8 +924,13 @@ def test_safe_text_gives_values_a_workbook_holds_and_csv_text_none_it_would_eval
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.one_of(st.text(alphabet=ALL_CHARACTERS, max_size=20), TRIGGER_HEAVY),
-                min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.one_of(st.text(alphabet=ALL_CHARACTERS, max_size=20), TRIGGER_HEAVY),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_any_text_round_trips_through_a_saved_workbook(tmp_path_factory, texts):
     folder = tmp_path_factory.mktemp("rt")
     input_path = make_input(folder)
@@ -809,8 +946,22 @@ def test_any_text_round_trips_through_a_saved_workbook(tmp_path_factory, texts):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.one_of(st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\ufffe\uffff"), min_size=1, max_size=30), TRIGGER_HEAVY.filter(lambda t: t and "\ufffe" not in t)),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(
+                alphabet=st.characters(
+                    blacklist_categories=["Cs"], blacklist_characters="\ufffe\uffff"
+                ),
+                min_size=1,
+                max_size=30,
+            ),
+            TRIGGER_HEAVY.filter(lambda t: t and "\ufffe" not in t),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_what_the_writer_writes_the_reader_reads_back_exactly(tmp_path_factory, texts):
     """The project's writer, then the project's reader: every text is the one written."""
     from batch_updater.sheet import read_sheet
@@ -821,8 +972,12 @@ def test_what_the_writer_writes_the_reader_reads_back_exactly(tmp_path_factory, 
     headers = ["Ticket Number", *[f"Text {i}" for i in range(len(texts))]]
     sheet = make_sheet(input_path, [("INCA0000001", *texts)], headers=headers)
     out = folder / "out.xlsx"
-    write_results(out, sheet, [RowResult(2, Outcome.UPDATED, "INCA0000001", 204, texts[0], 1, SENT, 3, texts[-1])],
-                  make_run(input_path))
+    write_results(
+        out,
+        sheet,
+        [RowResult(2, Outcome.UPDATED, "INCA0000001", 204, texts[0], 1, SENT, 3, texts[-1])],
+        make_run(input_path),
+    )
     read = read_sheet(out, "Results", is_header_row=is_header_row)
     (row,) = read.rows
     assert list(row.values[1 : 1 + len(texts)]) == [t if t != "" else None for t in texts]
@@ -843,8 +998,14 @@ def test_input_columns_named_like_ours_are_kept_and_ours_are_suffixed(tmp_path):
     write_results(out, sheet, results, make_run(input_path))
     rows = read_rows(out, "Results")
     assert list(rows[0]) == headers + [
-        "Row (batch-update)", "Outcome (batch-update 2)", "HTTP Status", "Message", "Attempts",
-        "Sent At", "Duration ms", "Request",
+        "Row (batch-update)",
+        "Outcome (batch-update 2)",
+        "HTTP Status",
+        "Message",
+        "Attempts",
+        "Sent At",
+        "Duration ms",
+        "Request",
     ]
     assert rows[1][:6] == ("RT-1", "old outcome", 99, "older", 2, "Updated")
     note = summary(out)["Columns renamed"]
@@ -918,8 +1079,10 @@ def test_default_results_path():
     assert default_results_path(input_path, started) == (
         Path("data") / "tickets.results-20261130-140307.xlsx"
     )
-    assert default_results_path(input_path, datetime(2026, 1, 2, 3, 4, 5), Path("out"), ".csv") \
+    assert (
+        default_results_path(input_path, datetime(2026, 1, 2, 3, 4, 5), Path("out"), ".csv")
         == Path("out") / "tickets.results-20260102-030405.csv"
+    )
 
 
 def test_existing_output_is_refused_and_left_alone(tmp_path):
@@ -987,8 +1150,9 @@ def test_check_output_path_unwritable_folder(tmp_path, monkeypatch):
     assert error.value.tip == "Choose a folder you can write to with --csv."
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root can write into read-only folders")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write into read-only folders"
+)
 def test_check_output_path_read_only_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -1006,8 +1170,9 @@ def test_the_input_is_never_written_to(tmp_path):
     with pytest.raises(OutputError, match="is the input file"):
         write_results(input_path, sheet, results, make_run(input_path))
     with pytest.raises(OutputError, match="is the input file"):
-        write_results(tmp_path / "o.xlsx", sheet, results, make_run(input_path),
-                      csv_path=input_path)
+        write_results(
+            tmp_path / "o.xlsx", sheet, results, make_run(input_path), csv_path=input_path
+        )
     write_results(tmp_path / "o.xlsx", sheet, results, make_run(input_path))
     assert (input_path.read_bytes(), input_path.stat().st_mtime_ns) == before
 
@@ -1067,8 +1232,7 @@ def test_a_file_that_appears_meanwhile_is_not_overwritten(tmp_path, monkeypatch)
     with pytest.raises(OutputError) as error:
         write_results(out, sheet, results, make_run(input_path))
     assert str(error.value) == (
-        f"{out} appeared while the results were being written; batch-update will not "
-        f"overwrite it."
+        f"{out} appeared while the results were being written; batch-update will not overwrite it."
     )
     assert out.read_bytes() == b"someone else's file"
     assert files_in(tmp_path) == {"tickets.xlsx", "out.xlsx"}
@@ -1092,8 +1256,9 @@ def test_move_into_place_never_overwrites_even_without_hard_links(tmp_path, monk
 
 def test_no_temporary_files_are_left_after_success(tmp_path):
     input_path, sheet, results = standard_case(tmp_path)
-    write_results(tmp_path / "out.xlsx", sheet, results, make_run(input_path),
-                  csv_path=tmp_path / "out.csv")
+    write_results(
+        tmp_path / "out.xlsx", sheet, results, make_run(input_path), csv_path=tmp_path / "out.csv"
+    )
     assert files_in(tmp_path) == {"tickets.xlsx", "out.xlsx", "out.csv"}
 
 
@@ -1112,13 +1277,26 @@ def test_csv_has_bom_same_columns_and_safe_values(tmp_path):
     assert rows[0] == HEADERS + list(RESULT_COLUMNS)
     assert rows[0] == list(read_rows(out, "Results")[0])
     assert len(rows) == 7
-    assert rows[1] == ["RT-0001", "Remediation Performed", "2", "corp\\jsmith", "Patched",
-                       "2026-12-01", "2", "Updated", "204", "", "1", "2026-11-30T14:03:07.123Z",
-                       "87", '{"TicketNumber": "RT-0001", "TicketState": 2}']
+    assert rows[1] == [
+        "RT-0001",
+        "Remediation Performed",
+        "2",
+        "corp\\jsmith",
+        "Patched",
+        "2026-12-01",
+        "2",
+        "Updated",
+        "204",
+        "",
+        "1",
+        "2026-11-30T14:03:07.123Z",
+        "87",
+        '{"TicketNumber": "RT-0001", "TicketState": 2}',
+    ]
     assert rows[2][3:5] == ["Zoë Ångström", "Cliché naïve café 🚀"]
     assert rows[2][5] == "2026-12-02 09:30:00"
     assert rows[3][2] == "1.5"
-    assert rows[5][4] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert rows[5][4] == '\'=HYPERLINK("http://x","y")'
     assert [row[7] for row in rows[1:]] == [o.value for o in Outcome if o is not Outcome.UNKNOWN]
 
 
@@ -1132,8 +1310,16 @@ def test_thousands_of_rows_are_all_written_and_counted(tmp_path):
     rows = [(f"RT-{i:05d}", "2", i, "jdoe", f"row {i}", date(2026, 12, 1)) for i in range(3000)]
     sheet = make_sheet(input_path, rows)
     results = [
-        RowResult(i + 2, outcomes[i % 6], f"RT-{i:05d}",
-                  204 if outcomes[i % 6] is Outcome.UPDATED else None, "", 1, SENT, 10)
+        RowResult(
+            i + 2,
+            outcomes[i % 6],
+            f"RT-{i:05d}",
+            204 if outcomes[i % 6] is Outcome.UPDATED else None,
+            "",
+            1,
+            SENT,
+            10,
+        )
         for i in range(3000)
     ]
     out = tmp_path / "out.xlsx"
@@ -1153,15 +1339,44 @@ def test_evidence_columns_and_charts(tmp_path: Path) -> None:
 
     from batch_updater.report import BEFORE_COLUMNS, VERIFICATION_COLUMN
 
-    sheet = Sheet("tickets.xlsx", "Changes", 1, ["Ticket Number", "Priority"], [SheetRow(2, ("INCA0000001", "High")), SheetRow(3, ("INCA0000002", "Low"))])
-    before = {"TicketState": 1, "Priority": "Low", "AssignedTo": "corp\\jsmith", "TicketDescription": "=old"}
+    sheet = Sheet(
+        "tickets.xlsx",
+        "Changes",
+        1,
+        ["Ticket Number", "Priority"],
+        [SheetRow(2, ("INCA0000001", "High")), SheetRow(3, ("INCA0000002", "Low"))],
+    )
+    before = {
+        "TicketState": 1,
+        "Priority": "Low",
+        "AssignedTo": "corp\\jsmith",
+        "TicketDescription": "=old",
+    }
     results = [
-        RowResult(2, Outcome.UPDATED, "INCA0000001", 204, "", 3, before=before, verification="Verified"),
-        RowResult(3, Outcome.UPDATED, "INCA0000002", 204, "", 3, before=before,
-                  verification='Mismatch: Priority is "High", expected "Low"'),
+        RowResult(
+            2, Outcome.UPDATED, "INCA0000001", 204, "", 3, before=before, verification="Verified"
+        ),
+        RowResult(
+            3,
+            Outcome.UPDATED,
+            "INCA0000002",
+            204,
+            "",
+            3,
+            before=before,
+            verification='Mismatch: Priority is "High", expected "Low"',
+        ),
     ]
-    run = RunInfo("tickets.xlsx", "ab" * 32, "Changes", "0.1.0", "me", datetime(2026, 11, 30, tzinfo=timezone.utc),
-                  capture_before=True, verify=True)
+    run = RunInfo(
+        "tickets.xlsx",
+        "ab" * 32,
+        "Changes",
+        "0.1.0",
+        "me",
+        datetime(2026, 11, 30, tzinfo=timezone.utc),
+        capture_before=True,
+        verify=True,
+    )
     target = tmp_path / "out.xlsx"
     write_results(target, sheet, results, run)
     wb = load_workbook(target)
@@ -1181,9 +1396,17 @@ def test_the_run_sheet_lists_the_identity_and_settings_but_no_secret(tmp_path: P
     from openpyxl import load_workbook
 
     sheet = Sheet("tickets.xlsx", "Changes", 1, ["Ticket Number"], [SheetRow(2, ("INCA0000001",))])
-    run = RunInfo("tickets.xlsx", "ab" * 32, "Changes", "0.1.0", "me", datetime(2026, 11, 30, tzinfo=timezone.utc),
-                  settings={"rate": 5.0, "password": "********", "priorities": ["Low", "High"]},
-                  python_version="3.11.7", run_id="20261130-000000-ab12")
+    run = RunInfo(
+        "tickets.xlsx",
+        "ab" * 32,
+        "Changes",
+        "0.1.0",
+        "me",
+        datetime(2026, 11, 30, tzinfo=timezone.utc),
+        settings={"rate": 5.0, "password": "********", "priorities": ["Low", "High"]},
+        python_version="3.11.7",
+        run_id="20261130-000000-ab12",
+    )
     target = tmp_path / "out.xlsx"
     write_results(target, sheet, [RowResult(2, Outcome.SKIPPED)], run)
     facts = {r[0]: r[1] for r in load_workbook(target)["Run"].iter_rows(values_only=True)}
@@ -1197,7 +1420,10 @@ def test_the_run_sheet_lists_the_identity_and_settings_but_no_secret(tmp_path: P
 @pytest.mark.parametrize(
     ("settings", "shown"),
     [
-        ({"password": None}, "not in the settings (from the keyring or a prompt, if one was needed); never recorded"),
+        (
+            {"password": None},
+            "not in the settings (from the keyring or a prompt, if one was needed); never recorded",
+        ),
         ({"ca_bundle": None}, "(not set)"),
     ],
 )
@@ -1205,8 +1431,17 @@ def test_no_setting_on_the_run_sheet_is_an_empty_cell(tmp_path: Path, settings, 
     from openpyxl import load_workbook
 
     sheet = Sheet("tickets.xlsx", "Changes", 1, ["Ticket Number"], [SheetRow(2, ("INCA0000001",))])
-    run = RunInfo("tickets.xlsx", "ab" * 32, "Changes", "0.1.0", "me", datetime(2026, 11, 30, tzinfo=timezone.utc),
-                  settings=settings, python_version="3.11.7", run_id="20261130-000000-ab12")
+    run = RunInfo(
+        "tickets.xlsx",
+        "ab" * 32,
+        "Changes",
+        "0.1.0",
+        "me",
+        datetime(2026, 11, 30, tzinfo=timezone.utc),
+        settings=settings,
+        python_version="3.11.7",
+        run_id="20261130-000000-ab12",
+    )
     target = tmp_path / "out.xlsx"
     write_results(target, sheet, [RowResult(2, Outcome.SKIPPED)], run)
     facts = {r[0]: r[1] for r in load_workbook(target)["Run"].iter_rows(values_only=True)}

@@ -101,9 +101,15 @@ def sweep_rows(count: int, first: int = 1) -> list[list[object]]:
     rows: list[list[object]] = []
     for n in range(first, first + count):
         asked = wanted(n)
-        rows.append([ticket(n), *(asked[name] for name in (
-            "TicketState", "Priority", "AssignedTo", "TicketDescription"
-        ))])
+        rows.append(
+            [
+                ticket(n),
+                *(
+                    asked[name]
+                    for name in ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+                ),
+            ]
+        )
     return rows
 
 
@@ -274,7 +280,9 @@ def test_kill_9_at_a_random_moment_then_resume_loses_and_repeats_nothing(
             check_read_back(before, held_then, final=False)
         killed = runs(tmp_path)[0]
         assert (killed.ended, killed.results_path, killed.resumed_from) == (
-            RunEnd.RUNNING, None, previous
+            RunEnd.RUNNING,
+            None,
+            previous,
         )
         rows = journal_rows(killed)
         assert sorted(rows) == [row_of(n) for n in range(1, TRIAL_ROWS + 1)]
@@ -299,8 +307,11 @@ def test_kill_9_at_a_random_moment_then_resume_loses_and_repeats_nothing(
             assert (
                 f"Continuing run {previous}: {carried} rows already updated are not sent again; "
                 f"{TRIAL_ROWS - carried} to send"
-                + (f", {len(caught)} of them read back first (their outcome was unknown)"
-                   if caught else "")
+                + (
+                    f", {len(caught)} of them read back first (their outcome was unknown)"
+                    if caught
+                    else ""
+                )
                 + "."
             ) in done.stderr.splitlines(), done.stderr
         check_read_back(before, held_then, final=True)
@@ -331,14 +342,18 @@ def test_kill_9_at_a_random_moment_then_resume_loses_and_repeats_nothing(
         if row_of(n) in applied_in:
             run_id, status = applied_in[row_of(n)]
             assert (result["Outcome"], result["HTTP Status"], result["Attempts"]) == (
-                "Skipped", status, 0
+                "Skipped",
+                status,
+                0,
             ), result
             assert re.fullmatch(
                 rf"updated in run {run_id} at {SENT_AT}; not sent again", result["Message"]
             ), result
         elif ticket(n) in found_applied:
             assert (result["Outcome"], result["HTTP Status"], result["Message"]) == (
-                "Updated", 200, READ_BACK
+                "Updated",
+                200,
+                READ_BACK,
             ), result
         else:
             assert (result["Outcome"], result["HTTP Status"]) == ("Updated", 204), result
@@ -395,7 +410,9 @@ def test_sigterm_is_a_first_ctrl_c_and_resume_sends_only_the_rest(
     for result in results.values():
         if result["Outcome"] == "Not sent":
             assert (result["Message"], result["Attempts"], result["Sent At"]) == (
-                NOT_SENT_INTERRUPTED, 0, None
+                NOT_SENT_INTERRUPTED,
+                0,
+                None,
             ), result
     (interrupted,) = runs(tmp_path)
     assert (interrupted.ended, interrupted.exit_code) == (RunEnd.INTERRUPTED, 130)
@@ -444,7 +461,9 @@ def test_sigterm_is_a_first_ctrl_c_and_resume_sends_only_the_rest(
             )
         else:
             assert (result["Outcome"], result["HTTP Status"], result["Attempts"]) == (
-                "Updated", 204, 1
+                "Updated",
+                204,
+                1,
             ), result
         assert holds(sim, n)
     assert sim.counts()["patches_by_ticket"] == {ticket(n): 1 for n in range(1, rows + 1)}
@@ -497,9 +516,15 @@ def test_a_killed_capture_before_run_is_undone_by_the_rollback_of_its_resume(
     final = by_row(read_results(newest_workbook(tmp_path)))
     for n in range(1, rows + 1):
         result = final[row_of(n)]
-        before = (result["Before: State"], result["Before: Priority"], result["Before: Assigned To"])
+        before = (
+            result["Before: State"],
+            result["Before: Priority"],
+            result["Before: Assigned To"],
+        )
         assert before == (
-            originals[n]["TicketState"], originals[n]["Priority"], originals[n]["AssignedTo"]
+            originals[n]["TicketState"],
+            originals[n]["Priority"],
+            originals[n]["AssignedTo"],
         ), (n, result["Outcome"], row_of(n) in in_flight)
     (rollback,) = tmp_path.glob("tickets.rollback-*.xlsx")
     assert len(sheet_cells(rollback, "Tickets")) == 1 + rows  # every row of both runs
@@ -620,9 +645,7 @@ def test_a_changed_input_refuses_to_resume_naming_both_hashes(
 # --- 4. the duplicate-run guard -------------------------------------------------------------------
 
 
-def test_a_second_run_of_an_applied_file_is_refused_unless_again(
-    tmp_path: Path, simulator
-) -> None:
+def test_a_second_run_of_an_applied_file_is_refused_unless_again(tmp_path: Path, simulator) -> None:
     env = live_env(tmp_path / "home")
     args = [write_sweep(tmp_path, 5), *live_args(simulator, "--rate", "100")]
     first = run_command(args, tmp_path, env=env)
@@ -735,7 +758,10 @@ def test_a_plain_rerun_after_a_killed_run_points_to_resume(tmp_path: Path, make_
     assert listing.returncode == 0, listing.stderr
     (line,) = [line for line in listing.stdout.splitlines() if killed.run_id in line]
     assert line.split()[1:5] == [
-        f"{killed.started:%Y-%m-%d}", f"{killed.started:%H:%M}", "unfinished", "30"
+        f"{killed.started:%Y-%m-%d}",
+        f"{killed.started:%H:%M}",
+        "unfinished",
+        "30",
     ]
     rebuilt = run_command(["--report-only", killed.run_id], tmp_path, env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
@@ -744,8 +770,11 @@ def test_a_plain_rerun_after_a_killed_run_points_to_resume(tmp_path: Path, make_
     journal = journal_rows(killed)
     for row_number, result in evidence.items():
         row = journal[row_number]
-        expected = {Phase.DONE: row.outcome and row.outcome.value, Phase.SENDING: "Unknown",
-                    Phase.PLANNED: "Not sent"}[row.phase]
+        expected = {
+            Phase.DONE: row.outcome and row.outcome.value,
+            Phase.SENDING: "Unknown",
+            Phase.PLANNED: "Not sent",
+        }[row.phase]
         assert result["Outcome"] == expected, (row, result)
 
     # --again starts over: every row is sent, the ones already updated a second time.
@@ -879,8 +908,12 @@ def test_latest_unfinished_keeps_rehearsals_and_real_sweeps_apart(tmp_path: Path
 
     def make(minutes: int, *, simulated: bool, ended: RunEnd | None) -> str:
         start = RunStart(
-            input_path=str(tmp_path / SHEET), input_sha256="ab" * 32, sheet_name="Tickets",
-            settings={"rate": 5}, simulated=simulated, started=now + timedelta(minutes=minutes),
+            input_path=str(tmp_path / SHEET),
+            input_sha256="ab" * 32,
+            sheet_name="Tickets",
+            settings={"rate": 5},
+            simulated=simulated,
+            started=now + timedelta(minutes=minutes),
         )
         update = TicketUpdate(ticket(1), state=TicketState.REMEDIATION_PERFORMED, priority="High")
         with Journal.create(tmp_path, start, [PlannedRow(2, update=update)]) as journal:
@@ -946,7 +979,9 @@ def test_retry_failed_sends_only_the_failed_and_not_sent_rows(
     ]
     retry = runs(tmp_path)[0]
     assert (retry.retry_of, retry.resumed_from, retry.ended) == (
-        earlier.run_id, None, RunEnd.FINISHED
+        earlier.run_id,
+        None,
+        RunEnd.FINISHED,
     )
     workbook = Path(retry.results_path)
     assert read_summary(tmp_path / workbook.name)["Follows"] == (
@@ -1021,8 +1056,13 @@ def rebuild(tmp_path: Path, reference: str, env: dict[str, str]) -> Path:
     rebuilt = tmp_path / match.group(2)
     # The rebuilt workbook has a manifest of its own, which checks.
     last = done.stdout.splitlines()[-1]
-    assert last.startswith("Manifest: ") and (tmp_path / last[10:]) == rebuilt.with_suffix(".manifest.json")
-    assert run_command(["--check-manifest", str(rebuilt)], tmp_path, env=env).returncode == ExitStatus.OK
+    assert last.startswith("Manifest: ") and (tmp_path / last[10:]) == rebuilt.with_suffix(
+        ".manifest.json"
+    )
+    assert (
+        run_command(["--check-manifest", str(rebuilt)], tmp_path, env=env).returncode
+        == ExitStatus.OK
+    )
     return rebuilt
 
 
@@ -1046,7 +1086,10 @@ def test_report_only_rebuilds_a_deleted_workbook_from_the_journal(
     (record,) = runs(tmp_path)
     original = the_workbook(tmp_path)
     assert outcome_counts(read_results(original)) == {
-        "Updated": 6, "Failed": 2, "Skipped": 1, "Invalid": 1
+        "Updated": 6,
+        "Failed": 2,
+        "Skipped": 1,
+        "Invalid": 1,
     }
     expected = workbook_cells(original)
     original.unlink()
@@ -1244,7 +1287,9 @@ def test_a_resume_or_a_rerun_while_the_run_is_alive_is_refused_naming_it(
 # --- journals on local disk, found again wherever the sheet is -------------------------------------
 
 
-def test_a_copy_of_an_applied_sheet_in_another_folder_is_refused_too(tmp_path: Path, simulator) -> None:
+def test_a_copy_of_an_applied_sheet_in_another_folder_is_refused_too(
+    tmp_path: Path, simulator
+) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     write_sweep(tmp_path / "a", 3)
@@ -1264,7 +1309,9 @@ def test_a_copy_of_an_applied_sheet_in_another_folder_is_refused_too(tmp_path: P
     assert len(simulator.requests) == before
 
 
-def test_journals_of_earlier_versions_beside_the_input_are_still_found(tmp_path: Path, simulator) -> None:
+def test_journals_of_earlier_versions_beside_the_input_are_still_found(
+    tmp_path: Path, simulator
+) -> None:
     write_sweep(tmp_path, 3)
     env = live_env(tmp_path / "home")
     # An earlier version kept its journals in .batch-update/ beside the input.
@@ -1281,10 +1328,14 @@ def test_journals_of_earlier_versions_beside_the_input_are_still_found(tmp_path:
     again = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
     assert again.returncode == ExitStatus.USAGE, again.stderr
     assert again.stderr.splitlines().count(note) == 1
-    assert refusal_line(again.stderr).startswith(f"Error: {SHEET} was already applied by run {old.run_id} ")
+    assert refusal_line(again.stderr).startswith(
+        f"Error: {SHEET} was already applied by run {old.run_id} "
+    )
     listing = run_command(["--runs", SHEET], tmp_path, env=env)
     assert old.run_id in listing.stdout
-    rebuilt = run_command(["--report-only", old.run_id, "--out", "rebuilt.xlsx", SHEET], tmp_path, env=env)
+    rebuilt = run_command(
+        ["--report-only", old.run_id, "--out", "rebuilt.xlsx", SHEET], tmp_path, env=env
+    )
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 3}
 
@@ -1292,7 +1343,9 @@ def test_journals_of_earlier_versions_beside_the_input_are_still_found(tmp_path:
 # --- item 9: a retry with nothing to retry, a resume of a run that reached no ticket --------------
 
 
-def test_retry_failed_with_nothing_to_retry_says_so_and_sends_nothing(tmp_path: Path, simulator) -> None:
+def test_retry_failed_with_nothing_to_retry_says_so_and_sends_nothing(
+    tmp_path: Path, simulator
+) -> None:
     write_sweep(tmp_path, 3)
     env = live_env(tmp_path / "home")
     done = run_command([SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
@@ -1300,7 +1353,9 @@ def test_retry_failed_with_nothing_to_retry_says_so_and_sends_nothing(tmp_path: 
     (record,) = runs()
     books = results_files(tmp_path)
     before = len(simulator.requests)
-    retry = run_command([SHEET, "--retry-failed", record.run_id, *live_args(simulator)], tmp_path, env=env)
+    retry = run_command(
+        [SHEET, "--retry-failed", record.run_id, *live_args(simulator)], tmp_path, env=env
+    )
     assert retry.returncode == ExitStatus.OK, retry.stderr
     assert retry.stderr.splitlines()[-1] == (
         f"Nothing to retry: run {record.run_id} of {SHEET} has no row that Failed or was Not sent "
@@ -1327,7 +1382,12 @@ def test_a_retry_of_rows_already_refused_with_403_is_not_taken_for_a_missing_rol
     (record,) = runs()
 
     retry = run_command(
-        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100", "--concurrency", "1")],
+        [
+            SHEET,
+            "--retry-failed",
+            record.run_id,
+            *live_args(sim, "--rate", "100", "--concurrency", "1"),
+        ],
         tmp_path,
         env=env,
     )
@@ -1360,7 +1420,12 @@ def test_a_retry_still_stops_when_new_rows_are_all_refused_with_403(
     sim.configure(unavailable_rate=0.0, denied_tickets={ticket(n) for n in range(1, 9)})
 
     retry = run_command(
-        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100", "--concurrency", "1")],
+        [
+            SHEET,
+            "--retry-failed",
+            record.run_id,
+            *live_args(sim, "--rate", "100", "--concurrency", "1"),
+        ],
         tmp_path,
         env=env,
     )
@@ -1394,7 +1459,9 @@ def test_a_lost_answer_is_unknown_and_the_retry_reads_it_back_instead_of_sending
 
     sim.configure(lost_answer_tickets=set())
     retry = run_command(
-        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100")], tmp_path, env=env
+        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100")],
+        tmp_path,
+        env=env,
     )
 
     assert retry.returncode == ExitStatus.OK, retry.stderr
@@ -1420,7 +1487,9 @@ def test_a_resume_of_a_run_that_reached_no_ticket_goes_to_the_server_given_now(
     first = run_command([SHEET, *live_args(dead, "--rate", "100")], tmp_path, env=env)
     assert first.returncode == ExitStatus.STOPPED, first.stderr
     (stopped,) = runs()
-    resume = run_command([SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    resume = run_command(
+        [SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env
+    )
     assert resume.returncode == ExitStatus.OK, resume.stderr
     assert (
         f"Note: run {stopped.run_id} went to {wrong} and updated no ticket there; this run sends "
@@ -1435,8 +1504,12 @@ def test_a_resume_keeps_the_evidence_of_the_run_it_continues(tmp_path: Path, sim
     rows = 20
     env = live_env(tmp_path / "home")
     process = start_command(
-        [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10", "--capture-before", "--verify")],
-        tmp_path, env=env,
+        [
+            write_sweep(tmp_path, rows),
+            *live_args(simulator, "--rate", "10", "--capture-before", "--verify"),
+        ],
+        tmp_path,
+        env=env,
     )
     try:
         wait_until(lambda: len(patched(simulator)) >= 4)
@@ -1446,7 +1519,9 @@ def test_a_resume_keeps_the_evidence_of_the_run_it_continues(tmp_path: Path, sim
     (interrupted,) = runs(tmp_path)
 
     # The resume repeats neither --capture-before nor --verify: it keeps them all the same.
-    done = run_command([SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
+    done = run_command(
+        [SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env
+    )
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert (

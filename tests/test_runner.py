@@ -56,7 +56,9 @@ class RecordingLimiter(RateLimiter):
         return wait
 
 
-def sender_for(sim, *, rate=200.0, user="corp\\ccsadmin", password="Demo-Passw0rd!", limiter=None, **options):
+def sender_for(
+    sim, *, rate=200.0, user="corp\\ccsadmin", password="Demo-Passw0rd!", limiter=None, **options
+):
     client = CcsClient(sim.url, user, Secret(password), timeout=(5.0, 5.0))
     options.setdefault("retry", FAST_RETRY)
     options.setdefault("concurrency", 4)
@@ -240,11 +242,15 @@ def test_role_less_account_stops_the_run_after_the_first_refusals(simulator) -> 
 
 def test_some_403s_among_successes_do_not_stop_the_run(simulator) -> None:
     batch = rows(3, first=993) + rows(20)
-    report = sender_for(simulator, concurrency=1, stop_policy=StopPolicy(forbidden_at_start=3)).run(batch)
+    report = sender_for(simulator, concurrency=1, stop_policy=StopPolicy(forbidden_at_start=3)).run(
+        batch
+    )
     # the first three are refused (restricted standard) -- exactly the threshold -- so the run stops;
     # that is the documented policy. With threshold 4 the run goes on.
     assert report.stopped
-    report = sender_for(simulator, concurrency=1, stop_policy=StopPolicy(forbidden_at_start=4)).run(batch)
+    report = sender_for(simulator, concurrency=1, stop_policy=StopPolicy(forbidden_at_start=4)).run(
+        batch
+    )
     assert not report.stopped
     assert outcomes(report) == {Outcome.FAILED: 3, Outcome.UPDATED: 20}
 
@@ -280,7 +286,8 @@ def test_tokens_that_die_before_the_server_reads_them_do_not_stop_the_run_as_ref
     assert not report.auth_failed
     assert outcomes(report) == {Outcome.FAILED: 3}
     assert all(
-        r.message.startswith("HTTP 401 3 times: each new token ran out") for r in report.results.values()
+        r.message.startswith("HTTP 401 3 times: each new token ran out")
+        for r in report.results.values()
     )
 
 
@@ -396,7 +403,9 @@ def test_on_sending_comes_before_every_request_and_a_failure_stops_the_run(simul
     announced: list[tuple[int, int]] = []
 
     def announce(row) -> None:
-        announced.append((row.row_number, len([r for r in simulator.requests if r.method == "PATCH"])))
+        announced.append(
+            (row.row_number, len([r for r in simulator.requests if r.method == "PATCH"]))
+        )
         if len(announced) == 6:
             raise OSError("disk full")
 
@@ -404,7 +413,10 @@ def test_on_sending_comes_before_every_request_and_a_failure_stops_the_run(simul
     report = sender.run(rows(10))
     # each announcement came before its own PATCH reached the server
     assert [count for _, count in announced] == list(range(6))
-    assert report.stopped and report.stopped_reason == "the run journal could not be written: disk full"
+    assert (
+        report.stopped
+        and report.stopped_reason == "the run journal could not be written: disk full"
+    )
     assert report.record_failed == "disk full"
     counts = outcomes(report)
     assert counts[Outcome.UPDATED] == 5 and counts[Outcome.NOT_SENT] == 5
@@ -443,11 +455,17 @@ def test_capture_before_and_verify_record_the_evidence(simulator) -> None:
         assert result.outcome is Outcome.UPDATED and result.status == 204
         assert result.attempts == 3  # GET before, PATCH, GET after
         original = originals[result.ticket_number]
-        assert {k: result.before[k] for k in ("TicketState", "Priority", "AssignedTo", "TicketDescription")} == {
+        assert {
+            k: result.before[k]
+            for k in ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+        } == {
             k: original[k] for k in ("TicketState", "Priority", "AssignedTo", "TicketDescription")
         }
     assert first.verification == "Verified"
-    assert second.verification == f'Mismatch: Priority is "{originals[batch[1].ticket_number]["Priority"]}", expected "High"'
+    assert (
+        second.verification
+        == f'Mismatch: Priority is "{originals[batch[1].ticket_number]["Priority"]}", expected "High"'
+    )
     methods = [r.method for r in simulator.requests if r.ticket == batch[0].ticket_number]
     assert methods == ["GET", "PATCH", "GET"]
 
@@ -463,12 +481,16 @@ def test_reads_go_through_the_retry_policy_and_a_missing_ticket_is_not_fatal(sim
     )
     simulator.configure(unavailable_rate=1.0)
     report = sender_for(
-        simulator, capture_before=True, retry=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_cap=0.01)
+        simulator,
+        capture_before=True,
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_cap=0.01),
     ).run(rows(1))
     assert report.results[5].attempts == 4  # two GETs, two PATCHes
 
 
-def test_an_outcome_the_journal_cannot_take_stops_the_run_without_killing_a_worker(simulator) -> None:
+def test_an_outcome_the_journal_cannot_take_stops_the_run_without_killing_a_worker(
+    simulator,
+) -> None:
     recorded: list[int] = []
     crashed: list[BaseException] = []
     previous_hook = threading.excepthook

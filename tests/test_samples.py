@@ -54,9 +54,7 @@ def load_make_samples() -> ModuleType:
 MAKE_SAMPLES = load_make_samples()
 INTENDED: dict[int, str] = MAKE_SAMPLES.intended_outcomes()
 EQUALS_ROW = next(
-    row
-    for row, (_, cells) in zip(INTENDED, MAKE_SAMPLES.ROWS)
-    if str(cells[6]).startswith("=")
+    row for row, (_, cells) in zip(INTENDED, MAKE_SAMPLES.ROWS) if str(cells[6]).startswith("=")
 )
 
 
@@ -80,12 +78,16 @@ def check_intended(result: dict[str, Any], intended: str) -> None:
         assert json.loads(result["Request"])["TicketNumber"] == result["Ticket Number"], where
     elif intended == "Failed 404":
         assert (result["Outcome"], result["HTTP Status"], result["Message"]) == (
-            "Failed", 404, MSG_NOT_FOUND,
+            "Failed",
+            404,
+            MSG_NOT_FOUND,
         ), where
         assert result["Attempts"] == 1, where
     elif intended == "Failed 403":
         assert (result["Outcome"], result["HTTP Status"], result["Message"]) == (
-            "Failed", 403, MSG_FORBIDDEN,
+            "Failed",
+            403,
+            MSG_FORBIDDEN,
         ), where
         assert result["Attempts"] == 1, where
     elif intended == "Failed 500":

@@ -113,7 +113,9 @@ def sim(make_simulator):
     return make_simulator(users=[SimUser(USER, PASSWORD, remediation_admin=True)])
 
 
-def test_a_full_verbose_run_writes_no_secret_anywhere(tmp_path: Path, sim, state_folder: Path) -> None:
+def test_a_full_verbose_run_writes_no_secret_anywhere(
+    tmp_path: Path, sim, state_folder: Path
+) -> None:
     issued = IssuedTokens(sim)
     rows = ticket_rows(30) + [
         ["INCA0099999", 2, "High", "", "no such ticket: a 404 with the server's message"],
@@ -128,8 +130,20 @@ def test_a_full_verbose_run_writes_no_secret_anywhere(tmp_path: Path, sim, state
     restarter = threading.Thread(target=restart_after_some_patches, daemon=True)
     restarter.start()
     done = run_command(
-        ["tickets.xlsx", "--url", sim.url, "--user", USER, "--yes", "--rate", "50",
-         "--verbose", "--log-file", "run.log", "--csv"],
+        [
+            "tickets.xlsx",
+            "--url",
+            sim.url,
+            "--user",
+            USER,
+            "--yes",
+            "--rate",
+            "50",
+            "--verbose",
+            "--log-file",
+            "run.log",
+            "--csv",
+        ],
         tmp_path,
         env=live_env(tmp_path / "home", password=PASSWORD),
     )
@@ -145,7 +159,9 @@ def test_a_full_verbose_run_writes_no_secret_anywhere(tmp_path: Path, sim, state
     outcomes = [r["Outcome"] for r in read_results(workbook)]
     assert outcomes.count("Updated") == 30 and "Failed" in outcomes and "Invalid" in outcomes
     places = everything_written(tmp_path)
-    places.update({f"state/{name}": data for name, data in everything_written(state_folder).items()})
+    places.update(
+        {f"state/{name}": data for name, data in everything_written(state_folder).items()}
+    )
     places["stdout"] = done.stdout.encode("utf-8")
     places["stderr"] = done.stderr.encode("utf-8")
     assert "run.log" in places and places["run.log"].count(b" -> ") >= 31

@@ -586,7 +586,7 @@ def test_text_title_lines_blank_lines_and_ragged_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "extra"),
     [
-        (b'INCA1,2,High,Patched, rebooted\r\n', 1),  # an unquoted comma in the description
+        (b"INCA1,2,High,Patched, rebooted\r\n", 1),  # an unquoted comma in the description
         (b'INCA1,2,High,"Patched, rebooted"\r\n', 0),  # quoted: one field
         (b"INCA1,2,High,Patched,\r\n", 0),  # a trailing empty field is nothing more
         (b"INCA1,2,High,a,b,,c\r\n", 3),  # counted to the last filled field
@@ -929,14 +929,25 @@ def test_huge_numbers_stay_numbers_and_come_out_as_numbers(tmp_path: Path) -> No
 
     path = write_xlsx(
         tmp_path / "tickets.xlsx",
-        {"Sheet1": table("A1", [["Ticket Number", "Size", "Count"], ["INCA0000001", 1e308, 2.0**53]])},
+        {
+            "Sheet1": table(
+                "A1", [["Ticket Number", "Size", "Count"], ["INCA0000001", 1e308, 2.0**53]]
+            )
+        },
     )
     sheet = read(path)
     (row,) = sheet.rows
     assert row.values[1] == 1e308 and type(row.values[1]) is float  # not a 309-digit integer
     assert row.values[2] == 2**53 and type(row.values[2]) is int
     out = tmp_path / "out.xlsx"
-    run = RunInfo(str(path), "ab" * 32, "Sheet1", "0.1.0", "me", datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc))
+    run = RunInfo(
+        str(path),
+        "ab" * 32,
+        "Sheet1",
+        "0.1.0",
+        "me",
+        datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc),
+    )
     write_results(out, sheet, [RowResult(2, Outcome.SKIPPED)], run)
     (written,) = read(out, "Results").rows
     assert written.values[1] == 1e308 and type(written.values[1]) is float

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from batch_updater.tickets import Outcome, TicketState, TicketUpdate, compare_ticket
 
-UPDATE = TicketUpdate("INCA0000009", TicketState.REMEDIATION_PERFORMED, "Patched", "Medium", "corp\\sysadmin")
+UPDATE = TicketUpdate(
+    "INCA0000009", TicketState.REMEDIATION_PERFORMED, "Patched", "Medium", "corp\\sysadmin"
+)
 
 
 def test_request_body_uses_the_documented_names_and_leaves_out_unchanged_fields() -> None:
@@ -12,8 +14,14 @@ def test_request_body_uses_the_documented_names_and_leaves_out_unchanged_fields(
         '{"TicketNumber": "INCA0000009", "TicketState": 2, "TicketDescription": "Patched", '
         '"Priority": "Medium", "AssignedTo": "corp\\\\sysadmin"}'
     )
-    assert TicketUpdate("INCA1", priority="Low").to_json() == {"TicketNumber": "INCA1", "Priority": "Low"}
-    assert TicketUpdate("INCA1", description="ü").to_json_text() == '{"TicketNumber": "INCA1", "TicketDescription": "ü"}'
+    assert TicketUpdate("INCA1", priority="Low").to_json() == {
+        "TicketNumber": "INCA1",
+        "Priority": "Low",
+    }
+    assert (
+        TicketUpdate("INCA1", description="ü").to_json_text()
+        == '{"TicketNumber": "INCA1", "TicketDescription": "ü"}'
+    )
 
 
 def test_state_labels() -> None:

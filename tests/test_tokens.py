@@ -139,7 +139,12 @@ def test_auth_token_lifetime_reaches_the_client_from_the_config_file(
     (tmp_path / "short.yaml").write_text("auth:\n  token_lifetime: 0.6\n", encoding="utf-8")
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(20))
     done = run_command(
-        ["tickets.xlsx", "--config", "short.yaml", *live_args(sim, "--rate", "10", "--concurrency", "2")],
+        [
+            "tickets.xlsx",
+            "--config",
+            "short.yaml",
+            *live_args(sim, "--rate", "10", "--concurrency", "2"),
+        ],
         tmp_path,
         env=live_env(tmp_path / "home"),
     )

@@ -23,7 +23,11 @@ from batch_updater.cli import ExitStatus
 def tls_simulator(make_simulator, tmp_path: Path):
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert_file, key_file, ca_file = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "corp-ca.pem"
+    cert_file, key_file, ca_file = (
+        tmp_path / "server.pem",
+        tmp_path / "server.key",
+        tmp_path / "corp-ca.pem",
+    )
     cert.cert_chain_pems[0].write_to_path(cert_file)
     for blob in cert.cert_chain_pems[1:]:
         blob.write_to_path(cert_file, append=True)
@@ -35,10 +39,17 @@ def tls_simulator(make_simulator, tmp_path: Path):
 def test_an_untrusted_certificate_stops_before_any_ticket(tmp_path: Path, tls_simulator) -> None:
     sim, _ = tls_simulator
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(3))
-    done = run_command(["tickets.xlsx", *live_args(sim, "--rate", "100")], tmp_path, env=live_env(tmp_path / "home"))
+    done = run_command(
+        ["tickets.xlsx", *live_args(sim, "--rate", "100")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
     assert done.returncode == ExitStatus.STOPPED
     assert f"Error: Could not verify the TLS certificate of 127.0.0.1:{sim.port}" in done.stderr
-    assert "Tip: If the server uses an internal certificate authority, give its certificate with --ca-bundle PATH" in done.stderr
+    assert (
+        "Tip: If the server uses an internal certificate authority, give its certificate with --ca-bundle PATH"
+        in done.stderr
+    )
     assert not [r for r in sim.requests if r.endpoint == "tickets"]
     assert results_files(tmp_path) == []  # nothing was sent: no workbook
 
@@ -48,7 +59,8 @@ def test_a_ca_bundle_makes_it_trusted(tmp_path: Path, tls_simulator) -> None:
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(3))
     done = run_command(
         ["tickets.xlsx", *live_args(sim, "--rate", "100", "--ca-bundle", str(ca_file))],
-        tmp_path, env=live_env(tmp_path / "home"),
+        tmp_path,
+        env=live_env(tmp_path / "home"),
     )
     assert done.returncode == ExitStatus.OK, done.stderr
     assert "WARNING" not in done.stderr
@@ -57,19 +69,33 @@ def test_a_ca_bundle_makes_it_trusted(tmp_path: Path, tls_simulator) -> None:
 def test_insecure_works_warns_and_is_recorded(tmp_path: Path, tls_simulator) -> None:
     sim, _ = tls_simulator
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(3))
-    done = run_command(["tickets.xlsx", *live_args(sim, "--rate", "100", "--insecure")], tmp_path, env=live_env(tmp_path / "home"))
+    done = run_command(
+        ["tickets.xlsx", *live_args(sim, "--rate", "100", "--insecure")],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
+    )
     assert done.returncode == ExitStatus.OK, done.stderr
     assert f"WARNING: --insecure: the TLS certificate of {sim.url} is NOT verified" in done.stderr
     assert "Unverified HTTPS request" not in done.stderr
     summary = read_summary(results_files(tmp_path)[0])
-    assert "TLS certificate verification was turned OFF for this run (--insecure)." in summary.values()
+    assert (
+        "TLS certificate verification was turned OFF for this run (--insecure)." in summary.values()
+    )
 
 
 def test_plain_http_to_another_machine_is_refused_before_anything(tmp_path: Path) -> None:
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(2))
     done = run_command(
-        ["tickets.xlsx", "--url", "http://ccs01.corp.example:12431", "--user", "corp\\svc", "--yes"],
-        tmp_path, env=live_env(tmp_path / "home"),
+        [
+            "tickets.xlsx",
+            "--url",
+            "http://ccs01.corp.example:12431",
+            "--user",
+            "corp\\svc",
+            "--yes",
+        ],
+        tmp_path,
+        env=live_env(tmp_path / "home"),
     )
     assert done.returncode == ExitStatus.USAGE
     assert done.stderr.splitlines()[-2:] == [
@@ -83,7 +109,8 @@ def test_https_to_a_plain_http_server_says_so(tmp_path: Path, simulator) -> None
     url = simulator.url.replace("http://", "https://")
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(2))
     done = run_command(
-        ["tickets.xlsx", "--url", url, "--user", "corp\\ccsadmin", "--yes"], tmp_path,
+        ["tickets.xlsx", "--url", url, "--user", "corp\\ccsadmin", "--yes"],
+        tmp_path,
         env=live_env(tmp_path / "home"),
     )
     assert done.returncode == ExitStatus.STOPPED, done.stderr

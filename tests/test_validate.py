@@ -426,9 +426,7 @@ def _tip_config(tmp_path: Path, tip: str, *, flip: bool = False) -> ValidationRu
     return rules_from_settings(load_settings(env={}, cwd=tmp_path))
 
 
-@pytest.mark.parametrize(
-    "header", [h for h, kind, _ in HEADER_KINDS if kind == CHANGE], ids=repr
-)
+@pytest.mark.parametrize("header", [h for h, kind, _ in HEADER_KINDS if kind == CHANGE], ids=repr)
 @pytest.mark.parametrize("flip", [False, True], ids=["as given", "the other choice"])
 def test_the_tips_config_lines_settle_the_column(tmp_path: Path, header: str, flip: bool) -> None:
     sheet = _with_column(header)
@@ -1033,13 +1031,27 @@ def test_plan_never_raises_on_any_cell_values(
 
 
 def test_an_invalid_row_keeps_its_ticket_number_as_written() -> None:
-    sheet = make_sheet([row(state="Done"), row(ticket=" INCA 0000010 "), row(ticket="INCA0000011"), row(ticket="inca0000011")])
+    sheet = make_sheet(
+        [
+            row(state="Done"),
+            row(ticket=" INCA 0000010 "),
+            row(ticket="INCA0000011"),
+            row(ticket="inca0000011"),
+        ]
+    )
     planned = plan(sheet, RULES).rows
-    assert [p.ticket_number for p in planned] == ["INCA0000009", "INCA 0000010", "INCA0000011", "inca0000011"]
+    assert [p.ticket_number for p in planned] == [
+        "INCA0000009",
+        "INCA 0000010",
+        "INCA0000011",
+        "inca0000011",
+    ]
     assert all(not p.is_valid for p in planned)
 
 
-def test_a_text_row_with_more_fields_than_the_header_is_invalid_and_says_why(tmp_path: Path) -> None:
+def test_a_text_row_with_more_fields_than_the_header_is_invalid_and_says_why(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "tickets.csv").write_text(
         "Ticket Number,State,Priority,Description\n"
         "INCA0000001,2,High,Patched\n"
@@ -1052,7 +1064,7 @@ def test_a_text_row_with_more_fields_than_the_header_is_invalid_and_says_why(tmp
     assert [row.is_valid for row in planned.rows] == [True, False, True]
     (problem,) = planned.rows[1].problems
     assert format_problem(sheet, 3, problem) == (
-        'tickets.csv, row 3: has 1 more field than the header, past its last column '
+        "tickets.csv, row 3: has 1 more field than the header, past its last column "
         '"Description": the values after a delimiter inside a value are in the wrong columns. '
         'Put double quotes around a value that holds the delimiter, e.g. "Patched, rebooted"; '
         "nothing of this row is sent."

@@ -36,49 +36,130 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
-    add("--port", type=int, default=DEFAULT_PORT,
-        help="port to listen on; 0 picks a free one (default: %(default)s, the CCS default)")
-    add("--tickets", type=_count, default=DEFAULT_TICKETS, metavar="N",
-        help="how many tickets to generate, INCA0000001 on (default: %(default)s)")
-    add("--seed-file", metavar="FILE",
-        help="load the tickets from a YAML or CSV file instead of generating them")
+    add(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port to listen on; 0 picks a free one (default: %(default)s, the CCS default)",
+    )
+    add(
+        "--tickets",
+        type=_count,
+        default=DEFAULT_TICKETS,
+        metavar="N",
+        help="how many tickets to generate, INCA0000001 on (default: %(default)s)",
+    )
+    add(
+        "--seed-file",
+        metavar="FILE",
+        help="load the tickets from a YAML or CSV file instead of generating them",
+    )
     add("--seed", type=int, metavar="N", help="random seed, to make faults and jitter reproducible")
-    add("--latency-ms", type=_non_negative, default=defaults.latency_ms, metavar="MS",
-        help="delay added to every API answer, in ms (default: %(default)s)")
-    add("--jitter-ms", type=_non_negative, default=defaults.jitter_ms, metavar="MS",
-        help="random extra delay, uniform between 0 and this, in ms (default: %(default)s)")
-    add("--rate-limit", type=_positive, metavar="PER_SECOND",
-        help="answer 429 beyond this many API requests per second (default: no limit)")
-    add("--retry-after", type=_non_negative, default=defaults.retry_after, metavar="SECONDS",
-        help="the wait a 429 asks for (default: %(default)s)")
-    add("--retry-after-format", choices=[choice.value for choice in RetryAfterFormat],
+    add(
+        "--latency-ms",
+        type=_non_negative,
+        default=defaults.latency_ms,
+        metavar="MS",
+        help="delay added to every API answer, in ms (default: %(default)s)",
+    )
+    add(
+        "--jitter-ms",
+        type=_non_negative,
+        default=defaults.jitter_ms,
+        metavar="MS",
+        help="random extra delay, uniform between 0 and this, in ms (default: %(default)s)",
+    )
+    add(
+        "--rate-limit",
+        type=_positive,
+        metavar="PER_SECOND",
+        help="answer 429 beyond this many API requests per second (default: no limit)",
+    )
+    add(
+        "--retry-after",
+        type=_non_negative,
+        default=defaults.retry_after,
+        metavar="SECONDS",
+        help="the wait a 429 asks for (default: %(default)s)",
+    )
+    add(
+        "--retry-after-format",
+        choices=[choice.value for choice in RetryAfterFormat],
         default=defaults.retry_after_format.value,
-        help="how a 429 gives Retry-After (default: %(default)s)")
-    add("--error-rate", type=_probability, default=defaults.error_rate, metavar="P",
-        help="probability of a 500 with the vendor's message (default: %(default)s)")
-    add("--unavailable-rate", type=_probability, default=defaults.unavailable_rate, metavar="P",
-        help="probability of a 503 'Service Unavailable' (default: %(default)s)")
-    add("--drop-rate", type=_probability, default=defaults.drop_rate, metavar="P",
-        help="probability of closing the connection without an answer (default: %(default)s)")
-    add("--fail-ticket", action="append", default=[], metavar="NUMBER",
-        help="a ticket that always gets 500 (repeat the flag for more)")
-    add("--lose-answer", action="append", default=[], metavar="NUMBER",
-        help="a ticket whose PATCH is applied, then its answer lost (repeat for more)")
-    add("--echo-requests", action="store_true",
+        help="how a 429 gives Retry-After (default: %(default)s)",
+    )
+    add(
+        "--error-rate",
+        type=_probability,
+        default=defaults.error_rate,
+        metavar="P",
+        help="probability of a 500 with the vendor's message (default: %(default)s)",
+    )
+    add(
+        "--unavailable-rate",
+        type=_probability,
+        default=defaults.unavailable_rate,
+        metavar="P",
+        help="probability of a 503 'Service Unavailable' (default: %(default)s)",
+    )
+    add(
+        "--drop-rate",
+        type=_probability,
+        default=defaults.drop_rate,
+        metavar="P",
+        help="probability of closing the connection without an answer (default: %(default)s)",
+    )
+    add(
+        "--fail-ticket",
+        action="append",
+        default=[],
+        metavar="NUMBER",
+        help="a ticket that always gets 500 (repeat the flag for more)",
+    )
+    add(
+        "--lose-answer",
+        action="append",
+        default=[],
+        metavar="NUMBER",
+        help="a ticket whose PATCH is applied, then its answer lost (repeat for more)",
+    )
+    add(
+        "--echo-requests",
+        action="store_true",
         help="repeat the request (Authorization header, body) in every error answer, as some "
-        "gateways do")
-    add("--password-encoding", choices=[choice.value for choice in PasswordEncoding],
+        "gateways do",
+    )
+    add(
+        "--password-encoding",
+        choices=[choice.value for choice in PasswordEncoding],
         default=defaults.password_encoding.value,
-        help="how the token request must carry the password (default: %(default)s)")
-    add("--access-token-lifetime", type=_positive, default=defaults.access_token_lifetime,
-        metavar="SECONDS", help="access-token lifetime (default: %(default)s)")
-    add("--refresh-token-lifetime", type=_positive, default=defaults.refresh_token_lifetime,
-        metavar="SECONDS", help="refresh-token lifetime (default: %(default)s)")
-    add("--no-expires-in", action="store_true",
-        help="leave expires_in out of token answers, as the vendor's page shows them")
+        help="how the token request must carry the password (default: %(default)s)",
+    )
+    add(
+        "--access-token-lifetime",
+        type=_positive,
+        default=defaults.access_token_lifetime,
+        metavar="SECONDS",
+        help="access-token lifetime (default: %(default)s)",
+    )
+    add(
+        "--refresh-token-lifetime",
+        type=_positive,
+        default=defaults.refresh_token_lifetime,
+        metavar="SECONDS",
+        help="refresh-token lifetime (default: %(default)s)",
+    )
+    add(
+        "--no-expires-in",
+        action="store_true",
+        help="leave expires_in out of token answers, as the vendor's page shows them",
+    )
     add("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
-    add("--tls-key", metavar="FILE",
-        help="the certificate's private key (PEM), unless it is in the --tls-cert file")
+    add(
+        "--tls-key",
+        metavar="FILE",
+        help="the certificate's private key (PEM), unless it is in the --tls-cert file",
+    )
     add("--quiet", action="store_true", help="do not print a line per request")
     return parser
 

@@ -281,11 +281,17 @@ class CcsApi:
                 facts.fault = Fault.FAIL_TICKET
                 return SERVER_ERROR
             if request.method == "PATCH":
-                if facts.ticket is not None and facts.ticket.upper() in settings.failure_body_tickets:
+                if (
+                    facts.ticket is not None
+                    and facts.ticket.upper() in settings.failure_body_tickets
+                ):
                     facts.fault = Fault.FAILURE_BODY
                     return json_response(200, {"Success": False, "Message": MSG_TICKET_LOCKED})
                 applied = self._patch(user, parsed, settings)
-                if facts.ticket is not None and facts.ticket.upper() in settings.lost_answer_tickets:
+                if (
+                    facts.ticket is not None
+                    and facts.ticket.upper() in settings.lost_answer_tickets
+                ):
                     facts.fault = Fault.LOST_ANSWER
                     return None  # applied, but the answer never leaves
                 return applied

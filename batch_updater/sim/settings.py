@@ -95,11 +95,17 @@ class SimSettings:
         set_(self, "token_expires_in", bool(self.token_expires_in))
         set_(self, "echo_requests", bool(self.echo_requests))
         set_(self, "fail_tickets", _ticket_set("fail_tickets", self.fail_tickets))
-        set_(self, "failure_body_tickets",
-             _ticket_set("failure_body_tickets", self.failure_body_tickets))
+        set_(
+            self,
+            "failure_body_tickets",
+            _ticket_set("failure_body_tickets", self.failure_body_tickets),
+        )
         set_(self, "denied_tickets", _ticket_set("denied_tickets", self.denied_tickets))
-        set_(self, "lost_answer_tickets",
-             _ticket_set("lost_answer_tickets", self.lost_answer_tickets))
+        set_(
+            self,
+            "lost_answer_tickets",
+            _ticket_set("lost_answer_tickets", self.lost_answer_tickets),
+        )
         set_(self, "sticky_fields", _sticky(self.sticky_fields))
 
     def replace(self, **changes: Any) -> SimSettings:

@@ -231,9 +231,7 @@ def _seed_ticket(source: str, entry: int, raw: Mapping[str, Any]) -> dict[str, A
     for key, value in raw.items():
         name = canonical.get(str(key).strip().lower())
         if name is None:
-            raise SeedFileError(
-                f"{where}: unknown field {key!r}; use {', '.join(SEED_FIELDS)}."
-            )
+            raise SeedFileError(f"{where}: unknown field {key!r}; use {', '.join(SEED_FIELDS)}.")
         if value is not None and not (isinstance(value, str) and not value.strip()):
             values[name] = value
     number = str(values.get("TicketNumber", "")).strip()

@@ -44,9 +44,10 @@ def normalized(data: bytes, edits: dict[str, Callable[[str], str]] | None = None
     """The zip `data` rewritten with fixed timestamps, and each member in `edits` edited."""
     edits = dict(edits or {})
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(
-        out, "w", zipfile.ZIP_DEFLATED
-    ) as target:
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
         for name in source.namelist():
             content = source.read(name)
             if name == "docProps/core.xml":
@@ -191,8 +192,10 @@ def nul_in_text() -> bytes:
 
 def mixed_encoding() -> bytes:
     head = csv_bytes(
-        [["Ticket Number", "State", "Priority", "Description"],
-         ["INCA0000001", "2", "High", "Café crème brûlée"]]
+        [
+            ["Ticket Number", "State", "Priority", "Description"],
+            ["INCA0000001", "2", "High", "Café crème brûlée"],
+        ]
     )
     return head + csv_bytes([["INCA0000002", "3", "Low", "Zürich"]], "cp1252")
 
@@ -203,8 +206,10 @@ def wrong_encoding() -> bytes:
 
 def utf8_bom() -> bytes:
     return b"\xef\xbb\xbf" + csv_bytes(
-        [["Ticket Number", "State", "Priority", "Description"],
-         ["INCA0000001", "2", "High", "Café"]]
+        [
+            ["Ticket Number", "State", "Priority", "Description"],
+            ["INCA0000001", "2", "High", "Café"],
+        ]
     )
 
 
@@ -215,8 +220,10 @@ def utf16_bom() -> bytes:
 
 def cp1252() -> bytes:
     return csv_bytes(
-        [["Ticket Number", "State", "Priority", "Description"],
-         ["INCA0000001", "2", "High", "Café – naïve"]],
+        [
+            ["Ticket Number", "State", "Priority", "Description"],
+            ["INCA0000001", "2", "High", "Café – naïve"],
+        ],
         "cp1252",
     )
 
@@ -227,9 +234,11 @@ def quote_never_closed() -> bytes:
 
 def long_line() -> bytes:
     return csv_bytes(
-        [["Ticket Number", "State", "Priority", "Description"],
-         ["INCA0000001", "2", "High", "y" * 20_000],
-         ["INCA0000002", "3", "Low", "short"]]
+        [
+            ["Ticket Number", "State", "Priority", "Description"],
+            ["INCA0000001", "2", "High", "y" * 20_000],
+            ["INCA0000002", "3", "Low", "short"],
+        ]
     )
 
 
