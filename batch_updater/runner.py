@@ -447,23 +447,28 @@ class Sender:
         # (a timeout, a connection dropped after sending): then giving up is not "Failed".
         unanswered = False
 
-        def gave_up(message: str, *, settle: bool) -> RowResult:
+        def settle(said: str) -> tuple[RowResult | None, dict[str, object] | Reply | None]:
+            """--verify: read the ticket back to settle an update its answer left in doubt."""
+            held = read_back()
+            if not isinstance(held, dict):
+                return None, held
+            differences = compare_ticket(update, held)
+            if not differences:
+                message = f"{said}; the read-back (GET) shows the ticket holds the update"
+                return result(Outcome.UPDATED, message, "Verified"), held
+            message = f"{said}; the read-back (GET) shows the update was not applied"
+            return result(Outcome.FAILED, message, "Mismatch: " + "; ".join(differences)), held
+
+        def gave_up(message: str, *, may_settle: bool) -> RowResult:
             if not unanswered:
                 return result(Outcome.FAILED, message)
-            if settle and self.verify:
-                held = read_back()
-                if isinstance(held, dict):
-                    differences = compare_ticket(update, held)
-                    if not differences:
-                        return result(
-                            Outcome.UPDATED,
-                            f"{message}; the read-back (GET) shows the ticket holds the update",
-                            "Verified",
-                        )
-                    return result(
-                        Outcome.FAILED,
-                        f"{message}; the read-back (GET) shows the update was not applied",
-                    )
+            if may_settle and self.verify:
+                settled, held = settle(message)
+                if settled is not None:
+                    return settled
+                return result(
+                    Outcome.UNKNOWN, f"{message}; {UNANSWERED}", _verification(update, held)
+                )
             return result(Outcome.UNKNOWN, f"{message}; {UNANSWERED}")
 
         while True:
@@ -472,7 +477,7 @@ class Sender:
                     return self._not_sent(row)
                 return gave_up(
                     f"{reply.message if reply else ''} (not retried: {self._report.stopped_reason})",
-                    settle=False,
+                    may_settle=False,
                 )
             try:
                 answer = self.client.update(update, pace=pace)
@@ -506,21 +511,10 @@ class Sender:
                 self.limiter.succeeded()
                 if not self.verify:
                     return result(Outcome.UNKNOWN, _unknown_message(reply, failure))
-                held = read_back()
                 said = f'HTTP {status}, but the answer says the update failed: "{failure}"'
-                if isinstance(held, dict):
-                    differences = compare_ticket(update, held)
-                    if not differences:
-                        return result(
-                            Outcome.UPDATED,
-                            f"{said}; the read-back (GET) shows the ticket holds the update",
-                            "Verified",
-                        )
-                    return result(
-                        Outcome.FAILED,
-                        f"{said}; the read-back (GET) shows the update was not applied",
-                        "Mismatch: " + "; ".join(differences),
-                    )
+                settled, held = settle(said)
+                if settled is not None:
+                    return settled
                 return result(
                     Outcome.UNKNOWN, _unknown_message(reply, failure), _verification(update, held)
                 )
@@ -559,7 +553,7 @@ class Sender:
                         f"{reply.message} (gave up after {transient} attempts: "
                         + ", ".join(history)
                         + ")",
-                        settle=True,
+                        may_settle=True,
                     )
                 delay = backoff_delay(
                     transient, self.retry.backoff_base, self.retry.backoff_cap, self._rng

@@ -37,6 +37,16 @@ def client_for(sim, **kwargs) -> CcsClient:
     return CcsClient(sim.url, ADMIN, Secret(ADMIN_PASSWORD), **kwargs)
 
 
+def keep_updating(client: CcsClient, seconds: float) -> None:
+    """Update one ticket after another for `seconds`, each accepted (204); then close."""
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        assert client.update(TicketUpdate(f"INCA{n:07d}", priority="Low")).status == 204
+    client.close()
+
+
 def statuses(sim, method: str = "PATCH") -> list[int | None]:
     return [r.status for r in sim.requests if r.method == method]
 
@@ -90,12 +100,7 @@ def test_many_workers_share_short_lived_tokens_without_an_auth_error(make_simula
 def test_tokens_are_renewed_before_they_run_out_by_the_answers_expires_in(make_simulator) -> None:
     sim = make_simulator(access_token_lifetime=0.5, latency_ms=20)
     client = client_for(sim)
-    deadline = time.monotonic() + 2.5  # five token lifetimes
-    n = 0
-    while time.monotonic() < deadline:
-        n += 1
-        assert client.update(TicketUpdate(f"INCA{n:07d}", priority="Low")).status == 204
-    client.close()
+    keep_updating(client, 2.5)  # five token lifetimes
     # Each token was replaced before it ran out, so no request met a dead one (a loaded machine
     # may delay one request past its token's end: then it is renewed and re-sent).
     assert statuses(sim).count(401) <= 1
@@ -109,12 +114,7 @@ def test_without_expires_in_the_lifetime_is_learned_from_a_token_that_stopped_wo
     # assumed: the first token that served and then got a 401 teaches the client.
     sim = make_simulator(access_token_lifetime=0.5, latency_ms=20, token_expires_in=False)
     client = client_for(sim)
-    deadline = time.monotonic() + 3.0
-    n = 0
-    while time.monotonic() < deadline:
-        n += 1
-        assert client.update(TicketUpdate(f"INCA{n:07d}", priority="Low")).status == 204
-    client.close()
+    keep_updating(client, 3.0)
     # One 401 to learn it (one more if a loaded machine delays a request); six without learning.
     assert 1 <= statuses(sim).count(401) <= 2
 
@@ -122,12 +122,7 @@ def test_without_expires_in_the_lifetime_is_learned_from_a_token_that_stopped_wo
 def test_the_configured_lifetime_is_used_when_the_answer_does_not_say(make_simulator) -> None:
     sim = make_simulator(access_token_lifetime=0.5, latency_ms=20, token_expires_in=False)
     client = client_for(sim, token_lifetime=0.5)
-    deadline = time.monotonic() + 2.0
-    n = 0
-    while time.monotonic() < deadline:
-        n += 1
-        assert client.update(TicketUpdate(f"INCA{n:07d}", priority="Low")).status == 204
-    client.close()
+    keep_updating(client, 2.0)
     assert statuses(sim).count(401) <= 1
     assert client.token_renewals >= 3
 
