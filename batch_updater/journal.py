@@ -62,6 +62,7 @@ from .tickets import (
     RunInfo,
     Sheet,
     SheetRow,
+    TextEnum,
     TicketUpdate,
     update_applied,
 )
@@ -106,18 +107,15 @@ class JournalError(BatchUpdateError):
     """A journal cannot be created, read or written (not a journal, newer format, locked...)."""
 
 
-class Phase(str, Enum):
+class Phase(TextEnum):
     """Where a row stands: not tried yet, request possibly on the wire, outcome recorded."""
 
     PLANNED = "planned"
     SENDING = "sending"
     DONE = "done"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class RunEnd(str, Enum):
+class RunEnd(TextEnum):
     """How a run ended; RUNNING until finish() is called (or forever, if the process died)."""
 
     RUNNING = "running"
@@ -125,9 +123,6 @@ class RunEnd(str, Enum):
     STOPPED = "stopped"
     INTERRUPTED = "interrupted"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ import platformdirs
 import yaml
 
 from .errors import ConfigError
-from .tickets import Field, PriorityFormat
+from .tickets import Field, PriorityFormat, TextEnum
 
 APP_NAME = "batch-update"
 DEFAULT_CONFIG_FILE_NAME = "batch-update.yaml"
@@ -154,14 +154,11 @@ class FrozenMapping(Mapping[str, object]):
         return self
 
 
-class PasswordEncoding(str, Enum):
+class PasswordEncoding(TextEnum):
     """How the password is put in the token request (the vendor's page and samples disagree)."""
 
     BASE64 = "base64"
     PLAIN = "plain"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

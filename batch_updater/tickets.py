@@ -41,7 +41,14 @@ class TicketState(IntEnum):
         return ", ".join(f"{state.value} {state.label}" for state in cls)
 
 
-class Outcome(str, Enum):
+class TextEnum(str, Enum):
+    """A string enum that prints as its value ("Updated", not "Outcome.UPDATED")."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Outcome(TextEnum):
     """What became of one row of the input."""
 
     UPDATED = "Updated"
@@ -54,11 +61,8 @@ class Outcome(str, Enum):
     NOT_SENT = "Not sent"
     VALID = "Valid (dry run)"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Field(str, Enum):
+class Field(TextEnum):
     """The API fields a column can map to, by their documented spelling."""
 
     TICKET_NUMBER = "TicketNumber"
@@ -67,18 +71,12 @@ class Field(str, Enum):
     PRIORITY = "Priority"
     ASSIGNED_TO = "AssignedTo"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class PriorityFormat(str, Enum):
+class PriorityFormat(TextEnum):
     """How Priority is sent: the name from the priorities list, or an integer."""
 
     NAME = "name"
     INTEGER = "integer"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from operator import itemgetter
 from types import MappingProxyType
 
 from .errors import ConfigError, InputError
-from .sheet import gc_paused
+from .sheet import column_letter, gc_paused
 from .tickets import (
     CellError,
     Field,
@@ -285,21 +285,12 @@ class ColumnMap:
         return tuple(self.headers[i] for i in self.unmapped)
 
 
-def _letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        letters = chr(65 + remainder) + letters
-    return letters
-
-
 def map_columns(
     headers: Sequence[str], rules: ValidationRules, *, letters: Sequence[str] | None = None
 ) -> ColumnMap:
     """Map headers to fields; two columns for one field is an InputError naming both."""
     if not letters or len(letters) != len(headers):
-        letters = [_letter(i) for i in range(len(headers))]
+        letters = [column_letter(i) for i in range(len(headers))]
     candidates: dict[Field, list[tuple[int, bool]]] = {}
     for position, header in enumerate(headers):
         key = normalize_header(header)
