@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pytest
 import python_calamine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,11 @@ ADMIN = "corp\\ccsadmin"
 ADMIN_PASSWORD = "Demo-Passw0rd!"
 AUDITOR = "corp\\auditor"
 AUDITOR_PASSWORD = "Audit-Passw0rd!"
+
+# For the tests that send POSIX signals (SIGINT, SIGTERM, SIGHUP, SIGKILL) or use a pseudo-terminal.
+POSIX_ONLY = pytest.mark.skipif(
+    sys.platform == "win32", reason="POSIX signals and pseudo-terminals; Windows has neither"
+)
 
 # Long enough for a loaded 2-core machine; a hung command still fails the test, not the suite.
 TIMEOUT = 60.0
@@ -131,6 +137,17 @@ def double_ctrl_c(process: subprocess.Popen[str], simulator: Any) -> tuple[int, 
         time.sleep(0.3)
     finally:
         process.send_signal(signal.SIGINT)
+    return finish(process)
+
+
+def signal_after_patches(
+    process: subprocess.Popen[str], simulator: Any, count: int, signum: int
+) -> tuple[int, str, str]:
+    """Send `signum` once the simulator has seen `count` PATCHes (or the command ended); finish()."""
+    try:
+        wait_until(lambda: len(patched(simulator)) >= count or process.poll() is not None)
+    finally:
+        process.send_signal(signum)
     return finish(process)
 
 

@@ -25,6 +25,7 @@ from helpers import (
     AUDITOR,
     AUDITOR_PASSWORD,
     FAST_RETRIES_YAML,
+    POSIX_ONLY,
     RESULT_COLUMNS,
     TIMEOUT,
     all_text,
@@ -47,6 +48,7 @@ from helpers import (
     read_summary,
     results_files,
     run_command,
+    signal_after_patches,
     start_command,
     ticket_rows,
     wait_until,
@@ -55,9 +57,6 @@ from helpers import (
 
 from batch_updater.cli import ExitStatus
 
-POSIX_ONLY = pytest.mark.skipif(
-    sys.platform == "win32", reason="POSIX signals and pseudo-terminals; Windows has neither"
-)
 MSG_FORBIDDEN = "You are not authorized to perform this task. Access is denied."
 STOPPING = (
     "Stopping: no new requests will be sent; waiting for the ones in flight "
@@ -492,11 +491,7 @@ def test_a_stop_signal_ends_the_run_with_a_complete_workbook(
         tmp_path,
         env=live_env(tmp_path / "home"),
     )
-    try:
-        wait_until(lambda: len(patched(simulator)) >= 3)
-    finally:
-        process.send_signal(signum)
-    code, out, err = finish(process)
+    code, out, err = signal_after_patches(process, simulator, 3, signum)
 
     assert code == ExitStatus.INTERRUPTED == 130, err
     assert STOPPING in err.splitlines()

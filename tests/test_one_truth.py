@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import openpyxl
 import pytest
 from helpers import (
+    POSIX_ONLY,
     by_row,
     finish,
     live_args,
@@ -36,7 +36,6 @@ from batch_updater.cli import ExitStatus
 from batch_updater.journal import list_runs
 from batch_updater.runner import reply_failure
 
-POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 FIRST_ROW = 2
 LOCKED = "ERROR: ticket locked"
 

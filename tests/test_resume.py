@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import pytest
 from helpers import (
     ADMIN_PASSWORD,
     FAST_RETRIES_YAML,
+    POSIX_ONLY,
     SAMPLES,
     base64_of,
     by_row,
@@ -45,6 +45,7 @@ from helpers import (
     read_summary,
     results_files,
     run_command,
+    signal_after_patches,
     start_command,
     wait_until,
     write_sheet,
@@ -55,10 +56,6 @@ from batch_updater.journal import Journal, JournalRow, Phase, RunEnd, RunRecord,
 from batch_updater.settings import user_state_folder
 from batch_updater.sim import Simulator
 from batch_updater.tickets import Outcome
-
-POSIX_ONLY = pytest.mark.skipif(
-    sys.platform == "win32", reason="SIGKILL, SIGTERM and SIGINT are POSIX signals"
-)
 
 SHEET = "tickets.xlsx"
 FIRST_ROW = 2  # write_sheet() puts the header on row 1
@@ -391,11 +388,7 @@ def test_sigterm_is_a_first_ctrl_c_and_resume_sends_only_the_rest(
     process = start_command(
         [write_sweep(tmp_path, rows), *live_args(sim, "--rate", "10")], tmp_path, env=env
     )
-    try:
-        wait_until(lambda: len(patched(sim)) >= 4)
-    finally:
-        process.send_signal(signal.SIGTERM)
-    code, _, err = finish(process)
+    code, _, err = signal_after_patches(process, sim, 4, signal.SIGTERM)
 
     assert code == ExitStatus.INTERRUPTED == 130, err
     assert err.splitlines()[-1] == "The run stopped early: interrupted (Ctrl-C or a stop signal)."
@@ -1115,11 +1108,7 @@ def test_report_only_of_an_interrupted_run_and_its_resume_and_the_runs_list(
     process = start_command(
         [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10")], tmp_path, env=env
     )
-    try:
-        wait_until(lambda: len(patched(simulator)) >= 3)
-    finally:
-        process.send_signal(signal.SIGTERM)
-    assert finish(process)[0] == ExitStatus.INTERRUPTED
+    assert signal_after_patches(process, simulator, 3, signal.SIGTERM)[0] == ExitStatus.INTERRUPTED
     resumed = run_command([SHEET, "--resume", *live_args(simulator, *PACE)], tmp_path, env=env)
     assert resumed.returncode == ExitStatus.OK, resumed.stderr
     final, interrupted = runs(tmp_path)
@@ -1511,11 +1500,7 @@ def test_a_resume_keeps_the_evidence_of_the_run_it_continues(tmp_path: Path, sim
         tmp_path,
         env=env,
     )
-    try:
-        wait_until(lambda: len(patched(simulator)) >= 4)
-    finally:
-        process.send_signal(signal.SIGTERM)
-    assert finish(process)[0] == ExitStatus.INTERRUPTED
+    assert signal_after_patches(process, simulator, 4, signal.SIGTERM)[0] == ExitStatus.INTERRUPTED
     (interrupted,) = runs(tmp_path)
 
     # The resume repeats neither --capture-before nor --verify: it keeps them all the same.
@@ -1554,11 +1539,7 @@ def test_verify_added_on_resume_reads_back_the_rows_the_earlier_run_updated(
     process = start_command(
         [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10")], tmp_path, env=env
     )
-    try:
-        wait_until(lambda: len(patched(simulator)) >= 4)
-    finally:
-        process.send_signal(signal.SIGTERM)
-    assert finish(process)[0] == ExitStatus.INTERRUPTED
+    assert signal_after_patches(process, simulator, 4, signal.SIGTERM)[0] == ExitStatus.INTERRUPTED
     (_interrupted,) = runs(tmp_path)
     updated_before = set(patched(simulator, 204))
 
