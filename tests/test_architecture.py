@@ -24,9 +24,9 @@ def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
-    # sim/ is one unit in the map.
-    if parts and parts[0] == "sim":
-        return "sim"
+    # A subpackage (sim/, journal/) is one unit in the map.
+    if len(parts) > 1 or (parts and (PACKAGE / parts[0]).is_dir()):
+        return parts[0]
     return ".".join(parts) or "__init__"
 
 
@@ -38,8 +38,7 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
     libraries: set[str] = set()
 
     def package_module(dotted: str) -> None:
-        top = dotted.split(".")[0]
-        modules.add("sim" if top == "sim" else top)
+        modules.add(dotted.split(".")[0])
 
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):

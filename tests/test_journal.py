@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import batch_updater.journal as journal_module
+import batch_updater.journal.files as journal_files
 from batch_updater.errors import BatchUpdateError
 from batch_updater.journal import (
     Journal,
@@ -748,7 +749,7 @@ def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_locked_journal_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(journal_module, "BUSY_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(journal_files, "BUSY_TIMEOUT_SECONDS", 0.1)
     made = make_run(tmp_path, RunEnd.FINISHED)
     holder = sqlite3.connect(made.path, isolation_level=None)
     try:

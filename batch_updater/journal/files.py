@@ -1,0 +1,506 @@
+"""The journal file: schema, connection, format check, creation, reading rows, errors, removal.
+
+sqlite3 is used in this package only; every sqlite3 error becomes a JournalError naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import sqlite3
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path, PurePath
+
+from ..tickets import (
+    Outcome,
+    PlannedRow,
+    RowResult,
+    Sheet,
+    TicketUpdate,
+)
+from .records import (
+    _WRITE_BATCH,
+    APPLICATION_ID,
+    BUSY_TIMEOUT_SECONDS,
+    SCHEMA_VERSION,
+    JournalError,
+    JournalRow,
+    Phase,
+    RunEnd,
+    RunRecord,
+    RunStart,
+    _cells_json,
+    _parse_time,
+    _text_time,
+    _utc,
+    journal_file_name,
+)
+
+_SCHEMA = """
+CREATE TABLE journal_run (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    run_id TEXT NOT NULL,
+    input_path TEXT NOT NULL,
+    input_name TEXT NOT NULL,
+    input_sha256 TEXT NOT NULL,
+    sheet_name TEXT NOT NULL,
+    settings_digest TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    server_url TEXT NOT NULL,
+    ccs_user TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    tool_version TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER,
+    dry_run INTEGER NOT NULL,
+    simulated INTEGER NOT NULL,
+    resumed_from TEXT,
+    retry_of TEXT,
+    notes_json TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    ended TEXT NOT NULL,
+    exit_code INTEGER,
+    results_path TEXT,
+    stopped_reason TEXT NOT NULL DEFAULT '',
+    row_count INTEGER NOT NULL,
+    sheet_json TEXT,
+    workers INTEGER,
+    python_version TEXT
+);
+CREATE TABLE journal_row (
+    row_number INTEGER PRIMARY KEY,
+    ticket_number TEXT NOT NULL,
+    request_json TEXT,
+    phase TEXT NOT NULL CHECK (phase IN ('planned', 'sending', 'done')),
+    outcome TEXT,
+    status INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at TEXT,
+    finished_at TEXT,
+    duration_ms INTEGER,
+    verified TEXT,
+    before_json TEXT
+);
+CREATE TABLE journal_cells (
+    row_number INTEGER PRIMARY KEY,
+    cells_json TEXT NOT NULL
+);
+"""
+
+_ROW_COLUMNS = (
+    "row_number, ticket_number, request_json, phase, outcome, status, message, attempts, "
+    "sent_at, finished_at, duration_ms, verified, before_json"
+)
+# Journals written before before_json was added (same format version) are read with a NULL there.
+_ROW_COLUMNS_WITHOUT_BEFORE = _ROW_COLUMNS.replace("before_json", "NULL")
+
+
+# -- the file ------------------------------------------------------------------------------------
+
+
+def _claim_file(folder: Path, input_path: str | PurePath, run_id: str) -> Path | None:
+    path = folder / journal_file_name(input_path, run_id)
+    try:
+        # Exclusive creation: two runs started in the same second never share a file.
+        with open(path, "xb"):
+            pass
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        raise JournalError(
+            f"Cannot create the journal {path}: {exc.strerror or exc}.",
+            tip="Choose another folder for journals, or check its permissions.",
+        ) from exc
+    return path
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+    )
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _open_existing(path: Path, *, writable: bool) -> sqlite3.Connection:
+    if not path.is_file():
+        raise JournalError(f"The journal {path} does not exist.")
+    uri = path.resolve().as_uri()
+    attempts = [f"{uri}?mode=rw"]
+    if not writable:
+        attempts.append(f"{uri}?mode=ro")
+        if not Path(f"{path}-wal").exists():
+            # A copy on a read-only share: nothing can be locked there, nothing can change it.
+            attempts.append(f"{uri}?immutable=1")
+    last: sqlite3.Error | None = None
+    for target in attempts:
+        try:
+            connection = sqlite3.connect(
+                target,
+                uri=True,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if writable:
+                connection.execute("PRAGMA synchronous=NORMAL")
+            else:
+                connection.execute("PRAGMA query_only=ON")
+            return connection
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            last = exc
+            if not _is_open_failure(exc):
+                break
+    assert last is not None
+    raise _journal_error(path, last, "open")
+
+
+def _is_open_failure(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "unable to open" in text or "readonly" in text or "read-only" in text
+
+
+def _check_format(connection: sqlite3.Connection, path: Path) -> None:
+    application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    tables = {
+        name
+        for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if application_id != APPLICATION_ID:
+        if not tables:
+            raise JournalError(
+                f"{path} is an empty journal: its run was killed while the journal was being "
+                "created (or is being created right now), before anything was sent.",
+                tip="It holds nothing; it can be deleted.",
+            )
+        raise JournalError(f"{path} is an SQLite file but not a batch-update journal.")
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"{path} was written by a newer batch-update (journal format {version}; this "
+            f"version reads formats up to {SCHEMA_VERSION}).",
+            tip="Upgrade batch-update to read it.",
+        )
+    if version < 1 or "journal_run" not in tables or "journal_row" not in tables:
+        raise JournalError(f"{path} is not a complete batch-update journal (format {version}).")
+
+
+def _initialise(
+    connection: sqlite3.Connection,
+    run: RunStart,
+    run_id: str,
+    started: datetime,
+    settings_json: str,
+    rows: Iterable[PlannedRow | RowResult],
+    sheet: Sheet | None,
+) -> None:
+    created = _text_time(started)
+    seen: set[int] = set()
+    request_text = TicketUpdate.to_json_text
+    planned: list[tuple[object, ...]] = []
+    decided: list[tuple[object, ...]] = []
+
+    def flush() -> None:
+        # Planned rows name only four columns: the defaults fill the rest, twice as fast.
+        if planned:
+            connection.executemany(
+                "INSERT INTO journal_row (row_number, ticket_number, request_json, phase) "
+                "VALUES (?, ?, ?, 'planned')",
+                planned,
+            )
+            planned.clear()
+        if decided:
+            connection.executemany(
+                f"INSERT INTO journal_row ({_ROW_COLUMNS}) "
+                "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                decided,
+            )
+            decided.clear()
+
+    def write_rows() -> None:
+        for item in rows:
+            number = item.row_number
+            if number in seen:
+                raise ValueError(f"row {number} is given twice; each row is journalled once")
+            seen.add(number)
+            if isinstance(item, PlannedRow):
+                update = item.update
+                if update is None or item.problems or item.blank:
+                    raise ValueError(
+                        f"row {number} is not valid; journal it as a RowResult with its outcome"
+                    )
+                planned.append((number, update.ticket_number, request_text(update)))
+            elif isinstance(item, RowResult):
+                decided.append(
+                    (
+                        number,
+                        item.ticket_number,
+                        item.request_json,
+                        Outcome(item.outcome).value,
+                        item.status,
+                        item.message,
+                        item.attempts,
+                        _text_time(_utc(item.sent_at)) if item.sent_at is not None else None,
+                        created,
+                        item.duration_ms,
+                        item.verification or None,
+                        _before_text(item.before),
+                    )
+                )
+            else:
+                raise TypeError(
+                    f"cannot journal a {type(item).__name__}; give a PlannedRow or a RowResult"
+                )
+            if len(planned) + len(decided) >= _WRITE_BATCH:
+                flush()
+        flush()
+
+    input_path = str(run.input_path)
+    input_name = run.input_name or re.split(r"[\\/]", input_path)[-1]
+    sheet_json = None
+    if sheet is not None:
+        sheet_json = json.dumps(
+            {
+                "path": sheet.path,
+                "sheet_name": sheet.sheet_name,
+                "header_row": sheet.header_row,
+                "headers": list(sheet.headers),
+                "notices": list(sheet.notices),
+            },
+            ensure_ascii=False,
+        )
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        write_rows()
+        if sheet is not None:
+            connection.executemany(
+                "INSERT INTO journal_cells (row_number, cells_json) VALUES (?, ?)",
+                ((row.row_number, _cells_json(tuple(row.values))) for row in sheet.rows),
+            )
+        connection.execute(
+            "INSERT INTO journal_run (id, run_id, input_path, input_name, input_sha256, "
+            "sheet_name, settings_digest, settings_json, server_url, ccs_user, operator, "
+            "tool_version, host, pid, dry_run, simulated, resumed_from, retry_of, notes_json, "
+            "started, finished, ended, exit_code, results_path, stopped_reason, row_count, "
+            "sheet_json, python_version) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, NULL, ?, NULL, NULL, '', ?, ?, ?)",
+            (
+                run_id,
+                input_path,
+                input_name,
+                run.input_sha256.lower(),
+                run.sheet_name,
+                hashlib.sha256(settings_json.encode("utf-8")).hexdigest(),
+                settings_json,
+                run.server_url,
+                run.ccs_user,
+                run.operator,
+                run.tool_version,
+                socket.gethostname(),
+                os.getpid(),
+                int(run.dry_run),
+                int(run.simulated),
+                run.resumed_from,
+                run.retry_of,
+                json.dumps(list(run.notes), ensure_ascii=False),
+                created,
+                RunEnd.RUNNING.value,
+                len(seen),
+                sheet_json,
+                run.python_version,
+            ),
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
+    cursor = connection.execute(
+        "SELECT run_id, input_path, input_name, input_sha256, sheet_name, settings_digest, "
+        "settings_json, server_url, ccs_user, operator, tool_version, host, pid, dry_run, "
+        "simulated, resumed_from, retry_of, notes_json, started, finished, ended, exit_code, "
+        "results_path, stopped_reason, row_count FROM journal_run WHERE id = 1"
+    )
+    found = cursor.fetchone()
+    if found is None:
+        raise JournalError(f"{path} has no run record: it is not a complete batch-update journal.")
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    workers = None
+    if _has_column(connection, "journal_run", "workers"):
+        workers = connection.execute("SELECT workers FROM journal_run WHERE id = 1").fetchone()[0]
+    python_version = ""
+    if _has_column(connection, "journal_run", "python_version"):
+        python_version = (
+            connection.execute("SELECT python_version FROM journal_run WHERE id = 1").fetchone()[0]
+            or ""
+        )
+    (
+        run_id,
+        input_path,
+        input_name,
+        input_sha256,
+        sheet_name,
+        digest,
+        settings_json,
+        server_url,
+        ccs_user,
+        operator,
+        tool_version,
+        host,
+        pid,
+        dry_run,
+        simulated,
+        resumed_from,
+        retry_of,
+        notes_json,
+        started,
+        finished,
+        ended,
+        exit_code,
+        results_path,
+        stopped_reason,
+        row_count,
+    ) = found
+    return RunRecord(
+        run_id=run_id,
+        path=path,
+        input_path=input_path,
+        input_name=input_name,
+        input_sha256=input_sha256,
+        sheet_name=sheet_name,
+        settings_digest=digest,
+        settings_json=settings_json,
+        server_url=server_url,
+        ccs_user=ccs_user,
+        operator=operator,
+        tool_version=tool_version,
+        host=host,
+        pid=pid,
+        dry_run=bool(dry_run),
+        simulated=bool(simulated),
+        resumed_from=resumed_from,
+        retry_of=retry_of,
+        notes=tuple(json.loads(notes_json)),
+        started=_parse_time(started),  # type: ignore[arg-type]
+        finished=_parse_time(finished),
+        ended=RunEnd(ended),
+        exit_code=exit_code,
+        results_path=results_path,
+        stopped_reason=stopped_reason,
+        row_count=row_count,
+        schema_version=version,
+        workers=workers,
+        python_version=python_version,
+    )
+
+
+def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    """Journals written before a column was added (same format version) lack it."""
+    return any(info[1] == column for info in connection.execute(f"PRAGMA table_info({table})"))
+
+
+def _journal_row(found: tuple[object, ...]) -> JournalRow:
+    (
+        row_number,
+        ticket_number,
+        request_json,
+        phase,
+        outcome,
+        status,
+        message,
+        attempts,
+        sent_at,
+        finished_at,
+        duration_ms,
+        verified,
+        before_json,
+    ) = found
+    return JournalRow(
+        row_number=row_number,  # type: ignore[arg-type]
+        ticket_number=ticket_number,  # type: ignore[arg-type]
+        request_json=request_json,  # type: ignore[arg-type]
+        phase=Phase(phase),
+        outcome=Outcome(outcome) if outcome is not None else None,
+        status=status,  # type: ignore[arg-type]
+        message=message,  # type: ignore[arg-type]
+        attempts=attempts,  # type: ignore[arg-type]
+        sent_at=_parse_time(sent_at),  # type: ignore[arg-type]
+        finished_at=_parse_time(finished_at),  # type: ignore[arg-type]
+        duration_ms=duration_ms,  # type: ignore[arg-type]
+        verified=verified,  # type: ignore[arg-type]
+        before=_before_values(before_json),
+    )
+
+
+def _before_text(before: Mapping[str, object] | None) -> str | None:
+    """The ticket's before values as JSON for the journal (None: not captured)."""
+    if before is None:
+        return None
+    return json.dumps(dict(before), ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _before_values(text: object) -> dict[str, object] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None  # a damaged entry costs the Before columns of one row, not the workbook
+    return values if isinstance(values, dict) else None
+
+
+def _journal_error(path: Path, exc: sqlite3.Error, doing: str) -> JournalError:
+    text = str(exc)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return JournalError(
+            f"The journal {path} is locked by another program.",
+            tip="Close any program that has it open (a database browser, another batch-update) "
+            "and try again.",
+        )
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return JournalError(f"{path} is not a readable batch-update journal ({text}).")
+    if "full" in lowered:
+        return JournalError(
+            f"Cannot {doing} the journal {path}: the disk is full.",
+            tip="Free some space; a resumed run continues where this one stopped.",
+        )
+    if "closed" in lowered:
+        return JournalError(f"The journal {path} is closed.")
+    return JournalError(f"Cannot {doing} the journal {path}: {text}.")
+
+
+def _remove_journal_files(path: Path, *, strict: bool = False) -> None:
+    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            if strict and target == path:
+                raise
