@@ -821,7 +821,7 @@ def test_plan_never_raises_and_never_sends_a_formula_without_value(
 def test_the_sheet_xml_is_read_the_same_in_small_pieces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import batch_updater.sheet as sheet_module
+    import batch_updater.sheet.xlsx_guard as sheet_module
 
     rows = HEADER_ROW
     for number in range(2, 60):
