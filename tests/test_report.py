@@ -1,4 +1,4 @@
-"""Tests for report.py: the results workbook and CSV, read back as auditors' tools read them."""
+"""Tests for report/: the results workbook and CSV, read back as auditors' tools read them."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import python_calamine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_updater import report
 from batch_updater.errors import OutputError
 from batch_updater.report import (
     EXCEL_CELL_LIMIT,
@@ -29,6 +28,11 @@ from batch_updater.report import (
     safe_text,
     write_results,
 )
+from batch_updater.report import cells as report_cells
+from batch_updater.report import layout as report_layout
+from batch_updater.report import paths as report_paths
+from batch_updater.report import results as report_results
+from batch_updater.report import summary as report_summary
 from batch_updater.tickets import Outcome, RowResult, RunInfo, Sheet, SheetRow
 
 HEADERS = ["Ticket Number", "State", "Priority", "Assigned To", "Description", "Due"]
@@ -510,7 +514,7 @@ def test_summary_values(tmp_path):
     assert facts["Sheet"] == "Changes"
     assert facts["Header row"] == 1
     assert facts["Rows read"] == 6
-    assert [facts[o.value] for o in report.OUTCOME_ORDER] == [1, 1, 0, 1, 1, 1, 1]
+    assert [facts[o.value] for o in report_layout.OUTCOME_ORDER] == [1, 1, 0, 1, 1, 1, 1]
     assert facts["HTTP 204"] == 1
     assert facts["HTTP 404"] == 1
     assert facts["No response"] == 0
@@ -576,11 +580,11 @@ def test_reconciliation_is_balanced_and_counted_from_the_rows(tmp_path):
 
 
 def test_reconciliation_not_balanced_is_said_so():
-    tally = report._Tally(rows=2)
+    tally = report_layout._Tally(rows=2)
     tally.outcomes[Outcome.UPDATED] = 1
     sheet = Sheet("in.xlsx", "S", 1, ["T"], [SheetRow(2, ("a",)), SheetRow(3, ("b",))])
     run = make_run(Path("in.xlsx"))
-    items = dict(report._summary_items(sheet, run, report._layout(["T"], 1), tally))
+    items = dict(report_summary._summary_items(sheet, run, report_layout._layout(["T"], 1), tally))
     assert items["Reconciliation"].startswith("NOT balanced: 2 rows read ≠ 1 Updated + 0 Failed")
 
 
@@ -594,10 +598,10 @@ def test_reconciliation_not_balanced_is_said_so():
     ],
 )
 def test_the_concurrency_says_how_many_were_in_flight(concurrency, workers, shown):
-    tally = report._Tally(rows=1)
+    tally = report_layout._Tally(rows=1)
     sheet = Sheet("in.xlsx", "S", 1, ["T"], [SheetRow(2, ("a",))])
     run = make_run(Path("in.xlsx"), concurrency=concurrency, workers=workers)
-    items = dict(report._summary_items(sheet, run, report._layout(["T"], 1), tally))
+    items = dict(report_summary._summary_items(sheet, run, report_layout._layout(["T"], 1), tally))
     assert items["Concurrency"] == shown
 
 
@@ -914,7 +918,7 @@ def test_safe_text_gives_values_a_workbook_holds_and_csv_text_none_it_would_eval
     assert isinstance(result, (str, int, float, bool, date, time, type(None)))
     if isinstance(result, str):
         assert not _evaluable(csv_text(result))  # the CSV's OWASP apostrophe
-        assert not report._UNWRITABLE_CHARS_RE.search(result)
+        assert not report_cells._UNWRITABLE_CHARS_RE.search(result)
         assert len(result.encode("utf-16-le")) // 2 <= EXCEL_CELL_LIMIT
         assert safe_text(result) == result
     if isinstance(result, (datetime, time)):
@@ -941,7 +945,7 @@ def test_any_text_round_trips_through_a_saved_workbook(tmp_path_factory, texts):
     row = calamine_rows(out, "Results")[1]
     for written, original in zip(row, texts):
         assert written == (safe_text(original) or "")
-        if not report._UNWRITABLE_CHARS_RE.search(original):
+        if not report_cells._UNWRITABLE_CHARS_RE.search(original):
             assert written == original  # the value itself, whatever it starts with
 
 
@@ -1140,7 +1144,7 @@ def test_check_output_path_unwritable_folder(tmp_path, monkeypatch):
     def refuse(target: Path) -> Path:
         raise PermissionError(13, "Permission denied", str(target))
 
-    monkeypatch.setattr(report, "_create_temp_beside", refuse)
+    monkeypatch.setattr(report_paths, "_create_temp_beside", refuse)
     out = tmp_path / "out.xlsx"
     with pytest.raises(OutputError) as error:
         check_output_path(out, option="--csv")
@@ -1213,7 +1217,7 @@ def test_temp_file_is_removed_on_an_unexpected_error(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report, "_write_summary_sheet", boom)
+    monkeypatch.setattr(report_results, "_write_summary_sheet", boom)
     with pytest.raises(KeyboardInterrupt):
         write_results(tmp_path / "out.xlsx", sheet, results, make_run(input_path))
     assert files_in(tmp_path) == before
@@ -1246,11 +1250,11 @@ def test_move_into_place_never_overwrites_even_without_hard_links(tmp_path, monk
         raise OSError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
-    report._move_into_place(temp, target, "--out")
+    report_paths._move_into_place(temp, target, "--out")
     assert target.read_bytes() == b"new" and not temp.exists()
     temp.write_bytes(b"newer")
     with pytest.raises(OutputError, match="appeared while"):
-        report._move_into_place(temp, target, "--out")
+        report_paths._move_into_place(temp, target, "--out")
     assert target.read_bytes() == b"new"
 
 
@@ -1329,7 +1333,15 @@ def test_thousands_of_rows_are_all_written_and_counted(tmp_path):
     assert cal[-1][:3] == ["RT-02999", "2", 2999]
     assert cal[-1][6] == 3001
     facts = summary(out)
-    assert [facts[o.value] for o in report.OUTCOME_ORDER] == [500, 500, 0, 500, 500, 500, 500]
+    assert [facts[o.value] for o in report_layout.OUTCOME_ORDER] == [
+        500,
+        500,
+        0,
+        500,
+        500,
+        500,
+        500,
+    ]
     assert facts["Reconciliation"].startswith("balanced: 3000 rows read = 500 Updated")
 
 
