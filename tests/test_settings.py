@@ -23,6 +23,8 @@ from batch_updater.settings import (
     parse_field_name,
     user_config_path,
 )
+from batch_updater.settings import files as settings_files
+from batch_updater.settings import keys as settings_keys
 from batch_updater.tickets import Field
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +35,7 @@ PASSWORD = "Sup3r+Secret/Pa55=="
 def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the per-user config file into tmp, so a developer's own file never leaks in."""
     path = tmp_path / "user-config" / "batch-update" / "config.yaml"
-    monkeypatch.setattr(settings_module, "user_config_path", lambda: path)
+    monkeypatch.setattr(settings_files, "user_config_path", lambda: path)
     return path
 
 
@@ -1025,7 +1027,7 @@ def test_the_example_config_loads_and_changes_only_what_it_means_to(cwd: Path) -
 
 def test_the_example_config_documents_every_key() -> None:
     text = (REPO_ROOT / "config.example.yaml").read_text(encoding="utf-8")
-    for group, keys in settings_module._GROUPS.items():
+    for group, keys in settings_keys._GROUPS.items():
         assert f"\n{group}:" in text or f"\n# {group}:" in text, group
         for name in keys:
             assert f"  {name}:" in text or f"# {name}:" in text, f"{group}.{name}"
