@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -494,7 +494,7 @@ class CcsClient:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, pace: Pace | None, **kwargs: object) -> Reply:
+    def _send(self, method: str, url: str, pace: Pace | None, **kwargs: Any) -> Reply:
         """Send one request with the current token; on 401 renew the token and send again.
 
         `pace` is called right before each send, after the token is in hand, so that a send
@@ -531,7 +531,7 @@ class CcsClient:
         token: str,
         *,
         content_type: str | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> Reply:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if content_type:
@@ -546,7 +546,7 @@ class CcsClient:
                 allow_redirects=False,
                 verify=self._verify,
                 stream=True,
-                **kwargs,  # type: ignore[arg-type]
+                **kwargs,
             )
             content = _read_body(response)
         except requests.exceptions.SSLError as exc:

@@ -123,5 +123,5 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     failed together do not retry together, yet no retry comes back immediately.
     """
     step = min(cap, base * (2 ** max(attempt - 1, 0)))
-    rng = rng or random
-    return step / 2 + rng.uniform(0, step / 2)
+    uniform = rng.uniform if rng is not None else random.uniform
+    return step / 2 + uniform(0, step / 2)

@@ -428,12 +428,11 @@ class Sender:
                     with self._lock:  # not once the run is over: its record is closed
                         if self._finished:
                             return self._not_sent(row)
+                        failed: Exception | None = None
                         try:
                             self.on_before(row, held)
                         except Exception as exc:  # nothing is sent that the journal does not know
                             failed = exc
-                        else:
-                            failed = None
                     if failed is not None:
                         with self._lock:
                             self._record_failed(failed)
@@ -802,7 +801,7 @@ def _verification(update: TicketUpdate, held: dict[str, object] | Reply | None) 
 
 
 _FAILURE_WORDS = ("error", "failed", "failure", "fail")
-_EMPTY = (None, False, "", [], {})
+_EMPTY: tuple[object, ...] = (None, False, "", [], {})
 
 
 def reply_failure(reply: Reply) -> str:

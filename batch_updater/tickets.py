@@ -281,12 +281,18 @@ def _field_value(ticket: Mapping[str, object], name: str) -> tuple[bool, object]
     return False, None
 
 
+def _as_int(value: object) -> int:
+    if isinstance(value, (int, float, str)):
+        return int(value)
+    raise TypeError(f"{type(value).__name__} is not a number")
+
+
 def _same(field_name: str, sent: object, held: object) -> bool:
     if field_name == "TicketState":
         try:
-            return int(str(held).strip()) == int(sent)  # type: ignore[arg-type]
+            return int(str(held).strip()) == _as_int(sent)
         except (TypeError, ValueError):
-            return str(held).strip().casefold() == TicketState(int(sent)).label.casefold()  # type: ignore[arg-type]
+            return str(held).strip().casefold() == TicketState(_as_int(sent)).label.casefold()
     if field_name == "Priority":
         return str(held).strip().casefold() == str(sent).strip().casefold()
     return (held if held is not None else "") == sent

@@ -386,8 +386,10 @@ def _decode_cell(tagged: dict[str, object]) -> object:
     if kind == "time":
         return time.fromisoformat(str(value))
     if kind == "timedelta":
-        days, seconds, micros = value  # type: ignore[misc]
-        return timedelta(days=days, seconds=seconds, microseconds=micros)
+        if not isinstance(value, (list, tuple)) or len(value) != 3:
+            raise ValueError(f"a timedelta cell holds {value!r}, not [days, seconds, microseconds]")
+        days, seconds, micros = value
+        return timedelta(days=int(days), seconds=int(seconds), microseconds=int(micros))
     if kind == "float":
         return float(str(value))
     return value

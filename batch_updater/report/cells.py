@@ -6,6 +6,7 @@ import math
 import numbers
 import re
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, cast
 
 from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -210,7 +211,7 @@ def _duration_text(elapsed: timedelta) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d} ({seconds:.1f} s)"
 
 
-def _xlsx_value(ws: object, value: object) -> object:
+def _xlsx_value(ws: Any, value: object) -> object:
     """The value, or a text cell where openpyxl or Excel would not read the value as text.
 
     Text a spreadsheet would evaluate ("=1+1", "-x", "@SUM(A1)", "#N/A") becomes a text cell
@@ -248,7 +249,7 @@ def _ooxml_escape(match: re.Match[str]) -> str:
 
 
 def _styled(
-    ws: object,
+    ws: Any,
     value: object,
     *,
     font: Font | None = None,
@@ -257,7 +258,7 @@ def _styled(
 ) -> Cell:
     """A cell with a style, for the few cells that have one (header, Outcome, Summary keys)."""
     prepared = _xlsx_value(ws, safe_text(value))
-    cell = prepared if isinstance(prepared, Cell) else WriteOnlyCell(ws, value=prepared)
+    cell = prepared if isinstance(prepared, Cell) else WriteOnlyCell(ws, value=cast(Any, prepared))
     if font is not None:
         cell.font = font
     if fill is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -161,7 +162,7 @@ def _write_results_sheet(
     evidence: Sequence[str] = (),
 ) -> None:
     ws = workbook.create_sheet(RESULTS_SHEET)
-    headers = [safe_text(h) for h in layout.headers]
+    headers = [str(safe_text(h)) for h in layout.headers]
     outcome_index = width + RESULT_COLUMNS.index("Outcome")
     sent_index = width + RESULT_COLUMNS.index("Sent At")
 
@@ -194,10 +195,11 @@ def _write_results_sheet(
         values = _row_values(row, result, width, tally, evidence)
         sent = values[sent_index]
         if writer is not None:
-            if sent is not None:  # the CSV has no date cells: ISO 8601 text, as the journal has
+            # The CSV has no date cells: ISO 8601 text, as the journal has.
+            if isinstance(sent, datetime):
                 values[sent_index] = _iso_utc(sent)
             writer.writerow([csv_text(v) for v in values])
-        if sent is not None:
+        if isinstance(sent, datetime):
             cell = WriteOnlyCell(ws, value=sent)
             cell.number_format = SENT_AT_FORMAT
             values[sent_index] = cell

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
@@ -135,7 +136,7 @@ def _write_summary_sheet(
     _add_charts(ws, where)
 
 
-def _add_charts(ws: object, where: dict[str, int]) -> None:
+def _add_charts(ws: Any, where: dict[str, int]) -> None:
     """Bar charts of the outcomes and the HTTP statuses, beside the figures they are drawn from.
 
     They use openpyxl's own charts, which refer to the Summary's cells: what the chart shows is

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from ..tickets import Field, PriorityFormat, TextEnum
 
@@ -82,7 +82,10 @@ class Secret:
         return self
 
 
-class FrozenMapping(Mapping[str, object]):
+_V = TypeVar("_V")
+
+
+class FrozenMapping(Mapping[str, _V]):
     """A read-only dict for Settings' mappings: hashable, deep-copyable and picklable.
 
     (types.MappingProxyType is read-only too, but breaks copy.deepcopy and dataclasses.asdict.)
@@ -90,10 +93,10 @@ class FrozenMapping(Mapping[str, object]):
 
     __slots__ = ("_items",)
 
-    def __init__(self, items: Mapping[str, object] | None = None) -> None:
-        self._items = dict(items or {})
+    def __init__(self, items: Mapping[str, _V] | None = None) -> None:
+        self._items: dict[str, _V] = dict(items or {})
 
-    def __getitem__(self, key: str) -> object:
+    def __getitem__(self, key: str) -> _V:
         return self._items[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -154,7 +157,7 @@ class Settings:
     # input
     sheet: str | None = None
     max_rows: int = 1_000_000
-    column_mapping: Mapping[str, Field] = field(default_factory=FrozenMapping)
+    column_mapping: Mapping[str, Field] = field(default_factory=lambda: FrozenMapping())
     # Headers the config's columns: names as context (`"Status Date": ignore`): never sent.
     ignored_columns: tuple[str, ...] = ()
     priorities: tuple[str, ...] = ("Low", "Medium", "High")
@@ -171,7 +174,7 @@ class Settings:
     verify: bool = False
     # provenance
     config_path: Path | None = None
-    sources: Mapping[str, str] = field(default_factory=FrozenMapping)
+    sources: Mapping[str, str] = field(default_factory=lambda: FrozenMapping())
 
     def __post_init__(self) -> None:
         # Tests and callers may build Settings directly with plain dicts and lists; keep it frozen.

@@ -8,6 +8,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from python_calamine import (
     CalamineError,
@@ -373,7 +374,7 @@ class _Reader:
 
     def _build(
         self,
-        grid: list[list[object]],
+        grid: list[list[Any]],
         sheet_name: str,
         notices: list[str],
         *,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import bisect
 import html
-import io
 import posixpath
 import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from ..tickets import CellError, FormulaWithoutValue
 from .common import column_letter
@@ -101,7 +101,7 @@ class _SheetXmlScanner:
         self.shared: dict[bytes, bytes] = {}  # shared formulas' text by their si
         self._far = re.compile(b"(?!)")
 
-    def feed(self, stream: io.BufferedIOBase | zipfile.ZipExtFile) -> _SheetFacts:
+    def feed(self, stream: IO[bytes]) -> _SheetFacts:
         carry = b""
         while True:
             chunk = stream.read(_XML_CHUNK)
@@ -159,8 +159,8 @@ class _SheetXmlScanner:
         if _ERROR_TYPE in block:
             self._errors(block)
         if b'hidden="' in block:
-            for found in _HIDDEN_ROW_RE.finditer(block):
-                facts.hidden_rows.append(self._row_number(block, found.start(), found.group(0)))
+            for hidden in _HIDDEN_ROW_RE.finditer(block):
+                facts.hidden_rows.append(self._row_number(block, hidden.start(), hidden.group(0)))
         position = 0
         while True:
             found = self._far.search(block, position)
@@ -409,7 +409,7 @@ class _XlsxParts:
 
 
 def _place_formulas(
-    grid: list[list[object]],
+    grid: list[list[Any]],
     formulas: dict[tuple[int, int], FormulaWithoutValue | CellError],
     limit: int,
 ) -> int:

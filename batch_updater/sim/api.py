@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -67,13 +68,18 @@ logger = logging.getLogger(__name__)
 MSG_TICKET_LOCKED = "ERROR: ticket locked"
 
 
+# What the API reads of a request's headers: a look-up by name (the server's Message is
+# case-insensitive, as HTTP is; tests may pass a plain mapping).
+Headers = Mapping[str, str] | Message
+
+
 @dataclass(frozen=True)
 class Request:
     """One HTTP request as the API sees it."""
 
     method: str
     target: str
-    headers: Mapping[str, str]
+    headers: Headers
     body: bytes
     t: float
     wall: float
@@ -305,7 +311,7 @@ class CcsApi:
                 )
             return message_response(refusal.status, refusal.message)
 
-    def _authorize(self, headers: Mapping[str, str], facts: _Facts) -> SimUser:
+    def _authorize(self, headers: Headers, facts: _Facts) -> SimUser:
         scheme, _, token = (headers.get("Authorization") or "").partition(" ")
         user = self._tokens.user_for(token.strip()) if scheme.lower() == "bearer" else None
         if user is None:

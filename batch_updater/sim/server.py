@@ -174,7 +174,7 @@ class _Server(ThreadingHTTPServer):
             while not self._stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is self and not self._stopping.is_set():
-                        self._handle_request_noblock()
+                        self._handle_request_noblock()  # type: ignore[attr-defined]  # socketserver's own step
 
     def stop(self) -> None:
         """Make serve_until_stopped() return now."""
@@ -194,7 +194,7 @@ class _Server(ThreadingHTTPServer):
         # slow; nothing here needs it.
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
-        self.server_name, self.server_port = host, port
+        self.server_name, self.server_port = str(host), int(port)
 
     def server_activate(self) -> None:
         super().server_activate()

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..tickets import (
@@ -54,6 +55,9 @@ _MAX_DUPLICATE_ROWS_LISTED = 10
 _MAX_UNMAPPED_LISTED = 30
 # A row-level problem sorts after every cell problem of its row.
 _ROW_LEVEL = 1 << 30
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 def normalize_header(text: object) -> str:
@@ -197,19 +201,13 @@ def make_header_matcher(rules: ValidationRules) -> Callable[[Sequence[object]], 
     return rules.is_header_row
 
 
-def rules_from_settings(settings: object) -> ValidationRules:
+def rules_from_settings(settings: Settings) -> ValidationRules:
     """The validation rules a Settings object describes."""
-
-    def get(name: str, default: object) -> object:
-        return getattr(settings, name, default)
-
     return ValidationRules(
-        priorities=tuple(get("priorities", DEFAULT_PRIORITIES)),  # type: ignore[arg-type]
-        priority_format=get("priority_format", PriorityFormat.NAME),  # type: ignore[arg-type]
-        description_max_length=get(  # type: ignore[arg-type]
-            "description_max_length", DEFAULT_DESCRIPTION_MAX_LENGTH
-        ),
-        ticket_pattern=get("ticket_pattern", None),  # type: ignore[arg-type]
-        column_mapping=get("column_mapping", {}),  # type: ignore[arg-type]
-        ignored_columns=tuple(get("ignored_columns", ())),  # type: ignore[call-overload]
+        priorities=tuple(settings.priorities),
+        priority_format=settings.priority_format,
+        description_max_length=settings.description_max_length,
+        ticket_pattern=settings.ticket_pattern,
+        column_mapping=settings.column_mapping,
+        ignored_columns=tuple(settings.ignored_columns),
     )
