@@ -616,10 +616,11 @@ def run_in_terminal(
             for _ in range(10):
                 process.send_signal(answer)
                 try:
-                    process.wait(3.0)
+                    process.wait(5.0)
                     break
                 except subprocess.TimeoutExpired:
-                    continue
+                    # Still waiting in the read, not busy ending: the signal was lost.
+                    wait_until(lambda: asleep(process.pid) or process.poll() is not None)
         process.wait(TIMEOUT)  # the little it prints fits in the pipe
         out = process.stdout.read()
         reader.join(TIMEOUT)
