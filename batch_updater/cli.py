@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -34,6 +35,9 @@ from .errors import AuthError, BatchUpdateError, InputError, OutputError, Server
 from .journal import Continuation, Journal, RunRecord
 from .rollback import RollbackRow
 from .tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
+
+if TYPE_CHECKING:  # imported where used, so that --help stays quick
+    from .settings import Secret, Settings
 
 log = logging.getLogger("batch_updater")
 # Without a handler, logging's last resort would print "internal error" and its traceback on
@@ -314,9 +318,9 @@ def _configure_logging(verbose: bool, log_file: Path | None, input_path: Path) -
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
     handlers: list[logging.Handler] = []
     if verbose:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(logging.INFO)
-        handlers.append(handler)
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setLevel(logging.INFO)
+        handlers.append(stream)
     if log_file:
         if log_file.exists() and input_path.exists() and os.path.samefile(log_file, input_path):
             raise OutputError(
@@ -524,7 +528,7 @@ class NothingToSend(Exception):
         self.message = message
 
 
-def _dispatch(options: dict[str, object]) -> ExitStatus:
+def _dispatch(options: dict[str, Any]) -> ExitStatus:
     """Run the mode the options ask for."""
     report_only = options.pop("report_only")
     listing = options.pop("list_runs")
@@ -570,7 +574,7 @@ def _dispatch(options: dict[str, object]) -> ExitStatus:
         raise click.UsageError(
             "--dry-run checks the sheet only; it cannot be combined with --resume or --retry-failed."
         )
-    return run(**options)  # type: ignore[arg-type]
+    return run(**options)
 
 
 def run(
@@ -713,7 +717,7 @@ def run(
         decided.update(batch.carried)
 
         def start_journal() -> Journal:
-            rows = [
+            rows: list[PlannedRow | RowResult] = [
                 *batch.send,
                 *(decided[row.row_number] for row in plan.rows if row.row_number in decided),
             ]
@@ -882,14 +886,14 @@ def _check_workbook_name(out: Path) -> None:
 ROLLS_BACK = "Rolls back run"
 
 
-def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatus:
+def rollback_from_journal(run_ref: str, options: dict[str, Any]) -> ExitStatus:
     """Apply the rollback of a run: its tickets' captured before values, sent exactly."""
     from .journal import find_run, list_runs
     from .report import default_rollback_path, free_path, write_rollback
     from .rollback import rollback_rows
 
     file = options.pop("file", None)
-    folder = _journal_folder(file, options.get("config_path"))  # type: ignore[arg-type]
+    folder = _journal_folder(file, options.get("config_path"))
     folders = _searched_folders(folder, file, quiet=bool(options.get("quiet")))
     record = find_run(folders, run_ref)
     if record is None:
@@ -948,7 +952,7 @@ def rollback_from_journal(run_ref: str, options: dict[str, object]) -> ExitStatu
     options["capture_before"] = options.get("capture_before") or True  # undoable in turn
     options["verify"] = options.get("verify") or True  # shows each ticket holds them again
     options["again"] = True  # the guard for this rollback is the one above
-    return run(  # type: ignore[arg-type]
+    return run(
         path,
         exact={2 + index: row for index, row in enumerate(restoring)},
         rolls_back=record.run_id,
@@ -1071,7 +1075,7 @@ def _show_problems(sheet: Sheet, invalid: Sequence[PlannedRow], *, quiet: bool) 
 
 
 def _journal_folder(
-    file: Path | None, config_path: object = None, *, settings: object = None
+    file: Path | None, config_path: Path | None = None, *, settings: Settings | None = None
 ) -> Path:
     """Where journals are written: output.journal_dir, else the per-user state folder.
 
@@ -1081,7 +1085,7 @@ def _journal_folder(
     from .settings import load_settings, user_state_folder
 
     if settings is None:
-        settings = load_settings(env=os.environ, config_path=config_path)  # type: ignore[arg-type]
+        settings = load_settings(env=os.environ, config_path=config_path)
     if settings.journal_dir:
         return settings.journal_dir
     return user_state_folder() / "journals"
@@ -1203,7 +1207,7 @@ def check_manifest_files(results: Path) -> ExitStatus:
 
 
 def list_recent_runs(
-    file: Path | None, *, config_path: object = None, limit: int = 20
+    file: Path | None, *, config_path: Path | None = None, limit: int = 20
 ) -> ExitStatus:
     """Print the recent runs in the journal folder, newest first, with how each ended."""
     from .journal import list_runs
@@ -1235,7 +1239,7 @@ def list_recent_runs(
 
 
 def report_from_journal(
-    run_ref: str, file: Path | None, *, out: object, config_path: object, quiet: bool
+    run_ref: str, file: Path | None, *, out: Path | None, config_path: Path | None, quiet: bool
 ) -> ExitStatus:
     """Write the results workbook of a run from its journal alone (nothing is sent)."""
     from .journal import find_run
@@ -1493,7 +1497,7 @@ def _keep_evidence(earlier: RunRecord, info: RunInfo, *, quiet: bool) -> None:
 
 
 def _check_same_server(
-    earlier: object, info: RunInfo, server_url: str | None, *, quiet: bool = False
+    earlier: RunRecord, info: RunInfo, server_url: str | None, *, quiet: bool = False
 ) -> None:
     """Refuse to carry rows forward from a run that updated them on another server.
 
@@ -1532,7 +1536,7 @@ def _check_same_server(
         )
 
 
-def _reached_nothing(record: object) -> bool:
+def _reached_nothing(record: RunRecord) -> bool:
     """True if a run updated no ticket and has no request whose answer it did not see."""
     from .journal import Phase
 
@@ -1542,7 +1546,7 @@ def _reached_nothing(record: object) -> bool:
     return not counts.get(Outcome.UPDATED, 0) and not any(counts[key] for key in in_doubt)
 
 
-def _how_it_ended(record: object) -> str:
+def _how_it_ended(record: RunRecord) -> str:
     """How a run ended, in words: a journal still marked "running" is "unfinished".
 
     Its process was killed, crashed or lost its machine (or is running elsewhere right now): either
@@ -1612,7 +1616,7 @@ def _concurrency_text(concurrency: int | str) -> str:
 
 def _send(
     valid: Sequence[PlannedRow],
-    settings: object,
+    settings: Settings,
     info: RunInfo,
     start_journal: Callable[[], Journal],
     *,
@@ -1751,7 +1755,7 @@ def _send(
 
 # The simulated server of --simulate: the samples' tickets exist, a few are restricted (403) and
 # one always fails (500), so that the demo shows every outcome a real sweep can have.
-SIMULATED_SERVER: dict[str, object] = {"tickets": 1000, "seed": 7, "fail_tickets": {"INCA0000777"}}
+SIMULATED_SERVER: dict[str, Any] = {"tickets": 1000, "seed": 7, "fail_tickets": {"INCA0000777"}}
 
 
 @dataclass(frozen=True)
@@ -1772,8 +1776,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _credentials(
-    settings: object, valid: Sequence[PlannedRow], transport: Transport
-) -> tuple[str, str, object, str]:
+    settings: Settings, valid: Sequence[PlannedRow], transport: Transport
+) -> tuple[str, str, Secret, str]:
     from .errors import ConfigError
     from .settings import Secret
 
@@ -1821,11 +1825,11 @@ def _credentials(
 KEYRING_SERVICE = "batch-update"
 
 
-def _password_from_keyring(url: str, username: str) -> object | None:
+def _password_from_keyring(url: str, username: str) -> Secret | None:
     """The password kept in the system keyring for this server and user, if the optional
     keyring package is installed and holds one (service "batch-update", name "user@url")."""
     try:
-        import keyring  # optional: pip install "batch-update[keyring]"
+        import keyring  # type: ignore[import-not-found,unused-ignore]  # optional extra
     except ImportError:
         return None
     from .settings import Secret
@@ -1838,7 +1842,7 @@ def _password_from_keyring(url: str, username: str) -> object | None:
     return Secret(value) if value else None
 
 
-def _confirm(count: int, url: str, username: str, settings: object) -> None:
+def _confirm(count: int, url: str, username: str, settings: Settings) -> None:
     from .errors import ConfigError
 
     question = (

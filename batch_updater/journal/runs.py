@@ -204,7 +204,7 @@ def prune(
                 - doomed
                 - protected
             )
-            doomed |= superseded  # type: ignore[arg-type]
+            doomed |= superseded
             grown = bool(superseded)
         needed = {
             reference
@@ -215,7 +215,7 @@ def prune(
         }
         if not needed:
             break
-        protected |= needed  # type: ignore[arg-type]
+        protected |= needed
     deleted: list[RunRecord] = []
     for run in runs:
         if run.run_id not in doomed:

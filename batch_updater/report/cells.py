@@ -105,7 +105,7 @@ def csv_text(value: object) -> object:
     The CSV is for reading; unlike the workbook, its text is not the exact value.
     """
     if type(value) is str and value[:1] in FORMULA_TRIGGERS:
-        return "'" + value  # type: ignore[operator]
+        return "'" + value
     return value
 
 

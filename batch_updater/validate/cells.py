@@ -185,9 +185,9 @@ _STATE_BY_TEXT: Mapping[str, TicketState] = MappingProxyType(
 
 def _parse_state(value: object) -> TicketState | None:
     if value.__class__ is int:
-        return _STATE_BY_NUMBER.get(value)  # type: ignore[call-overload]
+        return _STATE_BY_NUMBER.get(value)
     if value.__class__ is str and value in _STATE_BY_TEXT:
-        return _STATE_BY_TEXT[value]  # type: ignore[index]
+        return _STATE_BY_TEXT[value]
     number = _whole_number(value)
     if number is not None:
         return TicketState(number) if 1 <= number <= len(TicketState) else None
@@ -207,7 +207,7 @@ def _parse_state(value: object) -> TicketState | None:
 def _parse_priority(value: object, rules: ValidationRules) -> str | int | None:
     count = len(rules.priorities)
     if value.__class__ is str and value in rules._priority_index:
-        name, position = rules._priority_index[value]  # type: ignore[index]
+        name, position = rules._priority_index[value]
         return position if rules.priority_format is PriorityFormat.INTEGER else name
     if rules.priority_format is PriorityFormat.INTEGER:
         number = _whole_number(value)
