@@ -584,6 +584,35 @@ def asleep(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "S"
 
 
+def _process_state(pid: int) -> str:
+    """What Linux says of a process: its state, signal masks, where it waits (for a failure)."""
+    lines = []
+    for name in ("status", "wchan", "stack"):
+        try:
+            text = Path(f"/proc/{pid}/{name}").read_text()
+        except OSError as exc:
+            text = f"({exc})"
+        if name == "status":
+            text = "\n".join(
+                line
+                for line in text.splitlines()
+                if line.split(":")[0]
+                in ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "Threads")
+            )
+        lines.append(f"{name}: {text}")
+    try:
+        for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+            lines.append(
+                f"task {task.name}: "
+                + (task / "wchan").read_text()
+                + " "
+                + (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            )
+    except OSError:
+        pass
+    return "\n".join(lines)
+
+
 def run_in_terminal(
     args: list[str], cwd: Path, env: dict[str, str], prompt: str, answer: bytes | int
 ) -> tuple[int, str, str]:
@@ -623,14 +652,21 @@ def run_in_terminal(
         else:
             # On a loaded machine "asleep" can be seen a moment before the read starts, and the
             # signal is then lost in that race: press it again, as a person would, until it acts.
-            for _ in range(10):
+            for _ in range(3):
                 process.send_signal(answer)
                 try:
-                    process.wait(5.0)
+                    process.wait(10.0)
                     break
                 except subprocess.TimeoutExpired:
                     # Still waiting in the read, not busy ending: the signal was lost.
                     wait_until(lambda: asleep(process.pid) or process.poll() is not None)
+            else:
+                raise AssertionError(
+                    "the command did not end on the signal; its state:\n"
+                    + _process_state(process.pid)
+                    + "\nstderr so far:\n"
+                    + b"".join(errors).decode("utf-8", "replace")
+                )
         process.wait(TIMEOUT)  # the little it prints fits in the pipe
         out = process.stdout.read()
         reader.join(TIMEOUT)
