@@ -13,6 +13,24 @@ from batch_updater.sim import Simulator
 SIMULATOR_SEED = 20240531
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the commands the tests start the signal dispositions a terminal would.
+
+    A suite started in the background by a script (`pytest &` without job control, some CI
+    runners) inherits SIGINT and SIGQUIT ignored, and every command it starts would inherit that
+    too: Ctrl-C tests would then wait forever. Signals a process catches are reset to their
+    default when it starts a program; ignored ones stay ignored, so catch them here.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in ("SIGQUIT", "SIGHUP", "SIGTERM"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, lambda *_: None)  # caught: the commands get the default
+
+
 @pytest.fixture(autouse=True)
 def state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """The per-user state folder (journals, run locks) of every test: a fresh tmp folder, never

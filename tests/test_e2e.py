@@ -650,23 +650,16 @@ def run_in_terminal(
         if isinstance(answer, bytes):
             os.write(controller, answer)
         else:
-            # On a loaded machine "asleep" can be seen a moment before the read starts, and the
-            # signal is then lost in that race: press it again, as a person would, until it acts.
-            for _ in range(3):
-                process.send_signal(answer)
-                try:
-                    process.wait(10.0)
-                    break
-                except subprocess.TimeoutExpired:
-                    # Still waiting in the read, not busy ending: the signal was lost.
-                    wait_until(lambda: asleep(process.pid) or process.poll() is not None)
-            else:
+            process.send_signal(answer)
+            try:
+                process.wait(TIMEOUT)
+            except subprocess.TimeoutExpired:
                 raise AssertionError(
                     "the command did not end on the signal; its state:\n"
                     + _process_state(process.pid)
                     + "\nstderr so far:\n"
                     + b"".join(errors).decode("utf-8", "replace")
-                )
+                ) from None
         process.wait(TIMEOUT)  # the little it prints fits in the pipe
         out = process.stdout.read()
         reader.join(TIMEOUT)
