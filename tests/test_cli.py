@@ -23,8 +23,11 @@ from helpers import (
     write_sheet,
 )
 
-from batch_updater import cli
+import batch_updater
 from batch_updater.cli import ExitStatus, command
+from batch_updater.cli import entry as cli_command
+from batch_updater.cli import common as cli_common
+from batch_updater.cli import sweep as cli_sweep
 
 PROBLEM_FREE = "tickets.xlsx"
 
@@ -95,7 +98,10 @@ def test_help_lists_every_exit_code_and_every_option() -> None:
 
 def test_version() -> None:
     result = invoke("--version")
-    assert (result.exit_code, result.stdout) == (0, f"batch-update, version {cli.__version__}\n")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"batch-update, version {batch_updater.__version__}\n",
+    )
 
 
 # --- usage, config and input errors: exit 2, one message naming the culprit -----------------------
@@ -269,7 +275,7 @@ def test_a_bug_is_reported_plainly_without_a_traceback(here: Path, monkeypatch) 
     def broken(*args: object, **kwargs: object) -> ExitStatus:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "run", broken)
+    monkeypatch.setattr(cli_command, "run", broken)
 
     result = invoke(PROBLEM_FREE, "--dry-run")
 
@@ -330,7 +336,7 @@ def test_each_run_logs_to_its_own_log_file_and_releases_it(
     ]
     assert "INCA0000050" not in first.stderr + second.stderr  # the first run's --verbose is over
     handlers = logging.getLogger("batch_updater").handlers
-    assert [h for h in handlers if h.get_name() == cli.RUN_LOG_HANDLER] == []
+    assert [h for h in handlers if h.get_name() == cli_common.RUN_LOG_HANDLER] == []
 
 
 def test_simulate_runs_against_the_built_in_server(here: Path) -> None:
@@ -415,7 +421,7 @@ def test_the_environment_wins_over_the_keyring(here: Path, simulator, monkeypatc
 
 def test_the_sending_line_comes_before_the_progress_bar(here: Path, monkeypatch) -> None:
     said: list[str] = []
-    real_echo, real_progress = cli._echo, cli.TerminalProgress
+    real_echo, real_progress = cli_common._echo, cli_sweep.TerminalProgress
 
     def echo(message: str = "", *, err: bool = True) -> None:
         said.append(message.split(" ", 1)[0])
@@ -425,8 +431,8 @@ def test_the_sending_line_comes_before_the_progress_bar(here: Path, monkeypatch)
         said.append("<bar>")
         return real_progress(total, quiet=quiet)
 
-    monkeypatch.setattr(cli, "_echo", echo)
-    monkeypatch.setattr(cli, "TerminalProgress", progress)
+    monkeypatch.setattr(cli_sweep, "_echo", echo)
+    monkeypatch.setattr(cli_sweep, "TerminalProgress", progress)
     result = invoke(PROBLEM_FREE, "--simulate", "--rate", "100")
 
     assert result.exit_code == ExitStatus.OK, result.output

@@ -1,0 +1,391 @@
+"""Earlier runs of the same sheet: where journals are, the run lock, resume, retry and the duplicate guard."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from ..journal import Continuation, Journal, RunRecord
+from ..tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
+from .common import NothingToSend, _echo, _when, log
+
+if TYPE_CHECKING:  # imported where used, so that --help stays quick
+    from ..settings import Settings
+
+
+def _journal_folder(
+    file: Path | None, config_path: Path | None = None, *, settings: Settings | None = None
+) -> Path:
+    """Where journals are written: output.journal_dir, else the per-user state folder.
+
+    The state folder is on this machine's own disk, whatever share the sheet is on (SQLite's
+    WAL mode does not work on a network file system).
+    """
+    from ..settings import load_settings, user_state_folder
+
+    if settings is None:
+        settings = load_settings(env=os.environ, config_path=config_path)
+    if settings.journal_dir:
+        return settings.journal_dir
+    return user_state_folder() / "journals"
+
+
+# Said once per process: journals of earlier versions are still read where they were.
+_EARLIER_FOLDERS_NOTED: set[str] = set()
+
+
+def _searched_folders(folder: Path, file: Path | None, *, quiet: bool = False) -> list[Path]:
+    """The journal folder, and the .batch-update/ folder beside the input (or here) in which
+    earlier versions wrote journals, if it holds any: those runs are still found (resume,
+    retry, report, the duplicate guard); new journals are written in folder only."""
+    from ..journal import DEFAULT_JOURNAL_FOLDER, journal_paths
+
+    earlier = (file.parent if file is not None else Path()) / DEFAULT_JOURNAL_FOLDER
+    try:
+        if earlier.resolve() == folder.resolve() or not journal_paths(earlier):
+            return [folder]
+    except OSError:
+        return [folder]
+    key = str(earlier.resolve())
+    if not quiet and key not in _EARLIER_FOLDERS_NOTED:
+        _echo(
+            f"Note: also reading the journals of earlier versions in {earlier}; new journals "
+            f"are kept in {folder}."
+        )
+    _EARLIER_FOLDERS_NOTED.add(key)
+    return [folder, earlier]
+
+
+# The run lock of the sheet being run (one per process), released when the command ends.
+_RUN_LOCK: list[object] = []
+
+
+def _hold_run_lock(file: Path, info: RunInfo) -> None:
+    """Hold the lock on the input's content for the rest of the run, or refuse at once.
+
+    Keyed by the SHA-256 of the input, so that a copy of the sheet in another folder is the
+    same sheet; kept in the per-user state folder, whatever output.journal_dir says.
+    """
+    from ..journal import RunLock, RunLocked
+    from ..settings import user_state_folder
+
+    _release_run_lock()
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": info.started.isoformat() if info.started else None,
+        "input": info.input_path,
+    }
+    try:
+        lock = RunLock.acquire(user_state_folder() / "locks", info.input_sha256, holder)
+    except RunLocked as locked:
+        other = locked.holder
+        started = None
+        try:
+            started = datetime.fromisoformat(str(other.get("started")))
+        except (TypeError, ValueError):
+            pass
+        who = f"run {other['run_id']}" if other.get("run_id") else "another batch-update"
+        where = f" of {Path(str(other['input'])).name}" if other.get("input") else ""
+        raise InputError(
+            f"{file.name} is being run right now by {who}{where} (process "
+            f"{other.get('pid', 'unknown')} on this machine, started {_when(started)}): a "
+            "second run, resume or retry of the same sheet would send its rows a second time. "
+            "Nothing was sent.",
+            tip="Wait for that run to end, then use --resume or --retry-failed if it did not "
+            "send everything. If that process is no longer running, its lock went with it: "
+            "run the command again.",
+        ) from None
+    _RUN_LOCK.append(lock)
+
+
+def _release_run_lock() -> None:
+    while _RUN_LOCK:
+        _RUN_LOCK.pop().release()  # type: ignore[attr-defined]
+
+
+def _follow_earlier_run(
+    folder: Path,
+    file: Path,
+    info: RunInfo,
+    valid: Sequence[PlannedRow],
+    *,
+    resume: bool,
+    retry_failed: str | None,
+    again: bool,
+    quiet: bool,
+    server_url: str | None = None,
+) -> Continuation:
+    """Which rows this run sends, given the earlier runs of the same input (resume, retry, guard).
+
+    server_url: where this run will send (None: not known yet); rows an earlier run updated on
+    another server, or on the simulator, are not updated here, so such a run is not continued.
+    """
+    from ..journal import (
+        Phase,
+        RunEnd,
+        continue_run,
+        find_run,
+        finished_run_with_input,
+        latest_unfinished,
+    )
+
+    def skipped(path: Path, error: Exception) -> None:
+        log.warning("ignoring %s: %s", path, error)
+
+    # Held from before the earlier runs are read until the command ends: a second process on
+    # the same sheet refuses here, before it has read a journal the first one is still writing.
+    _hold_run_lock(file, info)
+    shown_folder = folder
+    folders = _searched_folders(folder, file, quiet=quiet)
+    folder = folders  # type: ignore[assignment]  # every journal function takes a list of folders
+    earlier = None
+    if resume:
+        earlier = latest_unfinished(
+            folders,
+            file.name,
+            on_skipped=skipped,
+            simulated=info.simulated,
+            input_path=info.input_path,
+            input_sha256=info.input_sha256,
+        )
+        if earlier is None:
+            raise InputError(
+                f"There is no unfinished run of {file.name} to resume in {shown_folder}.",
+                tip="batch-update --runs lists the runs and how they ended.",
+            )
+        _check_same_server(earlier, info, server_url, quiet=quiet)
+        info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
+    elif retry_failed:
+        earlier = find_run(folder, retry_failed, on_skipped=skipped)
+        if earlier is None:
+            raise InputError(
+                f'No run "{retry_failed}" in {shown_folder}: give a run id, a journal file or the '
+                "results workbook of the run to retry.",
+                tip="batch-update --runs lists the runs.",
+            )
+        _check_same_server(earlier, info, server_url, quiet=quiet)
+        if earlier.ended not in (RunEnd.FINISHED, RunEnd.STOPPED):
+            raise InputError(
+                f"Run {earlier.run_id} did not finish ({_how_it_ended(earlier)}); continue it with "
+                "--resume instead, which also checks the rows it was sending when it ended."
+            )
+        info.follows = (
+            f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
+        )
+    if earlier is not None:
+        if earlier.input_sha256.lower() != info.input_sha256.lower():
+            raise InputError(
+                f"{file.name} has changed since run {earlier.run_id} read it (SHA-256 then "
+                f"{earlier.input_sha256}, now {info.input_sha256}); its rows may no longer be "
+                "the same rows, so it cannot be continued.",
+                tip="Run the changed file as a new run (add --again if asked), or restore the "
+                "file the run read.",
+            )
+        with Journal.open(earlier.path) as journal:
+            batch = continue_run(journal, valid)
+        if retry_failed and not batch.send:
+            results = f" Its results: {earlier.results_path}." if earlier.results_path else ""
+            raise NothingToSend(
+                f"Nothing to retry: run {earlier.run_id} of {file.name} has no row that Failed "
+                f"or was Not sent ({len(batch.carried):,} rows it updated are done). Nothing was "
+                f"sent and no workbook was written.{results}"
+            )
+        if resume:
+            batch.resumed_from = earlier.run_id
+        else:
+            batch.retry_of = earlier.run_id
+        _keep_evidence(earlier, info, quiet=quiet)
+        if info.verify:
+            # The evidence covers the rows of both runs: an update the earlier run made but
+            # never read back is read back now (never sent again).
+            batch.verify_carried = {
+                number: result
+                for number, result in batch.carried.items()
+                if not result.verification.startswith(("Verified", "Mismatch"))
+            }
+        if not quiet:
+            _echo(
+                f"Continuing run {earlier.run_id}: {count_text(len(batch.carried), 'row')} already "
+                f"updated {'is' if len(batch.carried) == 1 else 'are'} not sent again"
+                + (
+                    f" ({len(batch.verify_carried):,} of them read back to verify them)"
+                    if batch.verify_carried
+                    else ""
+                )
+                + f"; {len(batch.send):,} to send"
+                + (
+                    f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
+                    if batch.read_back
+                    else ""
+                )
+                + "."
+            )
+        return batch
+
+    if not again and not info.simulated:
+        done = finished_run_with_input(folder, info.input_sha256, on_skipped=skipped)
+        if done is not None:
+            raise InputError(
+                f"{file.name} was already applied by run {done.run_id} on {_when(done.started)}"
+                + (f" (results: {Path(done.results_path).name})" if done.results_path else "")
+                + ". Running it again would send every row again, and every ticket set to state 2 "
+                "would start its Remediation Verification job again.",
+                tip=f"Add --again to run it anyway, or --retry-failed {done.run_id} to send only "
+                "the rows that failed or were not sent.",
+            )
+        pending = latest_unfinished(
+            folder,
+            file.name,
+            on_skipped=skipped,
+            simulated=info.simulated,
+            input_path=info.input_path,
+            input_sha256=info.input_sha256,
+        )
+        if (
+            pending is not None
+            and not pending.simulated
+            and pending.input_sha256.lower() == info.input_sha256.lower()
+        ):
+            with Journal.open(pending.path) as journal:
+                counts = journal.counts()
+            if counts.get(Outcome.UPDATED, 0) or counts.get(Phase.SENDING, 0):
+                raise InputError(
+                    f"Run {pending.run_id} of {file.name} did not finish ({_how_it_ended(pending)}, "
+                    f"started {_when(pending.started)}) and had already updated tickets.",
+                    tip="Add --resume to continue it without sending those rows again, or "
+                    "--again to start over and send every row.",
+                )
+    return Continuation(send=list(valid))
+
+
+def _keep_evidence(earlier: RunRecord, info: RunInfo, *, quiet: bool) -> None:
+    """A run that continues another keeps its evidence settings: a flag may add evidence, a
+    continued run never drops it (the Before columns, the read-back and the rollback then
+    cover the rows of both runs)."""
+    was = earlier.to_run_info()
+    kept = [
+        flag
+        for flag, before, now in (
+            ("--capture-before", was.capture_before, info.capture_before),
+            ("--verify", was.verify, info.verify),
+        )
+        if before and not now
+    ]
+    if not kept:
+        return
+    info.capture_before = info.capture_before or was.capture_before
+    info.verify = info.verify or was.verify
+    # Recorded as the settings this run used, so that the journal (and --report-only) agree.
+    info.settings = {**info.settings, "capture_before": info.capture_before, "verify": info.verify}
+    if not quiet:
+        _echo(
+            f"Note: run {earlier.run_id} was made with {' and '.join(kept)}; this run keeps "
+            f"{'them' if len(kept) > 1 else 'it'}, so the evidence covers the rows of both runs."
+        )
+
+
+def _check_same_server(
+    earlier: RunRecord, info: RunInfo, server_url: str | None, *, quiet: bool = False
+) -> None:
+    """Refuse to carry rows forward from a run that updated them on another server.
+
+    A run that reached no ticket on its server (nothing updated, no request whose answer was
+    not seen: a wrong URL, refused credentials) has nothing to carry forward: it is continued
+    on the new server, and that is said.
+    """
+    if earlier.simulated != info.simulated:
+        then, now = ("the simulator", "a live server")
+        if not earlier.simulated:
+            then, now = now, then
+        raise InputError(
+            f"Run {earlier.run_id} ran against {then} and this run goes to {now}: the rows it "
+            "updated there were not updated here, so it cannot be continued.",
+            tip="Run the file as a new run (add --again if asked), or repeat the run with "
+            + ("--simulate." if earlier.simulated else "the same server, without --simulate."),
+        )
+
+    def same(a: str, b: str) -> bool:
+        return a.rstrip("/").casefold() == b.rstrip("/").casefold()
+
+    if server_url and earlier.server_url and not same(earlier.server_url, server_url):
+        if _reached_nothing(earlier):
+            if not quiet:
+                _echo(
+                    f"Note: run {earlier.run_id} went to {earlier.server_url} and updated no "
+                    f"ticket there; this run sends its rows to {server_url}."
+                )
+            return
+        raise InputError(
+            f"Run {earlier.run_id} sent its updates to {earlier.server_url}; this run goes to "
+            f"{server_url}: the rows it updated there were not updated here, so it cannot be "
+            "continued.",
+            tip=f"Use --url {earlier.server_url} to continue it, or run the file as a new run "
+            "against the other server (add --again if asked).",
+        )
+
+
+def _reached_nothing(record: RunRecord) -> bool:
+    """True if a run updated no ticket and has no request whose answer it did not see."""
+    from ..journal import Phase
+
+    with Journal.open(record.path) as journal:
+        counts = journal.counts()
+    in_doubt = [key for key in counts if str(key) in ("Unknown", str(Phase.SENDING))]
+    return not counts.get(Outcome.UPDATED, 0) and not any(counts[key] for key in in_doubt)
+
+
+def _how_it_ended(record: RunRecord) -> str:
+    """How a run ended, in words: a journal still marked "running" is "unfinished".
+
+    Its process was killed, crashed or lost its machine (or is running elsewhere right now): either
+    way it did not finish, and --resume continues it. "running" would suggest it is alive.
+    """
+    from ..journal import RunEnd
+
+    return "unfinished" if record.ended is RunEnd.RUNNING else record.ended.value
+
+
+def _create_journal(
+    folder: Path,
+    info: RunInfo,
+    rows: Sequence[PlannedRow | RowResult],
+    sheet: Sheet,
+    batch: Continuation,
+) -> Journal:
+    from ..journal import RunStart
+
+    start = RunStart(
+        input_path=info.input_path,
+        input_sha256=info.input_sha256,
+        sheet_name=info.sheet_name,
+        settings=info.settings,  # described once, when the run started
+        server_url=info.server_url,
+        ccs_user=info.ccs_user,
+        operator=info.operator,
+        tool_version=info.tool_version,
+        simulated=info.simulated,
+        resumed_from=batch.resumed_from,
+        retry_of=batch.retry_of,
+        notes=tuple(info.notes),
+        started=info.started,
+    )
+    journal = Journal.create(folder, start, rows, sheet=sheet)
+    info.run_id = journal.run_id
+    # Sending starts next. Everything built so far (the sheet, the plan) lives until the end of
+    # the run: one full collection now, and freezing what survives, keeps a collector pass over
+    # all of it from pausing the first paced requests (a pause bunches the requests after it).
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    for lock in _RUN_LOCK:
+        lock.name_run(journal.run_id)  # type: ignore[attr-defined]
+    # Absolute, like the input path: the Summary must say where the journal is from anywhere.
+    info.journal_path = str(Path(journal.path).resolve())
+    return journal
