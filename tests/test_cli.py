@@ -25,9 +25,9 @@ from helpers import (
 
 import batch_updater
 from batch_updater.cli import ExitStatus, command
-from batch_updater.cli import entry as cli_command
 from batch_updater.cli import common as cli_common
-from batch_updater.cli import sweep as cli_sweep
+from batch_updater.cli import entry as cli_command
+from batch_updater.cli import sending as cli_sending
 
 PROBLEM_FREE = "tickets.xlsx"
 
@@ -421,7 +421,7 @@ def test_the_environment_wins_over_the_keyring(here: Path, simulator, monkeypatc
 
 def test_the_sending_line_comes_before_the_progress_bar(here: Path, monkeypatch) -> None:
     said: list[str] = []
-    real_echo, real_progress = cli_common._echo, cli_sweep.TerminalProgress
+    real_echo, real_progress = cli_common._echo, cli_sending.TerminalProgress
 
     def echo(message: str = "", *, err: bool = True) -> None:
         said.append(message.split(" ", 1)[0])
@@ -431,8 +431,8 @@ def test_the_sending_line_comes_before_the_progress_bar(here: Path, monkeypatch)
         said.append("<bar>")
         return real_progress(total, quiet=quiet)
 
-    monkeypatch.setattr(cli_sweep, "_echo", echo)
-    monkeypatch.setattr(cli_sweep, "TerminalProgress", progress)
+    monkeypatch.setattr(cli_sending, "_echo", echo)
+    monkeypatch.setattr(cli_sending, "TerminalProgress", progress)
     result = invoke(PROBLEM_FREE, "--simulate", "--rate", "100")
 
     assert result.exit_code == ExitStatus.OK, result.output

@@ -4,14 +4,16 @@ A thin shell over the core: it builds the settings, calls read -> validate -> se
 turns the project's exceptions into one clear message and an exit code. It is the only module
 that prints, prompts or exits, and the only one that imports click.
 
-Modules: `entry` (the click command and what it dispatches to), `sweep` (a run of a sheet),
+Modules: `entry` (the click command and what it dispatches to), `sweep` (a run of a sheet), `sending`
+(credentials, confirmation, the sender),
 `earlier` (earlier runs: journals, the run lock, resume and retry), `records` (report, runs,
 manifest check, rollback), `terminal` (progress and signals), `common` (exit codes, messages).
 """
 
-from .entry import command, main
 from .common import ExitStatus
-from .sweep import SIMULATED_SERVER, _planned_results, run
+from .entry import command, main
+from .sending import SIMULATED_SERVER
+from .sweep import _planned_results, run
 from .terminal import Interrupts, TerminalProgress
 
 __all__ = [
