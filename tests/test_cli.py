@@ -63,6 +63,7 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "ROWS_FAILED": 1,
         "USAGE": 2,
         "STOPPED": 3,
+        "INTERNAL_ERROR": 4,
         "INTERRUPTED": 130,
     }
 
@@ -279,7 +280,7 @@ def test_a_bug_is_reported_plainly_without_a_traceback(here: Path, monkeypatch) 
 
     result = invoke(PROBLEM_FREE, "--dry-run")
 
-    assert result.exit_code == ExitStatus.ROWS_FAILED
+    assert result.exit_code == ExitStatus.INTERNAL_ERROR == 4
     assert result.stderr.splitlines() == [
         "Internal error: RuntimeError: boom",
         "This is a bug in batch-update. Run again with --debug to see the traceback, and report "

@@ -43,6 +43,7 @@ class ExitStatus(IntEnum):
     ROWS_FAILED = 1
     USAGE = 2
     STOPPED = 3
+    INTERNAL_ERROR = 4  # a bug in batch-update, not a problem with the input or the server
     INTERRUPTED = 130
 
 
@@ -53,6 +54,7 @@ Exit codes:
   2    usage, config or input-file error: nothing was sent
   3    the run stopped early (credentials refused, server unreachable,
        the account lacks the role, too many server errors)
+  4    internal error: a bug in batch-update (please report it)
   130  interrupted by Ctrl-C (the workbook lists the rest as Not sent)"""
 
 

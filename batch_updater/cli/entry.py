@@ -188,7 +188,7 @@ def command(**options: object) -> None:
             "This is a bug in batch-update. Run again with --debug to see the traceback, and "
             "report it with the command you ran."
         )
-        status = ExitStatus.ROWS_FAILED
+        status = ExitStatus.INTERNAL_ERROR
     finally:
         _close_logging()
         _release_run_lock()

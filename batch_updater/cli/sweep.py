@@ -415,7 +415,7 @@ def run(
             + ". The journal is the record of what was sent, and the workbook was written from "
             "it; please report this."
         )
-        return ExitStatus.ROWS_FAILED if status is ExitStatus.OK else status
+        return ExitStatus.INTERNAL_ERROR
     return status
 
 
