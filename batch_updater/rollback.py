@@ -8,7 +8,7 @@ input. What cannot be restored says why (an empty field: the API has no way to e
 an absent field means "leave as it is").
 
 The rollback workbook is the readable record of these rows (`report.write_rollback`);
-`batch-update --rollback RUN` sends them from the journal, so that what is sent is what was there.
+`batch-update rollback RUN` sends them from the journal, so that what is sent is what was there.
 Nothing here does I/O.
 """
 

@@ -51,7 +51,7 @@ AUTO_SAMPLES = 64
 _NO_PATCH = object()  # a row whose PATCH never left
 UNKNOWN_IN_FLIGHT = (
     "interrupted while the request was in flight: no answer was seen, so the outcome is "
-    "unknown; a resume (--resume) reads the ticket back before deciding"
+    "unknown; a resume (batch-update resume) reads the ticket back before deciding"
 )
 
 
@@ -833,14 +833,14 @@ def reply_failure(reply: Reply) -> str:
 def _unknown_message(reply: Reply, failure: str) -> str:
     return (
         f'HTTP {reply.status}, but the answer says the update failed: "{failure}"; the ticket '
-        "may or may not have changed; a resume (--resume) reads it back before deciding"
+        "may or may not have changed; a resume (batch-update resume) reads it back before deciding"
     )
 
 
 # Why a row whose requests went unanswered is Unknown rather than Failed.
 UNANSWERED = (
     "a request may have reached the server without its answer coming back, so the ticket may or "
-    "may not have changed; a resume or retry (--resume, --retry-failed) reads it back before "
+    "may not have changed; a resume or retry (batch-update resume, batch-update retry) reads it back before "
     "deciding"
 )
 

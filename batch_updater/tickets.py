@@ -237,7 +237,7 @@ class RowResult:
 
 
 def update_applied(outcome: Outcome | None, status: int | None) -> bool:
-    """Updated, or Skipped as carried by --resume from the run that updated it (with its 2xx)."""
+    """Updated, or Skipped as carried by a resume from the run that updated it (with its 2xx)."""
     if outcome is Outcome.UPDATED:
         return True
     return outcome is Outcome.SKIPPED and status is not None and 200 <= status < 300

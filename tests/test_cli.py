@@ -26,8 +26,8 @@ from helpers import (
 import batch_updater
 from batch_updater.cli import ExitStatus, command
 from batch_updater.cli import common as cli_common
-from batch_updater.cli import entry as cli_command
 from batch_updater.cli import sending as cli_sending
+from batch_updater.cli import sweep as cli_sweep
 
 PROBLEM_FREE = "tickets.xlsx"
 
@@ -71,15 +71,34 @@ def test_exit_codes_are_the_documented_ones() -> None:
 # --- --help ---------------------------------------------------------------------------------------
 
 
-def test_help_lists_every_exit_code_and_every_option() -> None:
+def exit_codes_of(text: str) -> list[str]:
+    exit_codes = text.split("\n  Exit codes:\n", 1)[1].splitlines()
+    return [line.split()[0] for line in exit_codes if line.startswith("    ")]
+
+
+def test_help_lists_every_command_and_every_exit_code() -> None:
     result = invoke("--help")
 
     assert result.exit_code == 0
     text = result.stdout
-    assert text.startswith("Usage: batch-update [OPTIONS] [FILE]\n")
-    exit_codes = text.split("\n  Exit codes:\n", 1)[1].splitlines()
-    codes = [line.split()[0] for line in exit_codes if line.startswith("    ")]
-    assert [code for code in codes if code.isdigit()] == [str(int(s)) for s in ExitStatus]
+    assert text.startswith(
+        "Usage: batch-update FILE [OPTIONS]       (the same as: batch-update run FILE [OPTIONS])\n"
+        "       batch-update COMMAND [ARGS]...\n"
+    )
+    listed = text.split("\nCommands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in listed] == list(command.commands)
+    assert list(command.commands) == [
+        "run",
+        "resume",
+        "retry",
+        "rollback",
+        "report",
+        "runs",
+        "check",
+    ]
+    assert [code for code in exit_codes_of(text) if code.isdigit()] == [
+        str(int(s)) for s in ExitStatus
+    ]
     for status, words in (
         (ExitStatus.OK, "every row Updated"),
         (ExitStatus.ROWS_FAILED, "some rows Failed, Unknown or Invalid"),
@@ -88,13 +107,118 @@ def test_help_lists_every_exit_code_and_every_option() -> None:
         (ExitStatus.INTERRUPTED, "interrupted by Ctrl-C"),
     ):
         assert f"    {int(status):<5}{words}" in text
-    for param in command.params:
-        if getattr(param, "hidden", False) or param.param_type_name == "argument":
-            continue
-        for name in [*param.opts, *param.secondary_opts]:
-            assert name in text, name
-    # Every option is listed, --debug too: it is what a bug report asks for.
-    assert "  --debug  " in text
+
+
+@pytest.mark.parametrize("name", ["run", "resume", "retry", "rollback", "report", "runs", "check"])
+def test_each_command_lists_its_own_options_and_no_other(name: str) -> None:
+    result = invoke(name, "--help")
+
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert text.startswith(f"Usage: batch-update {name} [OPTIONS]")
+    # An option line: two spaces, the option's names (and metavar), two spaces, its help.
+    option_lines = [
+        line.strip().split("  ")[0]
+        for line in text.split("\nOptions:\n", 1)[1].splitlines()
+        if line.startswith("  -")
+    ]
+    listed = {name for line in option_lines for name in re.findall(r"-{1,2}[a-z][a-z-]*", line)}
+    own = {
+        opt
+        for param in command.commands[name].params
+        if not getattr(param, "hidden", False) and param.param_type_name == "option"
+        for opt in [*param.opts, *param.secondary_opts]
+    }
+    assert listed == own | {"-h", "--help"}
+    # Every command lists --debug: it is what a bug report asks for.
+    assert "--debug" in own
+    # Only the commands that send have the server's options; only run has --dry-run.
+    assert ("--url" in own) == (name in ("run", "resume", "retry", "rollback"))
+    assert ("--dry-run" in own) == (name == "run")
+    assert ("\n  Exit codes:\n" in text) == (name in ("run", "check"))
+    if name == "run":
+        assert [c for c in exit_codes_of(text) if c.isdigit()] == [str(int(s)) for s in ExitStatus]
+    if name in ("resume", "retry", "rollback"):
+        assert text.rstrip().endswith("Exit codes: those of run (batch-update run --help).")
+
+
+def test_a_file_is_run_by_the_default_command_or_by_run(here: Path) -> None:
+    plain = invoke(PROBLEM_FREE, "--dry-run")
+    named = invoke("run", PROBLEM_FREE, "--dry-run")
+    # Options may come first too, as they could before there were commands.
+    first = invoke("--dry-run", PROBLEM_FREE)
+
+    for result in (plain, named, first):
+        assert result.exit_code == ExitStatus.OK, result.output
+        assert "Dry run: 3 of 3 rows would be sent; nothing was sent." in result.stderr
+    assert len(results_files(here)) == 3
+    # A name that is a command's is a file after `run`: here the reader, not `report`, answers.
+    (here / "report").write_bytes((here / PROBLEM_FREE).read_bytes())
+    result = invoke("run", "report", "--dry-run")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.startswith("Error: report: unsupported file type (none);")
+
+
+def test_a_command_without_its_argument_names_it() -> None:
+    for args, missing in (
+        (["run"], "Missing argument 'FILE': the spreadsheet of ticket changes."),
+        (["resume"], "Missing argument 'FILE'."),
+        (["retry", "tickets.xlsx"], "Missing argument 'RUN'."),
+        (["report"], "Missing argument 'RUN'."),
+        (["check"], "Missing argument 'RESULTS'."),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == ExitStatus.USAGE, args
+        assert result.stderr.splitlines()[-1] == f"Error: {missing}", args
+
+
+@pytest.mark.parametrize(
+    ("args", "typed"),
+    [
+        (["tickets.xlsx", "--resume", "--rate", "2"], "resume tickets.xlsx"),
+        (
+            ["tickets.xlsx", "--retry-failed", "20261201-101500-1a2b"],
+            "retry tickets.xlsx 20261201-101500-1a2b",
+        ),
+        (["--retry-failed", "R1"], "retry FILE R1"),
+        (["--report-only", "R1", "--out", "a.xlsx"], "report R1"),
+        (["--runs"], "runs"),
+        (["--check-manifest", "a.xlsx"], "check a.xlsx"),
+        (["--rollback", "R1", "tickets.xlsx"], "rollback R1"),
+        (["tickets.xlsx", "--dry-run", "--resume"], "resume tickets.xlsx"),
+    ],
+)
+def test_an_option_that_became_a_command_says_which_command(args: list[str], typed: str) -> None:
+    result = invoke(*args)
+
+    assert result.exit_code == ExitStatus.USAGE
+    option = next(
+        a
+        for a in args
+        if a
+        in (
+            "--resume",
+            "--retry-failed",
+            "--report-only",
+            "--runs",
+            "--check-manifest",
+            "--rollback",
+        )
+    )
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {option} is a command of its own now: batch-update {typed} (with the other "
+        "options as before)."
+    )
+    # Not one of the commands' options any more: --help does not offer it.
+    assert option not in invoke("run", "--help").stdout
+
+
+def test_an_option_of_another_command_is_refused_by_name(here: Path) -> None:
+    result = invoke("runs", "--dry-run")
+    assert result.exit_code == ExitStatus.USAGE
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("Error: No such option") and "--dry-run" in last
+    assert results_files(here) == []
 
 
 def test_version() -> None:
@@ -276,7 +400,7 @@ def test_a_bug_is_reported_plainly_without_a_traceback(here: Path, monkeypatch) 
     def broken(*args: object, **kwargs: object) -> ExitStatus:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli_command, "run", broken)
+    monkeypatch.setattr(cli_sweep, "run", broken)
 
     result = invoke(PROBLEM_FREE, "--dry-run")
 

@@ -36,12 +36,27 @@ def test_readme_starts_with_the_two_commands() -> None:
     ]
 
 
-def test_help_block_in_readme_is_the_real_help() -> None:
-    block = README.split("<!-- help:start -->", 1)[1].split("<!-- help:end -->", 1)[0]
-    documented = code_blocks(block)[0]
-    result = CliRunner().invoke(command, ["--help"], prog_name="batch-update")
-    assert result.exit_code == 0
-    assert documented.rstrip() == result.output.rstrip()
+def help_of(*args: str) -> str:
+    result = CliRunner().invoke(command, [*args, "--help"], prog_name="batch-update")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_help_block_in_readme_is_the_real_help() -> None:
+    # The group's help, then each command's, in the order --help lists the commands.
+    tags = re.findall(r"<!-- (help(?::[a-z]+)?):start -->", README)
+    assert tags == ["help", *(f"help:{name}" for name in command.commands)]
+    for tag in tags:
+        block = README.split(f"<!-- {tag}:start -->", 1)[1].split(f"<!-- {tag}:end -->", 1)[0]
+        documented = code_blocks(block)[0]
+        args = tag.split(":")[1:]
+        assert documented.rstrip() == help_of(*args).rstrip(), tag
+
+
+def test_the_readme_lists_every_command() -> None:
+    section = README.split("## Commands", 1)[1].split("\n### ", 1)[0]
+    listed = re.findall(r"^\| `batch-update ([a-z]+)", section, flags=re.M)
+    assert listed == list(command.commands)
 
 
 def test_exit_codes_table_matches_the_enum() -> None:
@@ -52,7 +67,7 @@ def test_exit_codes_table_matches_the_enum() -> None:
 
 def test_every_config_key_in_the_readme_exists_in_the_example() -> None:
     example = yaml.safe_load((ROOT / "config.example.yaml").read_text(encoding="utf-8"))
-    section = README.split("## Configuration", 1)[1].split("### Command line", 1)[0]
+    section = README.split("## Configuration", 1)[1].split("## Commands", 1)[0]
     keys = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", section))
     assert keys, "the configuration table lists keys"
     for key in keys:
@@ -65,7 +80,7 @@ def test_every_config_key_in_the_readme_exists_in_the_example() -> None:
 def test_the_automatic_concurrency_bounds_are_told_as_they_are() -> None:
     from batch_updater.runner import AUTO_MAX_WORKERS, AUTO_START_WORKERS
 
-    help_text = CliRunner().invoke(command, ["--help"], prog_name="batch-update").output
+    help_text = help_of("run")
     assert f"auto adds workers ({AUTO_START_WORKERS} to {AUTO_MAX_WORKERS})" in help_text
     example = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
     assert (

@@ -66,7 +66,7 @@ INTERRUPTED = "The run stopped early: interrupted (Ctrl-C or a stop signal)."
 NOT_SENT_INTERRUPTED = "not sent: the run was interrupted (Ctrl-C) before this row was sent"
 UNKNOWN = (
     "interrupted while the request was in flight: no answer was seen, so the outcome is "
-    "unknown; a resume (--resume) reads the ticket back before deciding"
+    "unknown; a resume (batch-update resume) reads the ticket back before deciding"
 )
 FIRST_ROW = 2  # write_sheet() puts the header on row 1 unless given lead rows
 
@@ -1023,7 +1023,8 @@ def test_help_of_the_installed_command(tmp_path: Path) -> None:
     done = run_command(["--help"], tmp_path)
 
     assert done.returncode == 0
-    assert done.stdout.startswith("Usage: batch-update [OPTIONS] [FILE]")
+    assert done.stdout.startswith("Usage: batch-update FILE [OPTIONS] ")
+    assert "\nCommands:\n  run " in done.stdout
     exit_codes = done.stdout.split("Exit codes:\n", 1)[1]
     codes = re.findall(r"^    (\d+) {2,}\S", exit_codes, flags=re.M)
     assert codes == [str(status.value) for status in ExitStatus]
@@ -1164,7 +1165,7 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
     )
     assert "the disk is full" in err
     assert (
-        "Free some space on the journal's disk, then resume: batch-update tickets.xlsx --resume"
+        "Free some space on the journal's disk, then resume: batch-update resume tickets.xlsx"
         in err
     )
     # The workbook was written (its folder has room) and tells the truth: every row claimed
@@ -1183,7 +1184,7 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
 
     # Space freed, the resume sends the rest, and reads back the rows whose answer was lost.
     filler.unlink()
-    resumed = run_command([*args, "--resume", *live_args(sim, "--rate", "50")], tmp_path, env=env)
+    resumed = run_command(["resume", *args, *live_args(sim, "--rate", "50")], tmp_path, env=env)
     assert resumed.returncode == ExitStatus.OK, resumed.stderr
     assert sorted(set(patched(sim, 204))) == [row[0] for row in ticket_rows(60)]
     # No ticket was accepted twice.

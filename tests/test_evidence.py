@@ -97,7 +97,7 @@ def test_every_sample_run_reconciles_and_its_manifest_checks(tmp_path: Path) -> 
         assert summary["Reconciliation"].startswith("balanced: 37 rows read")
         counts = outcome_counts(read_results(workbook))
         assert counts == {"Updated": 25, "Failed": 5, "Invalid": 5, "Skipped": 2}
-        checked = run_command(["--check-manifest", workbook.name], tmp_path)
+        checked = run_command(["check", workbook.name], tmp_path)
         assert checked.returncode == ExitStatus.OK, checked.stdout + checked.stderr
         assert checked.stdout.splitlines()[-1] == (
             f"{workbook.name}: the workbook, the input and the journal are the ones the run produced."
@@ -125,14 +125,14 @@ def test_the_manifest_check_names_each_changed_file(tmp_path: Path) -> None:
         changed = bytearray(original)
         changed[len(changed) // 2] ^= 1
         path.write_bytes(bytes(changed))
-        checked = run_command(["--check-manifest", workbook.name], tmp_path)
+        checked = run_command(["check", workbook.name], tmp_path)
         assert checked.returncode == ExitStatus.ROWS_FAILED
         assert (
             checked.stdout.splitlines()[-1]
             == f"{workbook.name}: {role} differ from what the run produced."
         )
         path.write_bytes(original)
-    assert run_command(["--check-manifest", workbook.name], tmp_path).returncode == ExitStatus.OK
+    assert run_command(["check", workbook.name], tmp_path).returncode == ExitStatus.OK
 
 
 def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(
@@ -156,10 +156,8 @@ def test_a_workbook_that_cannot_be_written_after_sending_loses_nothing(
     assert (
         "The results workbook could not be written, but every outcome is in the run journal" in err
     )
-    run_id = err.split("batch-update --report-only ")[1].split()[0]
-    rebuilt = run_command(
-        ["--report-only", run_id, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path
-    )
+    run_id = err.split("batch-update report ")[1].split()[0]
+    rebuilt = run_command(["report", run_id, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path)
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 6}
 
@@ -188,7 +186,7 @@ def test_report_only_keeps_the_verification_column(tmp_path: Path, state_folder:
     original = read_results(workbook_in(tmp_path))
     (journal,) = (state_folder / "journals").glob("*.journal.sqlite")
     rebuilt = run_command(
-        ["--report-only", journal.name, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path
+        ["report", journal.name, "--out", "rebuilt.xlsx", "tickets.xlsx"], tmp_path
     )
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     again = read_results(tmp_path / "rebuilt.xlsx")
@@ -223,7 +221,7 @@ def test_report_only_of_a_capture_before_run_rebuilds_the_before_columns_and_the
     rollback.unlink()
 
     (journal,) = (state_folder / "journals").glob("*.journal.sqlite")
-    rebuilt = run_command(["--report-only", journal.name, "tickets.xlsx"], tmp_path, env=env)
+    rebuilt = run_command(["report", journal.name, "tickets.xlsx"], tmp_path, env=env)
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     again = read_results(workbook_in(tmp_path))
     before_columns = [h for h in original[0] if str(h).startswith("Before: ")]
@@ -264,14 +262,12 @@ def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
     assert entry["changed_during_run"] is True
     assert entry["sha256"] == manifest["input_sha256_when_read"] != entry["sha256_at_end"]
 
-    check = run_command(["--check-manifest", workbook.name], tmp_path)
+    check = run_command(["check", workbook.name], tmp_path)
     assert check.returncode == ExitStatus.ROWS_FAILED
     assert "has CHANGED: it was rewritten during the run" in check.stdout
     # The file as it was read passes; the manifest itself can be named too.
     (tmp_path / "tickets.xlsx").write_bytes(as_read)
-    by_manifest = run_command(
-        ["--check-manifest", workbook.with_suffix(".manifest.json").name], tmp_path
-    )
+    by_manifest = run_command(["check", workbook.with_suffix(".manifest.json").name], tmp_path)
     assert by_manifest.returncode == ExitStatus.OK, by_manifest.stdout
     assert by_manifest.stdout.splitlines()[-1] == (
         f"{workbook.name}: the workbook, the input and the journal are the ones the run produced."
@@ -298,7 +294,7 @@ def test_report_only_completes_a_run_that_died_before_its_rollback_and_manifest(
     original.with_suffix(".manifest.json").unlink()
     (journal,) = (state_folder / "journals").glob("*.journal.sqlite")
 
-    rebuilt = run_command(["--report-only", journal.name, "tickets.xlsx"], tmp_path, env=env)
+    rebuilt = run_command(["report", journal.name, "tickets.xlsx"], tmp_path, env=env)
 
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     lines = rebuilt.stdout.splitlines()
@@ -307,5 +303,5 @@ def test_report_only_completes_a_run_that_died_before_its_rollback_and_manifest(
     assert lines[1] == f"Rollback workbook: {again.name}"
     manifest = tmp_path / lines[2].split(": ", 1)[1]
     assert manifest.is_file()
-    check = run_command(["--check-manifest", str(manifest)], tmp_path, env=env)
+    check = run_command(["check", str(manifest)], tmp_path, env=env)
     assert check.returncode == ExitStatus.OK, check.stdout

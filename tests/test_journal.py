@@ -413,7 +413,7 @@ def test_pending_rows_get_stand_ins_only_when_asked(tmp_path: Path) -> None:
     assert every[3].outcome is Outcome.UNKNOWN and every[3].status is None
     assert every[3].message == (
         "the run ended while this request was in flight: no answer was seen, so the outcome is "
-        "unknown; a resume (--resume) reads the ticket back before deciding"
+        "unknown; a resume (batch-update resume) reads the ticket back before deciding"
     )
     assert (every[3].attempts, every[3].sent_at) == (1, at)
     journal.close()

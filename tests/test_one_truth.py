@@ -87,7 +87,7 @@ def test_a_200_that_says_it_failed_is_unknown_or_settled_by_the_read_back(
     results = by_row(read_results(results_files(tmp_path)[-1]))
     unknown = (
         f'HTTP 200, but the answer says the update failed: "{LOCKED}"; the ticket may or may not '
-        "have changed; a resume (--resume) reads it back before deciding"
+        "have changed; a resume (batch-update resume) reads it back before deciding"
     )
     for n in (2, 4):
         assert (results[n + 1]["Outcome"], results[n + 1]["Message"]) == ("Unknown", unknown)
@@ -114,7 +114,7 @@ def test_a_200_that_says_it_failed_is_unknown_or_settled_by_the_read_back(
     simulator.configure(failure_body_tickets=set())
     (first,) = [r for r in list_runs(state_folder / "journals") if r.input_name == "tickets.xlsx"]
     resumed = run_command(
-        ["tickets.xlsx", "--retry-failed", first.run_id, *live_args(simulator, "--rate", "50")],
+        ["retry", "tickets.xlsx", first.run_id, *live_args(simulator, "--rate", "50")],
         tmp_path,
         env=env,
     )
@@ -219,9 +219,7 @@ def test_every_outcome_is_what_the_server_saw_at_any_interrupt_moment(
     (run,) = list_runs(state_folder / "journals")
     original = results_files(tmp_path)[-1]
     rebuilt_path = tmp_path / "rebuilt.xlsx"
-    rebuilt = run_command(
-        ["--report-only", run.run_id, "--out", str(rebuilt_path)], tmp_path, env=env
-    )
+    rebuilt = run_command(["report", run.run_id, "--out", str(rebuilt_path)], tmp_path, env=env)
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     first, second = _cells(original), _cells(rebuilt_path)
     assert list(first) == list(second)

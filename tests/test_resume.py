@@ -71,7 +71,7 @@ READ_BACK = (
 )
 UNKNOWN = (
     "interrupted while the request was in flight: no answer was seen, so the outcome is "
-    "unknown; a resume (--resume) reads the ticket back before deciding"
+    "unknown; a resume (batch-update resume) reads the ticket back before deciding"
 )
 NOT_SENT_INTERRUPTED = "not sent: the run was interrupted (Ctrl-C) before this row was sent"
 
@@ -269,7 +269,7 @@ def test_kill_9_at_a_random_moment_then_resume_loses_and_repeats_nothing(
         before = len(sim.requests)
         held_then = {n for n in range(1, TRIAL_ROWS + 1) if holds(sim, n)}
         process = start_command(
-            [SHEET, *(["--resume"] if previous else []), *live_args(sim, *PACE)], tmp_path, env=env
+            [*(["resume"] if previous else []), SHEET, *live_args(sim, *PACE)], tmp_path, env=env
         )
         kill_after(process, sim, len(patched(sim)) + after, pause=rng.uniform(0, 0.06))
         settle(sim)
@@ -298,7 +298,7 @@ def test_kill_9_at_a_random_moment_then_resume_loses_and_repeats_nothing(
     for attempt in range(3):
         before = len(sim.requests)
         held_then = {n for n in range(1, TRIAL_ROWS + 1) if holds(sim, n)}
-        done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+        done = run_command(["resume", SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
         assert done.returncode in (ExitStatus.OK, ExitStatus.ROWS_FAILED), done.stderr
         if attempt == 0:
             assert (
@@ -420,19 +420,20 @@ def test_sigterm_is_a_first_ctrl_c_and_resume_sends_only_the_rest(
     before = len(sim.requests)
     # An interrupted run is continued with --resume, not retried, and a plain rerun is refused.
     retry = run_command(
-        [SHEET, "--retry-failed", interrupted.run_id, *live_args(sim, *PACE)], tmp_path, env=env
+        ["retry", SHEET, interrupted.run_id, *live_args(sim, *PACE)], tmp_path, env=env
     )
     assert retry.returncode == ExitStatus.USAGE, retry.stderr
     assert (
-        f"Error: Run {interrupted.run_id} did not finish (interrupted); continue it with --resume "
-        "instead, which also checks the rows it was sending when it ended."
+        f"Error: Run {interrupted.run_id} did not finish (interrupted); continue it with "
+        f"batch-update resume {SHEET} instead, which also checks the rows it was sending when it "
+        "ended."
     ) in retry.stderr.splitlines()
     plain = run_command([SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
     assert plain.returncode == ExitStatus.USAGE, plain.stderr
     assert f"Run {interrupted.run_id} of {SHEET} did not finish (interrupted, " in plain.stderr
     assert len(sim.requests) == before and len(results_files(tmp_path)) == 1
 
-    done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+    done = run_command(["resume", SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert (
@@ -502,7 +503,7 @@ def test_a_killed_capture_before_run_is_undone_by_the_rollback_of_its_resume(
             assert {f: row.before[f] for f in FIELDS} == expected, number
 
     done = run_command(
-        [SHEET, "--resume", *live_args(sim, *PACE, "--capture-before")], tmp_path, env=env
+        ["resume", SHEET, *live_args(sim, *PACE, "--capture-before")], tmp_path, env=env
     )
     assert done.returncode == ExitStatus.OK, done.stderr
     assert all(holds(sim, n) for n in range(1, rows + 1))
@@ -565,7 +566,7 @@ def test_a_double_ctrl_c_leaves_rows_sending_and_resume_reads_them_back(
     changed = min(sending)
     simulator.store.update(ticket(changed), {"TicketDescription": "edited in the console"})
     before = len(simulator.requests)
-    done = run_command([SHEET, "--resume", *live_args(simulator, *PACE)], tmp_path, env=env)
+    done = run_command(["resume", SHEET, *live_args(simulator, *PACE)], tmp_path, env=env)
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert f"{len(sending)} of them read back first (their outcome was unknown)." in done.stderr
@@ -621,7 +622,7 @@ def test_a_changed_input_refuses_to_resume_naming_both_hashes(
     before = len(sim.requests)
 
     done = run_command(
-        [SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=live_env(tmp_path / "home")
+        ["resume", SHEET, *live_args(sim, *PACE)], tmp_path, env=live_env(tmp_path / "home")
     )
 
     assert done.returncode == ExitStatus.USAGE == 2, done.stderr
@@ -658,13 +659,13 @@ def test_a_second_run_of_an_applied_file_is_refused_unless_again(tmp_path: Path,
         "Remediation Verification job again."
     ) in lines
     assert lines[-1] == (
-        f"Tip: Add --again to run it anyway, or --retry-failed {applied.run_id} to send only the "
-        "rows that failed or were not sent."
+        f"Tip: Add --again to run it anyway, or use batch-update retry {SHEET} {applied.run_id} "
+        "to send only the rows that failed or were not sent."
     )
     assert len(simulator.requests) == before  # nothing sent, not even a token request
     assert len(runs(tmp_path)) == 1 and results_files(tmp_path) == [workbook]
     # Nor is there anything to resume.
-    resume = run_command([*args, "--resume"], tmp_path, env=env)
+    resume = run_command(["resume", *args], tmp_path, env=env)
     assert resume.returncode == ExitStatus.USAGE, resume.stderr
     assert (
         f"Error: There is no unfinished run of {SHEET} to resume in {journal_folder()}."
@@ -741,13 +742,13 @@ def test_a_plain_rerun_after_a_killed_run_points_to_resume(tmp_path: Path, make_
         f"{killed.started:%Y-%m-%d %H:%M} UTC) and had already updated tickets."
     ) in lines
     assert lines[-1] == (
-        "Tip: Add --resume to continue it without sending those rows again, or --again to "
-        "start over and send every row."
+        f"Tip: Continue it with batch-update resume {SHEET}, which does not send those rows "
+        "again, or add --again to start over and send every row."
     )
     assert len(sim.requests) == before and len(runs(tmp_path)) == 1
 
     # --runs shows it for what it is; --report-only gives its evidence so far, every row once.
-    listing = run_command(["--runs"], tmp_path, env=env)
+    listing = run_command(["runs"], tmp_path, env=env)
     assert listing.returncode == 0, listing.stderr
     (line,) = [line for line in listing.stdout.splitlines() if killed.run_id in line]
     assert line.split()[1:5] == [
@@ -756,7 +757,7 @@ def test_a_plain_rerun_after_a_killed_run_points_to_resume(tmp_path: Path, make_
         "unfinished",
         "30",
     ]
-    rebuilt = run_command(["--report-only", killed.run_id], tmp_path, env=env)
+    rebuilt = run_command(["report", killed.run_id], tmp_path, env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
     evidence = by_row(read_results(the_workbook(tmp_path)))
     assert list(evidence) == [row_of(n) for n in range(1, 31)]
@@ -828,14 +829,14 @@ def test_a_rehearsal_and_a_real_sweep_never_continue_each_other(
     sim = make_simulator(**LATENCY)
 
     # A live --resume must not carry the rehearsal's "updated" rows to the real server.
-    resume = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+    resume = run_command(["resume", SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
     assert resume.returncode == ExitStatus.USAGE, resume.stderr
     assert (
         f"Error: There is no unfinished run of {SHEET} to resume in {journal_folder()}."
         in resume.stderr.splitlines()
     )
     retry = run_command(
-        [SHEET, "--retry-failed", rehearsal.run_id, *live_args(sim, *PACE)], tmp_path, env=env
+        ["retry", SHEET, rehearsal.run_id, *live_args(sim, *PACE)], tmp_path, env=env
     )
     assert retry.returncode == ExitStatus.USAGE, retry.stderr
     assert (
@@ -859,7 +860,7 @@ def test_a_rehearsal_and_a_real_sweep_never_continue_each_other(
     assert f"Error: Run {killed.run_id} of {SHEET} did not finish (unfinished, " in plain.stderr
     assert len(sim.requests) == before
 
-    done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+    done = run_command(["resume", SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert f"Continuing run {killed.run_id}: " in done.stderr
@@ -875,9 +876,8 @@ def test_a_run_is_not_continued_against_another_server(tmp_path: Path, make_simu
     other = make_simulator()
     env = live_env(tmp_path / "home")
 
-    for option in ("--resume", "--retry-failed"):
-        args = [option] if option == "--resume" else [option, killed.run_id]
-        done = run_command([SHEET, *args, *live_args(other, *PACE)], tmp_path, env=env)
+    for args in (["resume", SHEET], ["retry", SHEET, killed.run_id]):
+        done = run_command([*args, *live_args(other, *PACE)], tmp_path, env=env)
         assert done.returncode == ExitStatus.USAGE, done.stderr
         assert (
             f"Error: Run {killed.run_id} sent its updates to {first.url}; this run goes to "
@@ -963,7 +963,7 @@ def test_retry_failed_sends_only_the_failed_and_not_sent_rows(
     before = len(simulator.requests)
 
     ref = book.name if reference == "workbook" else earlier.run_id
-    done = run_command([*args, "--retry-failed", ref], tmp_path, env=env)
+    done = run_command(["retry", args[0], ref, *args[1:]], tmp_path, env=env)
 
     assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr  # the invalid row stays Invalid
     during = [r for r in simulator.requests[before:] if r.endpoint == "tickets"]
@@ -1042,7 +1042,7 @@ def differences(rebuilt: dict[str, Any], original: dict[str, Any]) -> list[str]:
 
 
 def rebuild(tmp_path: Path, reference: str, env: dict[str, str]) -> Path:
-    done = run_command(["--report-only", reference], tmp_path, env=env)
+    done = run_command(["report", reference], tmp_path, env=env)
     assert done.returncode == ExitStatus.OK, done.stderr
     match = re.match(r"Results workbook of run (\S+): (.+)", done.stdout)
     assert match, done.stdout
@@ -1052,10 +1052,7 @@ def rebuild(tmp_path: Path, reference: str, env: dict[str, str]) -> Path:
     assert last.startswith("Manifest: ") and (tmp_path / last[10:]) == rebuilt.with_suffix(
         ".manifest.json"
     )
-    assert (
-        run_command(["--check-manifest", str(rebuilt)], tmp_path, env=env).returncode
-        == ExitStatus.OK
-    )
+    assert run_command(["check", str(rebuilt)], tmp_path, env=env).returncode == ExitStatus.OK
     return rebuilt
 
 
@@ -1109,7 +1106,7 @@ def test_report_only_of_an_interrupted_run_and_its_resume_and_the_runs_list(
         [write_sweep(tmp_path, rows), *live_args(simulator, "--rate", "10")], tmp_path, env=env
     )
     assert signal_after_patches(process, simulator, 3, signal.SIGTERM)[0] == ExitStatus.INTERRUPTED
-    resumed = run_command([SHEET, "--resume", *live_args(simulator, *PACE)], tmp_path, env=env)
+    resumed = run_command(["resume", SHEET, *live_args(simulator, *PACE)], tmp_path, env=env)
     assert resumed.returncode == ExitStatus.OK, resumed.stderr
     final, interrupted = runs(tmp_path)
     books = {r.run_id: tmp_path / Path(r.results_path).name for r in (final, interrupted)}
@@ -1130,7 +1127,7 @@ def test_report_only_of_an_interrupted_run_and_its_resume_and_the_runs_list(
         assert differences(workbook_cells(rebuilt), expected[run_id]) == []
     assert len(simulator.requests) == requests
 
-    listing = run_command(["--runs", SHEET], tmp_path, env=env)
+    listing = run_command(["runs", SHEET], tmp_path, env=env)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert lines[0] == f"Runs in {journal_folder()} (newest first):"
@@ -1173,7 +1170,7 @@ def test_no_journal_holds_the_password_or_a_token(
     after_kill = journal_bytes()  # before anything opens the journal (and checkpoints it)
     assert any(name.endswith("-wal") for name in after_kill)
     env = live_env(tmp_path / "home")
-    done = run_command([SHEET, "--resume", *live_args(sim, *PACE)], tmp_path, env=env)
+    done = run_command(["resume", SHEET, *live_args(sim, *PACE)], tmp_path, env=env)
     assert done.returncode == ExitStatus.OK, done.stderr
     rebuild(tmp_path, runs(tmp_path)[0].run_id, env)
     assert len(tokens) >= 4  # two runs, each with its own login
@@ -1189,8 +1186,8 @@ def test_no_journal_holds_the_password_or_a_token(
 # --- one run of a sheet at a time -----------------------------------------------------------------
 
 LOCK_TIP = (
-    "Tip: Wait for that run to end, then use --resume or --retry-failed if it did not send "
-    "everything. If that process is no longer running, its lock went with it: run the command "
+    "Tip: Wait for that run to end, then use batch-update resume or batch-update retry if it "
+    "did not send everything. If that process is no longer running, its lock went with it: run the command "
     "again."
 )
 
@@ -1257,8 +1254,13 @@ def test_a_resume_or_a_rerun_while_the_run_is_alive_is_refused_naming_it(
             f"{process.pid} on this machine, started {when(alive.started)}): a second run, resume "
             "or retry of the same sheet would send its rows a second time. Nothing was sent."
         )
-        for extra in (["--resume"], [], ["--again"], ["--retry-failed", alive.run_id]):
-            refused = run_command([SHEET, *extra, *live_args(sim, *PACE)], tmp_path, env=env)
+        for extra in (
+            ["resume", SHEET],
+            [SHEET],
+            [SHEET, "--again"],
+            ["retry", SHEET, alive.run_id],
+        ):
+            refused = run_command([*extra, *live_args(sim, *PACE)], tmp_path, env=env)
             assert refused.returncode == ExitStatus.USAGE, (extra, refused.stderr)
             assert refusal_line(refused.stderr) == expected, extra
             assert LOCK_TIP in refused.stderr.splitlines()
@@ -1320,11 +1322,9 @@ def test_journals_of_earlier_versions_beside_the_input_are_still_found(
     assert refusal_line(again.stderr).startswith(
         f"Error: {SHEET} was already applied by run {old.run_id} "
     )
-    listing = run_command(["--runs", SHEET], tmp_path, env=env)
+    listing = run_command(["runs", SHEET], tmp_path, env=env)
     assert old.run_id in listing.stdout
-    rebuilt = run_command(
-        ["--report-only", old.run_id, "--out", "rebuilt.xlsx", SHEET], tmp_path, env=env
-    )
+    rebuilt = run_command(["report", old.run_id, "--out", "rebuilt.xlsx", SHEET], tmp_path, env=env)
     assert rebuilt.returncode == ExitStatus.OK, rebuilt.stderr
     assert outcome_counts(read_results(tmp_path / "rebuilt.xlsx")) == {"Updated": 3}
 
@@ -1342,9 +1342,7 @@ def test_retry_failed_with_nothing_to_retry_says_so_and_sends_nothing(
     (record,) = runs()
     books = results_files(tmp_path)
     before = len(simulator.requests)
-    retry = run_command(
-        [SHEET, "--retry-failed", record.run_id, *live_args(simulator)], tmp_path, env=env
-    )
+    retry = run_command(["retry", SHEET, record.run_id, *live_args(simulator)], tmp_path, env=env)
     assert retry.returncode == ExitStatus.OK, retry.stderr
     assert retry.stderr.splitlines()[-1] == (
         f"Nothing to retry: run {record.run_id} of {SHEET} has no row that Failed or was Not sent "
@@ -1372,8 +1370,8 @@ def test_a_retry_of_rows_already_refused_with_403_is_not_taken_for_a_missing_rol
 
     retry = run_command(
         [
+            "retry",
             SHEET,
-            "--retry-failed",
             record.run_id,
             *live_args(sim, "--rate", "100", "--concurrency", "1"),
         ],
@@ -1410,8 +1408,8 @@ def test_a_retry_still_stops_when_new_rows_are_all_refused_with_403(
 
     retry = run_command(
         [
+            "retry",
             SHEET,
-            "--retry-failed",
             record.run_id,
             *live_args(sim, "--rate", "100", "--concurrency", "1"),
         ],
@@ -1441,14 +1439,14 @@ def test_a_lost_answer_is_unknown_and_the_retry_reads_it_back_instead_of_sending
     results = by_row(read_results(the_workbook(tmp_path)))
     assert [results[row_of(n)]["Outcome"] for n in (1, 2, 3)] == ["Updated", "Unknown", "Updated"]
     assert results[row_of(2)]["Message"].endswith(
-        "a resume or retry (--resume, --retry-failed) reads it back before deciding"
+        "a resume or retry (batch-update resume, batch-update retry) reads it back before deciding"
     )
     sent = len(patched(sim))
     assert sent == 2 + 4  # tickets 1 and 3 once, ticket 2 on each of its 4 attempts
 
     sim.configure(lost_answer_tickets=set())
     retry = run_command(
-        [SHEET, "--retry-failed", record.run_id, *live_args(sim, "--rate", "100")],
+        ["retry", SHEET, record.run_id, *live_args(sim, "--rate", "100")],
         tmp_path,
         env=env,
     )
@@ -1477,7 +1475,7 @@ def test_a_resume_of_a_run_that_reached_no_ticket_goes_to_the_server_given_now(
     assert first.returncode == ExitStatus.STOPPED, first.stderr
     (stopped,) = runs()
     resume = run_command(
-        [SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env
+        ["resume", SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env
     )
     assert resume.returncode == ExitStatus.OK, resume.stderr
     assert (
@@ -1504,9 +1502,7 @@ def test_a_resume_keeps_the_evidence_of_the_run_it_continues(tmp_path: Path, sim
     (interrupted,) = runs(tmp_path)
 
     # The resume repeats neither --capture-before nor --verify: it keeps them all the same.
-    done = run_command(
-        [SHEET, "--resume", *live_args(simulator, "--rate", "100")], tmp_path, env=env
-    )
+    done = run_command(["resume", SHEET, *live_args(simulator, "--rate", "100")], tmp_path, env=env)
 
     assert done.returncode == ExitStatus.OK, done.stderr
     assert (
@@ -1544,7 +1540,7 @@ def test_verify_added_on_resume_reads_back_the_rows_the_earlier_run_updated(
     updated_before = set(patched(simulator, 204))
 
     done = run_command(
-        [SHEET, "--resume", "--verify", *live_args(simulator, "--rate", "100")], tmp_path, env=env
+        ["resume", SHEET, "--verify", *live_args(simulator, "--rate", "100")], tmp_path, env=env
     )
 
     assert done.returncode == ExitStatus.OK, done.stderr

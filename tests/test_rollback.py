@@ -217,7 +217,7 @@ def test_the_rollback_of_a_run_restores_every_value_exactly(tmp_path: Path, simu
     run_id = _run_id(sweep.stderr)
 
     undo = run_command(
-        ["--rollback", run_id, "tickets.xlsx", *live_args(simulator, "--rate", "100")],
+        ["rollback", run_id, "tickets.xlsx", *live_args(simulator, "--rate", "100")],
         tmp_path,
         env=env,
     )
@@ -246,7 +246,7 @@ def test_the_rollback_of_a_run_restores_every_value_exactly(tmp_path: Path, simu
 
     # Rolled back once: the same rollback again is the duplicate guard's business.
     again = run_command(
-        ["--rollback", run_id, "tickets.xlsx", *live_args(simulator, "--rate", "100")],
+        ["rollback", run_id, "tickets.xlsx", *live_args(simulator, "--rate", "100")],
         tmp_path,
         env=env,
     )
@@ -262,7 +262,7 @@ def test_a_run_without_before_values_cannot_be_rolled_back(tmp_path: Path, simul
     done = run_command(["tickets.xlsx", *live_args(simulator, "--rate", "100")], tmp_path, env=env)
     run_id = _run_id(done.stderr)
     refused = run_command(
-        ["--rollback", run_id, "tickets.xlsx", *live_args(simulator)], tmp_path, env=env
+        ["rollback", run_id, "tickets.xlsx", *live_args(simulator)], tmp_path, env=env
     )
     assert refused.returncode == 2
     assert refused.stderr.splitlines() == [

@@ -4,8 +4,9 @@ A thin shell over the core: it builds the settings, calls read -> validate -> se
 turns the project's exceptions into one clear message and an exit code. It is the only module
 that prints, prompts or exits, and the only one that imports click.
 
-Modules: `entry` (the click command and what it dispatches to), `sweep` (a run of a sheet), `sending`
-(credentials, confirmation, the sender),
+Modules: `entry` (the click group, its default command `run` and the other commands), `options`
+(the option groups the commands share), `sweep` (a run of a sheet), `sending` (credentials,
+confirmation, the sender),
 `earlier` (earlier runs: journals, the run lock, resume and retry), `records` (report, runs,
 manifest check, rollback), `terminal` (progress and signals), `common` (exit codes, messages).
 """

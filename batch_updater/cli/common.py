@@ -80,7 +80,7 @@ def _operator() -> str:
 
 
 class NothingToSend(Exception):
-    """The command has nothing to do (e.g. --retry-failed of a run with nothing to retry): said
+    """The command has nothing to do (e.g. a retry of a run with nothing to retry): said
     plainly, exit 0, nothing sent and no workbook written."""
 
     def __init__(self, message: str) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 from ..journal import Continuation, Journal, RunRecord
 from ..tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
-from .common import NothingToSend, _echo, _when, log
+from .common import NothingToSend, _echo, _quoted, _when, log
 
 if TYPE_CHECKING:  # imported where used, so that --help stays quick
     from ..settings import Settings
@@ -97,8 +97,8 @@ def _hold_run_lock(file: Path, info: RunInfo) -> None:
             f"{other.get('pid', 'unknown')} on this machine, started {_when(started)}): a "
             "second run, resume or retry of the same sheet would send its rows a second time. "
             "Nothing was sent.",
-            tip="Wait for that run to end, then use --resume or --retry-failed if it did not "
-            "send everything. If that process is no longer running, its lock went with it: "
+            tip="Wait for that run to end, then use batch-update resume or batch-update retry if it "
+            "did not send everything. If that process is no longer running, its lock went with it: "
             "run the command again.",
         ) from None
     _RUN_LOCK.append(lock)
@@ -157,7 +157,7 @@ def _follow_earlier_run(
         if earlier is None:
             raise InputError(
                 f"There is no unfinished run of {file.name} to resume in {shown_folder}.",
-                tip="batch-update --runs lists the runs and how they ended.",
+                tip="batch-update runs lists the runs and how they ended.",
             )
         _check_same_server(earlier, info, server_url, quiet=quiet)
         info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
@@ -167,13 +167,14 @@ def _follow_earlier_run(
             raise InputError(
                 f'No run "{retry_failed}" in {shown_folder}: give a run id, a journal file or the '
                 "results workbook of the run to retry.",
-                tip="batch-update --runs lists the runs.",
+                tip="batch-update runs lists the runs.",
             )
         _check_same_server(earlier, info, server_url, quiet=quiet)
         if earlier.ended not in (RunEnd.FINISHED, RunEnd.STOPPED):
             raise InputError(
                 f"Run {earlier.run_id} did not finish ({_how_it_ended(earlier)}); continue it with "
-                "--resume instead, which also checks the rows it was sending when it ended."
+                f"batch-update resume {_quoted(file)} instead, which also checks the rows it was "
+                "sending when it ended."
             )
         info.follows = (
             f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
@@ -236,8 +237,8 @@ def _follow_earlier_run(
                 + (f" (results: {Path(done.results_path).name})" if done.results_path else "")
                 + ". Running it again would send every row again, and every ticket set to state 2 "
                 "would start its Remediation Verification job again.",
-                tip=f"Add --again to run it anyway, or --retry-failed {done.run_id} to send only "
-                "the rows that failed or were not sent.",
+                tip=f"Add --again to run it anyway, or use batch-update retry {_quoted(file)} "
+                f"{done.run_id} to send only the rows that failed or were not sent.",
             )
         pending = latest_unfinished(
             folder,
@@ -258,8 +259,8 @@ def _follow_earlier_run(
                 raise InputError(
                     f"Run {pending.run_id} of {file.name} did not finish ({_how_it_ended(pending)}, "
                     f"started {_when(pending.started)}) and had already updated tickets.",
-                    tip="Add --resume to continue it without sending those rows again, or "
-                    "--again to start over and send every row.",
+                    tip=f"Continue it with batch-update resume {_quoted(file)}, which does not send "
+                    "those rows again, or add --again to start over and send every row.",
                 )
     return Continuation(send=list(valid))
 
@@ -281,7 +282,7 @@ def _keep_evidence(earlier: RunRecord, info: RunInfo, *, quiet: bool) -> None:
         return
     info.capture_before = info.capture_before or was.capture_before
     info.verify = info.verify or was.verify
-    # Recorded as the settings this run used, so that the journal (and --report-only) agree.
+    # Recorded as the settings this run used, so that the journal (and `batch-update report`) agree.
     info.settings = {**info.settings, "capture_before": info.capture_before, "verify": info.verify}
     if not quiet:
         _echo(
@@ -344,7 +345,7 @@ def _how_it_ended(record: RunRecord) -> str:
     """How a run ended, in words: a journal still marked "running" is "unfinished".
 
     Its process was killed, crashed or lost its machine (or is running elsewhere right now): either
-    way it did not finish, and --resume continues it. "running" would suggest it is alive.
+    way it did not finish, and `batch-update resume` continues it. "running" would suggest it is alive.
     """
     from ..journal import RunEnd
 

@@ -1,157 +1,186 @@
-"""The click command: its options, the help with the exit codes, and which job the options ask for."""
+"""The commands: a click group whose default command is `run`, each command's options, the exit.
+
+`batch-update FILE` is `batch-update run FILE`; the other commands are named. Each command's
+function turns its options into one call of the job (a run, a report, a listing) and returns an
+exit status; `_guarded` turns the project's exceptions into one message and that exit code.
+"""
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from .. import __version__
 from ..errors import BatchUpdateError
-from .common import EXIT_CODES_HELP, ExitStatus, NothingToSend, _echo, _fail, log
+from .common import EXIT_CODES_HELP, ExitStatus, NothingToSend, _echo, _fail, _quoted, log
 from .earlier import _release_run_lock
-from .records import (
-    check_manifest_files,
-    list_recent_runs,
-    report_from_journal,
-    rollback_from_journal,
+from .options import (
+    again_option,
+    config_option,
+    debug_option,
+    evidence_options,
+    file_argument,
+    optional_file_argument,
+    out_option,
+    quiet_option,
+    run_argument,
+    sending_options,
+    sheet_option,
 )
-from .sweep import _close_logging, run
 
-if TYPE_CHECKING:  # imported where used, so that --help stays quick
-    pass
+# The commands that continue or undo a run end as a run does.
+SAME_EXIT_CODES = "Exit codes: those of run (batch-update run --help)."
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100}
+
+# The options that chose what the one command of 0.x did, and the command each became.
+LEGACY_OPTIONS = {
+    "resume": ("--resume", "resume {file}"),
+    "retry_failed": ("--retry-failed", "retry {file} {value}"),
+    "report_only": ("--report-only", "report {value}"),
+    "list_runs": ("--runs", "runs"),
+    "check_manifest": ("--check-manifest", "check {value}"),
+    "rollback_of": ("--rollback", "rollback {value}"),
+}
 
 
-@click.command(
-    context_settings={
-        "help_option_names": ["-h", "--help"],
-        "max_content_width": 100,
-        "terminal_width": 100,
-    },
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it names no command, is the FILE of `run`.
+
+    So `batch-update tickets.xlsx --dry-run` runs the sheet, and a file named like a command is
+    still run with `batch-update run report`.
+    """
+
+    default_command = "run"
+    own_options = ("-h", "--help", "--version")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in self.own_options:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # in the order they are defined, the most used first
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        path = ctx.command_path
+        formatter.write(
+            f"Usage: {path} FILE [OPTIONS]       (the same as: {path} run FILE [OPTIONS])\n"
+            f"       {path} COMMAND [ARGS]...\n"
+        )
+
+
+def _guarded(function: Callable[..., ExitStatus]) -> Callable[..., None]:
+    """A command's function, its exceptions turned into a message and its status into the exit."""
+
+    @functools.wraps(function)
+    def command(*args: Any, debug: bool = False, **options: Any) -> None:
+        try:
+            status = function(*args, **options)
+        except NothingToSend as done:
+            _echo(done.message)
+            status = ExitStatus.OK
+        except BatchUpdateError as error:
+            if debug:
+                raise
+            _fail(error)
+            status = ExitStatus.USAGE
+        except click.ClickException:
+            raise  # usage errors: click prints them with the usage line and exits 2
+        except (KeyboardInterrupt, click.Abort):
+            # Ctrl-C before sending started (while reading, validating or at a prompt: click's
+            # prompts turn Ctrl-C, and the end of input, into Abort).
+            if debug:
+                raise
+            _echo("\nInterrupted; nothing was sent.")
+            status = ExitStatus.INTERRUPTED
+        except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+            if debug:
+                raise
+            log.exception("internal error")
+            _echo(
+                f"Internal error: {type(exc).__name__}: {exc}\n"
+                "This is a bug in batch-update. Run again with --debug to see the traceback, and "
+                "report it with the command you ran."
+            )
+            status = ExitStatus.INTERNAL_ERROR
+        finally:
+            from .sweep import _close_logging
+
+            _close_logging()
+            _release_run_lock()
+        sys.exit(int(status))
+
+    return command
+
+
+@click.group(
+    cls=DefaultGroup,
+    context_settings=CONTEXT,
     epilog=EXIT_CODES_HELP,
 )
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.version_option(__version__, prog_name="batch-update")
+def command() -> None:
+    """Update CCS remediation tickets from a spreadsheet (.xlsx, .xlsm, .xls, .ods or .csv).
+
+    Every row is checked before anything is sent; then one PATCH per ticket goes to the CCS
+    server at a steady pace, and a results workbook records what happened to each row. Each run
+    is journaled, so that it can be resumed, retried, rebuilt or rolled back.
+
+    \b
+    Examples:
+      batch-update samples/tickets.xlsx --simulate     try it against the built-in simulator
+      batch-update tickets.xlsx --dry-run              check the sheet, send nothing
+      batch-update tickets.xlsx --url https://ccs01:12431 --user corp\\svc-ccs
+      batch-update resume tickets.xlsx                 continue a run that did not finish
+      batch-update COMMAND --help                      the options of one command
+    """
+
+
+def _legacy(options: dict[str, Any], file: Path | None) -> None:
+    """The options that became commands: a usage error that gives the command to type."""
+    for name, (option, replacement) in LEGACY_OPTIONS.items():
+        value = options.pop(name)
+        if value:
+            typed = replacement.format(
+                file=_quoted(file) if file is not None else "FILE", value=value
+            )
+            raise click.UsageError(
+                f"{option} is a command of its own now: batch-update {typed} "
+                "(with the other options as before)."
+            )
+
+
+@command.command("run", context_settings=CONTEXT, epilog=EXIT_CODES_HELP)
+@click.argument(
+    "file", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False), required=False
+)
 @click.option(
     "--dry-run", is_flag=True, help="Validate every row and write the workbook; send nothing."
 )
-@click.option(
-    "--simulate",
-    is_flag=True,
-    help="Run against the built-in CCS simulator on this machine (nothing real is touched).",
-)
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation before a live run.")
-@click.option("--url", help="CCS server, e.g. https://ccs01.corp.local:12431 [env CCS_URL].")
-@click.option("--user", "username", help="CCS user name, e.g. corp\\svc-ccs [env CCS_USERNAME].")
-@click.option(
-    "--password-encoding",
-    type=click.Choice(["base64", "plain"]),
-    help="How the token request carries the password [default: base64].",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Do not verify the server's TLS certificate (warned on every run, recorded in the workbook).",
-)
-@click.option(
-    "--allow-http",
-    is_flag=True,
-    help="Allow plain http:// to a server that is not on this machine.",
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="CA certificate(s) for an internal CA.",
-)
-@click.option("--rate", type=float, help="Requests per second, never exceeded [default: 5].")
-@click.option(
-    "--concurrency",
-    metavar="N|auto",
-    help="Requests in flight at once; auto adds workers (4 to 32) as the server's response "
-    "time needs [default: auto].",
-)
-@click.option("--sheet", help="Sheet to read [default: the only one, or one named like Tickets].")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Results workbook path [default: beside the input].",
-)
-@click.option(
-    "--csv", "write_csv", is_flag=True, default=None, help="Also write the results as CSV."
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Config file [default: ./batch-update.yaml, then the user config folder].",
-)
-@click.option(
-    "-q", "--quiet", is_flag=True, help="No progress bar, no notices; errors and the summary only."
-)
-@click.option(
-    "-v", "--verbose", is_flag=True, help="Log every request on the terminal (never secrets)."
-)
-@click.option(
-    "--log-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the per-request log to this file.",
-)
-@click.option(
-    "--capture-before",
-    is_flag=True,
-    default=None,
-    help="Read each ticket before updating it: Before columns and a rollback workbook.",
-)
-@click.option(
-    "--verify",
-    is_flag=True,
-    default=None,
-    help="Read each updated ticket back and compare it with what was sent.",
-)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue the last unfinished run of FILE; rows already updated are not sent again.",
-)
-@click.option(
-    "--retry-failed",
-    metavar="RUN",
-    help="Send only the rows that Failed or were Not sent in RUN (a run id or its results workbook).",
-)
-@click.option(
-    "--again", is_flag=True, help="Run FILE even though a finished run already applied it."
-)
-@click.option(
-    "--rollback",
-    "rollback_of",
-    metavar="RUN",
-    help="Put back what RUN's tickets held before it updated them, exactly as its journal captured them (RUN: a run id or its results workbook; needs a run made with --capture-before).",
-)
-@click.option(
-    "--report-only",
-    metavar="RUN",
-    help="Write the results workbook of RUN from its journal; send nothing.",
-)
-@click.option(
-    "--check-manifest",
-    metavar="RESULTS",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Check that RESULTS (a results workbook or its manifest), its input and its journal are the files the run produced.",
-)
-@click.option(
-    "--runs", "list_runs", is_flag=True, help="List the recent runs (of FILE, or all) and exit."
-)
-@click.option(
-    "--debug", is_flag=True, help="Show the traceback of an internal error (for a bug report)."
-)
-@click.version_option(__version__, prog_name="batch-update")
-def command(**options: object) -> None:
+@sheet_option
+@evidence_options
+@again_option
+@sending_options
+@debug_option
+@click.option("--resume", is_flag=True, hidden=True)
+@click.option("--retry-failed", hidden=True)
+@click.option("--report-only", hidden=True)
+@click.option("--runs", "list_runs", is_flag=True, hidden=True)
+@click.option("--check-manifest", hidden=True)
+@click.option("--rollback", "rollback_of", hidden=True)
+@_guarded
+def run_command(file: Path | None, **options: Any) -> ExitStatus:
     """Update CCS remediation tickets from FILE (.xlsx, .xlsm, .xls, .ods or .csv).
 
     Every row is checked before anything is sent; then one PATCH per ticket goes to the CCS
     server at a steady pace, and a results workbook records what happened to each row.
+    `run` is the default command: `batch-update FILE` is `batch-update run FILE`.
 
     \b
     Examples:
@@ -159,89 +188,126 @@ def command(**options: object) -> None:
       batch-update tickets.xlsx --dry-run              check the sheet, send nothing
       batch-update tickets.xlsx --url https://ccs01:12431 --user corp\\svc-ccs
     """
-    debug = bool(options.pop("debug"))
-    try:
-        status = _dispatch(options)
-    except NothingToSend as done:
-        _echo(done.message)
-        status = ExitStatus.OK
-    except BatchUpdateError as error:
-        if debug:
-            raise
-        _fail(error)
-        status = ExitStatus.USAGE
-    except click.ClickException:
-        raise  # usage errors: click prints them with the usage line and exits 2
-    except (KeyboardInterrupt, click.Abort):
-        # Ctrl-C before sending started (while reading, validating or at a prompt: click's
-        # prompts turn Ctrl-C, and the end of input, into Abort).
-        if debug:
-            raise
-        _echo("\nInterrupted; nothing was sent.")
-        status = ExitStatus.INTERRUPTED
-    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
-        if debug:
-            raise
-        log.exception("internal error")
-        _echo(
-            f"Internal error: {type(exc).__name__}: {exc}\n"
-            "This is a bug in batch-update. Run again with --debug to see the traceback, and "
-            "report it with the command you ran."
-        )
-        status = ExitStatus.INTERNAL_ERROR
-    finally:
-        _close_logging()
-        _release_run_lock()
-    sys.exit(int(status))
+    from .sweep import run
 
-
-def _dispatch(options: dict[str, Any]) -> ExitStatus:
-    """Run the mode the options ask for."""
-    report_only = options.pop("report_only")
-    listing = options.pop("list_runs")
-    manifest = options.pop("check_manifest")
-    rollback_of = options.pop("rollback_of")
-    file = options.get("file")
-    if manifest is not None:
-        return check_manifest_files(manifest)
-    if report_only or listing:
-        options["rollback"] = rollback_of
-        clashing = [
-            f"--{name.replace('_', '-')}"
-            for name in ("resume", "retry_failed", "again", "dry_run", "simulate", "rollback")
-            if options.get(name)
-        ]
-        if clashing:
-            raise click.UsageError(
-                f"{'--report-only' if report_only else '--runs'} sends nothing; it cannot be combined with {', '.join(clashing)}."
-            )
-        if listing:
-            return list_recent_runs(file, config_path=options.get("config_path"))
-        return report_from_journal(
-            str(report_only),
-            file,
-            out=options.get("out"),
-            config_path=options.get("config_path"),
-            quiet=bool(options.get("quiet")),
-        )
-    if rollback_of:
-        clashing = [
-            f"--{name.replace('_', '-')}"
-            for name in ("resume", "retry_failed", "dry_run")
-            if options.get(name)
-        ]
-        if clashing:
-            raise click.UsageError(f"--rollback cannot be combined with {', '.join(clashing)}.")
-        return rollback_from_journal(str(rollback_of), options)
+    _legacy(options, file)
     if file is None:
         raise click.UsageError("Missing argument 'FILE': the spreadsheet of ticket changes.")
-    if options.get("resume") and options.get("retry_failed"):
-        raise click.UsageError("--resume and --retry-failed cannot be used together.")
-    if options.get("dry_run") and (options.get("resume") or options.get("retry_failed")):
-        raise click.UsageError(
-            "--dry-run checks the sheet only; it cannot be combined with --resume or --retry-failed."
-        )
-    return run(**options)
+    return run(file, **options)
+
+
+@command.command("resume", context_settings=CONTEXT, epilog=SAME_EXIT_CODES)
+@file_argument
+@sheet_option
+@evidence_options
+@sending_options
+@debug_option
+@_guarded
+def resume_command(file: Path, **options: Any) -> ExitStatus:
+    """Continue the last unfinished run of FILE.
+
+    Rows the earlier run updated are not sent again (they are carried into the new workbook
+    with their evidence); rows it was sending when it ended are read back first; the rest are
+    sent. It keeps the evidence settings of the run it continues: --capture-before and --verify
+    may add evidence, never drop it.
+    """
+    from .sweep import run
+
+    return run(file, resume=True, **options)
+
+
+@command.command("retry", context_settings=CONTEXT, epilog=SAME_EXIT_CODES)
+@file_argument
+@run_argument
+@sheet_option
+@evidence_options
+@sending_options
+@debug_option
+@_guarded
+def retry_command(file: Path, run_ref: str, **options: Any) -> ExitStatus:
+    """Send again only the rows of FILE that Failed or were Not sent in RUN.
+
+    RUN is a run id (`batch-update runs` lists them) or that run's results workbook. Rows it
+    left Unknown are read back first.
+    """
+    from .sweep import run
+
+    return run(file, retry_failed=run_ref, **options)
+
+
+@command.command(
+    "rollback",
+    context_settings=CONTEXT,
+    epilog=SAME_EXIT_CODES,
+    short_help="Put back what RUN's tickets held before it updated them.",
+)
+@run_argument
+@optional_file_argument
+@again_option
+@sending_options
+@debug_option
+@_guarded
+def rollback_command(run_ref: str, file: Path | None, **options: Any) -> ExitStatus:
+    """Put back what RUN's tickets held before it updated them, exactly as its journal captured them.
+
+    RUN is a run id or its results workbook, of a run made with --capture-before. FILE (the
+    sheet RUN sent) is needed only when the run's journal is in the folder of another input.
+    The rollback is a run of its own: journaled, verified, and undoable in turn.
+    """
+    from .records import rollback_from_journal
+
+    return rollback_from_journal(run_ref, {"file": file, **options})
+
+
+@command.command("report", context_settings=CONTEXT)
+@run_argument
+@optional_file_argument
+@out_option
+@config_option
+@quiet_option
+@debug_option
+@_guarded
+def report_command(
+    run_ref: str, file: Path | None, out: Path | None, config_path: Path | None, quiet: bool
+) -> ExitStatus:
+    """Write the results workbook of RUN from its journal; send nothing.
+
+    RUN is a run id, its journal file or its results workbook. The workbook is the one the run
+    wrote (or would have written, had it been able to), with a manifest of its own.
+    """
+    from .records import report_from_journal
+
+    return report_from_journal(run_ref, file, out=out, config_path=config_path, quiet=quiet)
+
+
+@command.command("runs", context_settings=CONTEXT)
+@optional_file_argument
+@config_option
+@debug_option
+@_guarded
+def runs_command(file: Path | None, config_path: Path | None) -> ExitStatus:
+    """List the recent runs (of FILE, or all), newest first, with how each ended."""
+    from .records import list_recent_runs
+
+    return list_recent_runs(file, config_path=config_path)
+
+
+@command.command(
+    "check",
+    context_settings=CONTEXT,
+    short_help="Check that a results workbook, its input and its journal are the run's own.",
+    epilog="\b\nExit codes:\n  0    every file is the one the run produced\n"
+    "  1    a file differs or is missing\n  2    RESULTS has no manifest, or it cannot be read",
+)
+@click.argument("results", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False))
+@debug_option
+@_guarded
+def check_command(results: Path) -> ExitStatus:
+    """Check that RESULTS (a results workbook or its manifest), its input and its journal are the
+    files the run produced (their SHA-256 against the manifest)."""
+    from .records import check_manifest_files
+
+    return check_manifest_files(results)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

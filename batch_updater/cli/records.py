@@ -32,7 +32,7 @@ def rollback_from_journal(run_ref: str, options: dict[str, Any]) -> ExitStatus:
     if record is None:
         raise InputError(
             f'No run "{run_ref}" in {folder}.',
-            tip="batch-update --runs lists the runs; give a run id, a journal file or a results workbook.",
+            tip="batch-update runs lists the runs; give a run id, a journal file or a results workbook.",
         )
     if record.dry_run or record.simulated:
         raise InputError(
@@ -159,7 +159,7 @@ def report_from_journal(
     if record is None:
         raise InputError(
             f'No run "{run_ref}" in {folder}.',
-            tip="batch-update --runs lists the runs; give a run id, a journal file or a results workbook.",
+            tip="batch-update runs lists the runs; give a run id, a journal file or a results workbook.",
         )
     with Journal.open(record.path, writable=True) as journal:
         sheet = journal.sheet()

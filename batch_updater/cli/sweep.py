@@ -325,7 +325,7 @@ def run(
         decided.update(sent)
         results = [decided[row.row_number] for row in plan.rows]
         if journal is not None:
-            # One record: the workbook is written from the journal, as --report-only writes it,
+            # One record: the workbook is written from the journal, as `batch-update report` writes it,
             # so that the two cannot disagree; what the send loop returned is checked against it.
             # (When the journal could not be written, they differ where it could not: those
             # rows are what the journal holds, Unknown, and a resume reads them back.)
@@ -363,7 +363,7 @@ def run(
         _fail(error)
         _echo(
             f"The results workbook could not be written, but every outcome is in the run journal "
-            f"{journal.path}. Rebuild the workbook with: batch-update --report-only {info.run_id}"
+            f"{journal.path}. Rebuild the workbook with: batch-update report {info.run_id}"
         )
         return failed
     if journal is not None:
@@ -438,7 +438,7 @@ def _tell_journal_failed(
         f"be written; {held}. The run is not marked finished there."
     )
     _echo(
-        f"Free some space on the journal's disk, then resume: batch-update {_quoted(file)} --resume"
+        f"Free some space on the journal's disk, then resume: batch-update resume {_quoted(file)}"
     )
 
 

@@ -54,7 +54,7 @@ _SECRET_WORDS = {
 _SECRET_PAIRS = {"apikey", "accesskey", "privatekey", "secretkey", "clientsecret"}
 _PENDING_SENDING_MESSAGE = (
     "the run ended while this request was in flight: no answer was seen, so the outcome is "
-    "unknown; a resume (--resume) reads the ticket back before deciding"
+    "unknown; a resume (batch-update resume) reads the ticket back before deciding"
 )
 _PENDING_PLANNED_MESSAGE = "not sent: the run ended before this row was sent"
 

@@ -227,7 +227,7 @@ class Journal:
         return self._reload_run()
 
     def set_results_path(self, results_path: str | PurePath) -> RunRecord:
-        """Record where the results workbook was written (e.g. by a later --report-only)."""
+        """Record where the results workbook was written (e.g. by a later `batch-update report`)."""
         self._write(
             "UPDATE journal_run SET results_path = ? WHERE id = 1",
             (_path_text(results_path),),

@@ -68,7 +68,7 @@ OUTCOME_MEANINGS: dict[Outcome, str] = {
     Outcome.UNKNOWN: "A request left, but no answer was seen (interrupted while it was in "
     "flight, or a try timed out or lost its connection after sending, and no later try "
     "succeeded), or the server answered 2xx with a body saying the update failed: the ticket may "
-    "or may not have changed. A resume or retry (--resume, --retry-failed) reads it back before "
+    "or may not have changed. A resume or retry (batch-update resume, batch-update retry) reads it back before "
     "deciding.",
     Outcome.INVALID: "The row did not pass validation; nothing was sent. Message says why.",
     Outcome.SKIPPED: "Blank row, or already updated by the run being resumed; nothing was sent.",
