@@ -18,6 +18,7 @@ project's own dependencies and the standard library are used.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -337,7 +338,7 @@ def stage_read(p: dict[str, Any]) -> dict[str, Any]:
 def stage_validate(p: dict[str, Any]) -> dict[str, Any]:
     import pickle
 
-    from batch_updater.cli import _planned_results
+    from batch_updater.sweep import planned_results
     from batch_updater.validate import plan_rows
 
     rules = _rules()
@@ -346,10 +347,10 @@ def stage_validate(p: dict[str, Any]) -> dict[str, Any]:
     before = memory_now()
     with Profiled(p.get("profile")):
         started = time.perf_counter()
-        # What cli.run does for a dry run between reading and writing: the plan, then the
+        # What sweep.run does for a dry run between reading and writing: the plan, then the
         # verdict of every row.
         plan = plan_rows(sheet, rules)
-        decided = {r.row_number: r for r in _planned_results(plan.rows, True)}
+        decided = {r.row_number: r for r in planned_results(plan.rows, True)}
         results = [decided[row.row_number] for row in plan.rows]
         seconds = time.perf_counter() - started
     after = memory_now()
@@ -456,52 +457,60 @@ def stage_floor_write(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _bench_console():
+    """The run's console in a benchmark: the terminal's (progress lines every tenth, as in a
+    scheduled run; no questions), timing the sending phase from the first request to the last
+    answer in wall and CPU seconds."""
+    from batch_updater.cli import TerminalConsole
+
+    class BenchConsole(TerminalConsole):
+        wall = cpu = 0.0
+
+        def can_ask(self) -> bool:
+            return False
+
+        def progress(self, total: int) -> Any:
+            inner = super().progress(total)
+            console = self
+            began, cpu = time.perf_counter(), time.process_time()
+
+            class Timed:
+                row_done = inner.row_done
+                retrying = inner.retrying
+
+                def close(self) -> None:
+                    inner.close()
+                    if not console.wall:
+                        console.wall = time.perf_counter() - began
+                        console.cpu = time.process_time() - cpu
+
+            return Timed()
+
+    return BenchConsole
+
+
 def stage_dryrun(p: dict[str, Any]) -> dict[str, Any]:
-    """The real dry run, cli.run(--dry-run), with its three stages timed from the inside."""
-    import batch_updater.report
-    import batch_updater.sheet
-    import batch_updater.validate
-    from batch_updater.cli import run
+    """The real dry run, sweep.run() with dry_run, its steps timed by the run itself."""
+    from batch_updater.settings import load_settings
+    from batch_updater.sweep import RunRequest, run
 
-    marks: dict[str, tuple[float, float]] = {}
-    memory: dict[str, Any] = {}
-
-    def timed(module: Any, name: str, label: str) -> None:
-        real = getattr(module, name)
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return real(*args, **kwargs)
-            finally:
-                marks[label] = (started, time.perf_counter())
-                memory[label] = memory_now()["peak_kib"]
-
-        setattr(module, name, wrapper)
-
-    # cli.run imports these at call time, so the wrappers are the ones it calls.
-    timed(batch_updater.sheet, "read_sheet", "read")
-    timed(batch_updater.validate, "plan_rows", "validate")
-    timed(batch_updater.report, "write_results", "write")
+    settings = load_settings(cli={}, env={}, config_path=None)
+    console = _bench_console()(quiet=True)
     before = memory_now()
     with Profiled(p.get("profile")):
         started = time.perf_counter()
-        status = run(Path(p["path"]), dry_run=True, quiet=True, out=Path(p["out"]))
+        outcome = run(
+            RunRequest(Path(p["path"]), dry_run=True, out=Path(p["out"])), settings, console
+        )
         seconds = time.perf_counter() - started
-    # validate: everything between the end of reading and the start of writing (plan_rows, the
-    # verdict of every row, the input's SHA-256, the output checks); plan_rows alone beside it.
-    split = {
-        "read": marks["read"][1] - marks["read"][0],
-        "validate": marks["write"][0] - marks["read"][1],
-        "plan_rows": marks["validate"][1] - marks["validate"][0],
-        "write": marks["write"][1] - marks["write"][0],
-    }
-    split["other"] = seconds - split["read"] - split["validate"] - split["write"]
+    # read: the input's SHA-256 (twice) and read_sheet; validate: plan_rows, every row's
+    # verdict and the output checks; write: the workbook and the manifest.
+    split = {step: outcome.timings[step] for step in ("read", "validate", "write")}
+    split["other"] = seconds - sum(split.values())
     return {
         "seconds": seconds,
         "split": split,
-        "peak_after": memory,
-        "status": int(status),
+        "status": int(outcome.status),
         "before": before,
         "memory": memory_now(),
     }
@@ -531,67 +540,54 @@ def _network_rows(count: int):
 
 
 def stage_send(p: dict[str, Any]) -> dict[str, Any]:
-    """The tool's sender, wired as cli._send wires it: CcsClient + RateLimiter + Sender."""
-    from batch_updater.ccs import CcsClient
-    from batch_updater.cli import TerminalProgress
-    from batch_updater.pacing import RateLimiter
-    from batch_updater.runner import RetryPolicy, Sender, StopPolicy
-    from batch_updater.settings import Secret, Settings
+    """A live run of the tool against the simulator: sweep.run(), as `batch-update run` calls
+    it (the sheet read, the journal written per row, the workbook and manifest). Wall and CPU
+    are those of the sending phase, from the first request to the last answer."""
+    import csv
 
-    settings = Settings()
-    rows = _network_rows(p["rows"])
-    concurrency = p.get("concurrency") or settings.concurrency
-    client = CcsClient(
-        p["url"],
-        USER,
-        Secret(PASSWORD),
-        password_encoding="base64",
-        verify=True,
-        timeout=(settings.connect_timeout, settings.read_timeout),
+    from batch_updater.settings import STATE_DIR_VARIABLE, load_settings
+    from batch_updater.sweep import RunRequest, run
+    from batch_updater.tickets import Outcome
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-send-"))
+    os.environ[STATE_DIR_VARIABLE] = str(folder / "state")  # journals and locks of this stage only
+    sheet = folder / "tickets.csv"
+    with sheet.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(HEADERS)
+        writer.writerows(
+            ["" if c is None else int(c) if type(c) is float else c for c in row]
+            for row in sheet_rows(p["rows"])
+        )
+    concurrency = p.get("concurrency") or "auto"
+    settings = load_settings(
+        cli={"url": p["url"], "username": USER, "concurrency": str(concurrency)},
+        env={"CCS_PASSWORD": PASSWORD},
+        config_path=None,
     )
-    client.login()
-    # Not a terminal, not --quiet: a progress line every tenth, as in a scheduled run.
-    progress = TerminalProgress(len(rows), quiet=False)
-    sender = Sender(
-        client,
-        RateLimiter(p["rate"]),
-        concurrency=None if concurrency == "auto" else int(concurrency),
-        retry=RetryPolicy(
-            max_attempts=settings.max_attempts,
-            backoff_base=settings.backoff_base,
-            backoff_cap=settings.backoff_cap,
-            max_throttled=settings.max_throttled,
-        ),
-        stop_policy=StopPolicy(
-            forbidden_at_start=settings.stop_forbidden_at_start,
-            transient_streak=settings.stop_transient_streak,
-        ),
-        progress=progress,
-    )
+    # The overhead stage measures the client unthrottled, beyond the 1000/s a user may set.
+    settings = dataclasses.replace(settings, rate=float(p["rate"]))
+    console = _bench_console()(quiet=False)
     sim_cpu_before = other_process_cpu(p["sim_pid"]) if p.get("sim_pid") else None
     with Profiled(p.get("profile")):
-        cpu = time.process_time()
-        started = time.perf_counter()
-        report = sender.run(rows)
-        wall = time.perf_counter() - started
-        cpu = time.process_time() - cpu
+        outcome = run(RunRequest(sheet, yes=True, again=True), settings, console)
     sim_cpu_after = other_process_cpu(p["sim_pid"]) if p.get("sim_pid") else None
-    client.close()
-    results = list(report.results.values())
+    results = [r for r in outcome.results if r.outcome is not Outcome.SKIPPED]
+    shutil.rmtree(folder, ignore_errors=True)
     return {
-        "rows": len(rows),
+        "rows": len(results),
         "concurrency": concurrency,
-        "workers": report.workers,
+        "workers": outcome.workers,
         "rate": p["rate"],
-        "wall": wall,
-        "cpu": cpu,
+        "wall": console.wall,
+        "cpu": console.cpu,
         "sim_cpu": None
         if sim_cpu_before is None or sim_cpu_after is None
         else sim_cpu_after - sim_cpu_before,
         "outcomes": dict(Counter(r.outcome.value for r in results)),
         "statuses": dict(Counter(str(r.status) for r in results)),
         "attempts": sum(r.attempts for r in results),
-        "stopped": report.stopped_reason,
+        "stopped": next((w for w in outcome.warnings if "stopped early" in w), ""),
     }
 
 
@@ -1218,7 +1214,7 @@ def table(figures: dict[str, Any]) -> str:
             f"calamine `to_python()` | {fr['seconds']:.2f} | {_mb(fr['memory']['peak_kib'])} | {split['read'] / fr['seconds']:.2f} |"
         )
         add(
-            f"| validate: `plan_rows` ({split['plan_rows']:.2f} s) + every row's verdict | {split['validate']:.2f} | "
+            f"| validate: `plan_rows` + every row's verdict + the output checks | {split['validate']:.2f} | "
             f"{v['seconds']:.2f} | {_mb(v['memory']['peak_kib'])} | (nothing) | | | |"
         )
         add(
@@ -1226,7 +1222,7 @@ def table(figures: dict[str, Any]) -> str:
             f"openpyxl write-only | {fw['seconds']:.2f} | {_mb(fw['memory']['peak_kib'])} | {split['write'] / fw['seconds']:.2f} |"
         )
         add(
-            f"| **whole dry run**, `cli.run(dry_run=True)` | **{d['seconds']:.2f}** | "
+            f"| **whole dry run**, `sweep.run(dry_run)` | **{d['seconds']:.2f}** | "
             f"{r['seconds'] + v['seconds'] + w['seconds']:.2f} | **{_mb(d['memory']['peak_kib'])}** | read + write floors | "
             f"{floor:.2f} | | **{d['seconds'] / floor:.2f}** |"
         )

@@ -327,3 +327,32 @@ def answers_for(sim: Any, ticket: str) -> list[int | None]:
 def pick(result: Mapping[str, Any], *columns: str) -> tuple[Any, ...]:
     """Some cells of a Results row, as a tuple to compare in one assertion."""
     return tuple(result[column] for column in columns)
+
+
+def make_sender(client: Any, limiter: Any, **options: Any) -> Any:
+    """A Sender from the options by name (concurrency=, retry=, verify=, on_result=, cancel=,
+    read_back_first= ...), each put in the group it belongs to: policies, hooks, earlier rows."""
+    import dataclasses
+
+    from batch_updater.runner import EarlierRows, Sender, SenderHooks, SendPolicies
+
+    rng = options.pop("rng", None)
+    if "stop_policy" in options:
+        options["stop"] = options.pop("stop_policy")
+    groups = {}
+    for cls in (SendPolicies, SenderHooks, EarlierRows):
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {name: options.pop(name) for name in list(options) if name in names}
+        for name in ("read_back_first", "known_forbidden"):
+            if name in given:
+                given[name] = frozenset(given[name])
+        groups[cls] = cls(**given)
+    assert not options, f"not an option of the sender: {sorted(options)}"
+    return Sender(
+        client,
+        limiter,
+        groups[SendPolicies],
+        groups[SenderHooks],
+        groups[EarlierRows],
+        rng=rng,
+    )

@@ -29,6 +29,7 @@ from helpers import (
     FAST_RETRIES_YAML,
     by_row,
     live_env,
+    make_sender,
     read_results,
     results_files,
     run_command,
@@ -39,7 +40,7 @@ from batch_updater.ccs import MAX_MESSAGE_LENGTH, CcsClient
 from batch_updater.cli import ExitStatus
 from batch_updater.errors import AuthError, ServerUnreachable
 from batch_updater.pacing import RateLimiter
-from batch_updater.runner import UNANSWERED, RetryPolicy, Sender, StopPolicy
+from batch_updater.runner import UNANSWERED, RetryPolicy, StopPolicy
 from batch_updater.settings import Secret
 from batch_updater.tickets import Outcome, PlannedRow, RowResult, TicketUpdate
 
@@ -257,7 +258,7 @@ def send(canned: Canned, rows: Sequence[PlannedRow], **options: object) -> dict[
     client.login()
     options.setdefault("retry", FAST)
     options.setdefault("concurrency", 1)
-    sender = Sender(client, RateLimiter(1000), **options)  # type: ignore[arg-type]
+    sender = make_sender(client, RateLimiter(1000), **options)
     try:
         report = sender.run(rows)
     finally:

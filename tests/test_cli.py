@@ -26,8 +26,7 @@ from helpers import (
 import batch_updater
 from batch_updater.cli import ExitStatus, command
 from batch_updater.cli import common as cli_common
-from batch_updater.cli import sending as cli_sending
-from batch_updater.cli import sweep as cli_sweep
+from batch_updater.cli import running as cli_running
 
 PROBLEM_FREE = "tickets.xlsx"
 
@@ -400,7 +399,7 @@ def test_a_bug_is_reported_plainly_without_a_traceback(here: Path, monkeypatch) 
     def broken(*args: object, **kwargs: object) -> ExitStatus:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli_sweep, "run", broken)
+    monkeypatch.setattr(cli_running, "run_sheet", broken)
 
     result = invoke(PROBLEM_FREE, "--dry-run")
 
@@ -542,23 +541,3 @@ def test_the_environment_wins_over_the_keyring(here: Path, simulator, monkeypatc
     )
     assert result.exit_code == ExitStatus.OK, result.output
     assert fake.asked == []
-
-
-def test_the_sending_line_comes_before_the_progress_bar(here: Path, monkeypatch) -> None:
-    said: list[str] = []
-    real_echo, real_progress = cli_common._echo, cli_sending.TerminalProgress
-
-    def echo(message: str = "", *, err: bool = True) -> None:
-        said.append(message.split(" ", 1)[0])
-        real_echo(message, err=err)
-
-    def progress(total: int, *, quiet: bool):
-        said.append("<bar>")
-        return real_progress(total, quiet=quiet)
-
-    monkeypatch.setattr(cli_sending, "_echo", echo)
-    monkeypatch.setattr(cli_sending, "TerminalProgress", progress)
-    result = invoke(PROBLEM_FREE, "--simulate", "--rate", "100")
-
-    assert result.exit_code == ExitStatus.OK, result.output
-    assert said.index("Sending") < said.index("<bar>")

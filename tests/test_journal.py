@@ -499,7 +499,7 @@ BEFORE = {
 
 
 def test_before_values_are_kept_ahead_of_the_request_and_with_the_outcome(tmp_path: Path) -> None:
-    from batch_updater.journal import continue_run
+    from batch_updater.sweep.continuation import continue_run
 
     rows = planned(3)  # rows 2..4
     journal = Journal.create(tmp_path, start(), rows)
@@ -939,7 +939,7 @@ def test_the_settings_objects_own_description_is_accepted(tmp_path: Path) -> Non
 
 
 def test_continue_run_sends_only_what_was_not_applied(tmp_path: Path) -> None:
-    from batch_updater.journal import continue_run
+    from batch_updater.sweep.continuation import continue_run
 
     rows = planned(6)  # rows 2..7
     journal = Journal.create(tmp_path, start(), rows)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from helpers import make_sender
+
 from batch_updater.ccs import CcsClient
 from batch_updater.pacing import RateLimiter
 from batch_updater.report import (
@@ -13,7 +15,6 @@ from batch_updater.report import (
     rollback_rows,
     write_rollback,
 )
-from batch_updater.runner import Sender
 from batch_updater.settings import Secret
 from batch_updater.sheet import read_sheet
 from batch_updater.tickets import Outcome, PlannedRow, RowResult, RunInfo, TicketState, TicketUpdate
@@ -25,7 +26,7 @@ FIELDS = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
 def send(sim, rows: list[PlannedRow], **options) -> dict[int, RowResult]:
     client = CcsClient(sim.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
     client.login()
-    return Sender(client, RateLimiter(200), **options).run(rows).results
+    return make_sender(client, RateLimiter(200), **options).run(rows).results
 
 
 def test_a_sweep_and_its_rollback_leave_the_tickets_as_they_were(simulator, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import make_sender
 
 from batch_updater.ccs import CcsClient
 from batch_updater.pacing import RateLimiter
@@ -20,7 +21,6 @@ from batch_updater.runner import (
     AUTO_START_WORKERS,
     UNANSWERED,
     RetryPolicy,
-    Sender,
     StopPolicy,
 )
 from batch_updater.settings import Secret
@@ -63,7 +63,7 @@ def sender_for(
     options.setdefault("retry", FAST_RETRY)
     options.setdefault("concurrency", 4)
     client.login()
-    return Sender(client, limiter or RateLimiter(rate), **options)
+    return make_sender(client, limiter or RateLimiter(rate), **options)
 
 
 def outcomes(report) -> dict[Outcome, int]:
@@ -334,8 +334,12 @@ def test_memory_stays_flat_the_queue_is_bounded(simulator) -> None:
             yield row
 
     seen_ahead: list[int] = []
-    sender = sender_for(simulator, rate=1000, concurrency=2)
-    sender.on_result = lambda r: seen_ahead.append(produced - len(seen_ahead))
+    sender = sender_for(
+        simulator,
+        rate=1000,
+        concurrency=2,
+        on_result=lambda r: seen_ahead.append(produced - len(seen_ahead)),
+    )
     report = sender.run(generate())
     assert len(report.results) == 300
     # the feeder never runs more than the queue plus the workers ahead of the results
@@ -374,7 +378,7 @@ class _Pace:
 def _wanted(times: list[float], concurrency: int | None = None, rate: float = 20.0) -> int:
     pace = _Pace()
     pace.current_rate = rate
-    sender = Sender(None, pace, concurrency=concurrency)  # type: ignore[arg-type]
+    sender = make_sender(None, pace, concurrency=concurrency)
     sender._response_times.extend(times)
     return sender.workers_wanted()
 

@@ -1,29 +1,29 @@
-"""The command line: options, wiring, exit codes, and what the administrator sees on the terminal.
+"""The command line: the commands, the terminal, exit codes: what the administrator sees.
 
-A thin shell over the core: it builds the settings, calls read -> validate -> send -> report, and
-turns the project's exceptions into one clear message and an exit code. It is the only module
-that prints, prompts or exits, and the only one that imports click.
+A thin shell over the core: each command parses its options, calls one core function (a run of
+a sheet is `sweep.run`, with the terminal as its console), prints what it returns and exits. It
+is the only package that prints, prompts or exits, and the only one that imports click.
 
 Modules: `entry` (the click group, its default command `run` and the other commands), `options`
-(the option groups the commands share), `sweep` (a run of a sheet), `sending` (credentials,
-confirmation, the sender),
-`earlier` (earlier runs: journals, the run lock, resume and retry), `records` (report, runs,
-manifest check, rollback), `terminal` (progress and signals), `common` (exit codes, messages).
+(the option groups the commands share), `running` (a run of a sheet: settings, logging, the
+run, its summary), `records` (report, runs, manifest check, rollback), `terminal` (the
+terminal's Console: notices, questions, the keyring, progress and signals), `common` (exit
+codes, messages).
 """
 
+from ..sweep import SIMULATED_SERVER
 from .common import ExitStatus
 from .entry import command, main
-from .sending import SIMULATED_SERVER
-from .sweep import _planned_results, run
-from .terminal import Interrupts, TerminalProgress
+from .running import run_sheet
+from .terminal import Interrupts, TerminalConsole, TerminalProgress
 
 __all__ = [
     "SIMULATED_SERVER",
     "ExitStatus",
     "Interrupts",
+    "TerminalConsole",
     "TerminalProgress",
-    "_planned_results",
     "command",
     "main",
-    "run",
+    "run_sheet",
 ]

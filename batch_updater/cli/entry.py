@@ -18,7 +18,6 @@ import click
 from .. import __version__
 from ..errors import BatchUpdateError
 from .common import EXIT_CODES_HELP, ExitStatus, NothingToSend, _echo, _fail, _quoted, log
-from .earlier import _release_run_lock
 from .options import (
     again_option,
     config_option,
@@ -110,7 +109,8 @@ def _guarded(function: Callable[..., ExitStatus]) -> Callable[..., None]:
             )
             status = ExitStatus.INTERNAL_ERROR
         finally:
-            from .sweep import _close_logging
+            from ..sweep.earlier import _release_run_lock
+            from .running import _close_logging
 
             _close_logging()
             _release_run_lock()
@@ -188,12 +188,12 @@ def run_command(file: Path | None, **options: Any) -> ExitStatus:
       batch-update tickets.xlsx --dry-run              check the sheet, send nothing
       batch-update tickets.xlsx --url https://ccs01:12431 --user corp\\svc-ccs
     """
-    from .sweep import run
+    from .running import run_sheet
 
     _legacy(options, file)
     if file is None:
         raise click.UsageError("Missing argument 'FILE': the spreadsheet of ticket changes.")
-    return run(file, **options)
+    return run_sheet(file, options)
 
 
 @command.command("resume", context_settings=CONTEXT, epilog=SAME_EXIT_CODES)
@@ -211,9 +211,9 @@ def resume_command(file: Path, **options: Any) -> ExitStatus:
     sent. It keeps the evidence settings of the run it continues: --capture-before and --verify
     may add evidence, never drop it.
     """
-    from .sweep import run
+    from .running import run_sheet
 
-    return run(file, resume=True, **options)
+    return run_sheet(file, options, resume=True)
 
 
 @command.command("retry", context_settings=CONTEXT, epilog=SAME_EXIT_CODES)
@@ -230,9 +230,9 @@ def retry_command(file: Path, run_ref: str, **options: Any) -> ExitStatus:
     RUN is a run id (`batch-update runs` lists them) or that run's results workbook. Rows it
     left Unknown are read back first.
     """
-    from .sweep import run
+    from .running import run_sheet
 
-    return run(file, retry_failed=run_ref, **options)
+    return run_sheet(file, options, retry_of=run_ref)
 
 
 @command.command(

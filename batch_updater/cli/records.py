@@ -10,10 +10,11 @@ import click
 
 from ..errors import InputError
 from ..journal import Journal
+from ..sweep.earlier import _how_it_ended, _journal_folder, _searched_folders
+from ..sweep.evidence import check_workbook_name, write_rollback_of
+from ..sweep.run import ROLLS_BACK
 from ..tickets import count_text
 from .common import ExitStatus, _echo, _here_if_possible, _when
-from .earlier import _how_it_ended, _journal_folder, _searched_folders
-from .sweep import ROLLS_BACK, _check_workbook_name, _write_rollback, run
 
 if TYPE_CHECKING:  # imported where used, so that --help stays quick
     pass
@@ -27,7 +28,7 @@ def rollback_from_journal(run_ref: str, options: dict[str, Any]) -> ExitStatus:
 
     file = options.pop("file", None)
     folder = _journal_folder(file, options.get("config_path"))
-    folders = _searched_folders(folder, file, quiet=bool(options.get("quiet")))
+    folders = _searched_folders(folder, file, None if options.get("quiet") else _echo)
     record = find_run(folders, run_ref)
     if record is None:
         raise InputError(
@@ -85,11 +86,13 @@ def rollback_from_journal(run_ref: str, options: dict[str, Any]) -> ExitStatus:
     options["capture_before"] = options.get("capture_before") or True  # undoable in turn
     options["verify"] = options.get("verify") or True  # shows each ticket holds them again
     options["again"] = True  # the guard for this rollback is the one above
-    return run(
+    from .running import run_sheet
+
+    return run_sheet(
         path,
+        options,
         exact={2 + index: row for index, row in enumerate(restoring)},
         rolls_back=record.run_id,
-        **options,
     )
 
 
@@ -122,7 +125,7 @@ def list_recent_runs(
 
     folder = _journal_folder(file, config_path)
     runs = list_runs(
-        _searched_folders(folder, file),
+        _searched_folders(folder, file, _echo),
         on_skipped=lambda path, error: _echo(f"Note: skipped {path.name}: {error}"),
     )
     if file is not None:
@@ -155,7 +158,7 @@ def report_from_journal(
     from ..report import check_output_path, default_results_path, free_path, write_results
 
     folder = _journal_folder(file, config_path)
-    record = find_run(_searched_folders(folder, file, quiet=quiet), run_ref)
+    record = find_run(_searched_folders(folder, file, None if quiet else _echo), run_ref)
     if record is None:
         raise InputError(
             f'No run "{run_ref}" in {folder}.',
@@ -182,7 +185,7 @@ def report_from_journal(
                 companion=manifest_path,
             )
         )
-        _check_workbook_name(target)
+        check_workbook_name(target)
         check_output_path(target)
         check_output_path(manifest_path(target))
         info = record.to_run_info()
@@ -193,7 +196,7 @@ def report_from_journal(
             # Worded as the run itself wrote it, start time included (when that journal is
             # still there), so that the rebuilt Summary says what the original said.
             earlier = find_run(
-                [Path(record.path).parent, *_searched_folders(folder, file, quiet=True)],
+                [Path(record.path).parent, *_searched_folders(folder, file)],
                 earlier_id,
                 on_skipped=lambda *_: None,
             )
@@ -212,7 +215,7 @@ def report_from_journal(
         rollback = None
         if info.capture_before:
             # The run may have died before it wrote its rollback workbook: the journal has it all.
-            rollback = _write_rollback(Path(record.input_path), ordered, info, target.parent)
+            rollback = write_rollback_of(Path(record.input_path), ordered, info, target.parent)
     manifest = write_manifest(
         info, target, files={"input": Path(record.input_path), "journal": Path(record.path)}
     )

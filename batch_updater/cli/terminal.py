@@ -1,4 +1,6 @@
-"""What the administrator sees while a run goes: the progress, the throttling line, and the signals (Ctrl-C, SIGTERM, SIGHUP)."""
+"""What the administrator sees while a run goes: the run's Console on the terminal (notices,
+questions, the keyring), the progress, the throttling line, and the signals (Ctrl-C, SIGTERM,
+SIGHUP)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from ..tickets import Outcome, RowResult
 from .common import _echo, log
 
 if TYPE_CHECKING:  # imported where used, so that --help stays quick
-    pass
+    from ..settings import Secret
 
 
 # At most one "the server is throttling" line in this many seconds.
@@ -144,3 +146,70 @@ class Interrupts:
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+KEYRING_SERVICE = "batch-update"
+
+
+class TerminalConsole:
+    """The run's Console on the terminal: notices on stderr (not when quiet), questions asked
+    when stdin is a terminal, a progress bar or lines, Ctrl-C and stop signals."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            _echo(text)
+
+    def warn(self, text: str) -> None:
+        _echo(text)
+
+    def can_ask(self) -> bool:
+        return sys.stdin.isatty()
+
+    def ask_username(self) -> str:
+        import click
+
+        return str(click.prompt("CCS user name (domain\\user)"))
+
+    def ask_password(self, username: str, url: str) -> Secret | None:
+        from ..settings import Secret
+
+        password = _password_from_keyring(url, username)
+        if password is None and self.can_ask():
+            import click
+
+            password = Secret(click.prompt(f"Password for {username} on {url}", hide_input=True))
+        return password
+
+    def confirm(self, question: str) -> bool:
+        import click
+
+        return bool(click.confirm(question, default=False, err=True))
+
+    def progress(self, total: int) -> TerminalProgress:
+        return TerminalProgress(total, quiet=self.quiet)
+
+    def sending(self) -> Interrupts:
+        return Interrupts()
+
+    def writing(self) -> Interrupts:
+        return Interrupts(Interrupts.WRITING)
+
+
+def _password_from_keyring(url: str, username: str) -> Secret | None:
+    """The password kept in the system keyring for this server and user, if the optional
+    keyring package is installed and holds one (service "batch-update", name "user@url")."""
+    try:
+        import keyring  # type: ignore[import-not-found,unused-ignore]  # optional extra
+    except ImportError:
+        return None
+    from ..settings import Secret
+
+    try:
+        value = keyring.get_password(KEYRING_SERVICE, f"{username}@{url}")
+    except Exception as exc:  # a locked or absent keyring backend: fall back to the prompt
+        log.info("keyring not usable: %s", type(exc).__name__)
+        return None
+    return Secret(value) if value else None

@@ -37,8 +37,8 @@ JournalError that names the file.
 
 Modules: `records` (the run and row records, names, settings, times), `files` (the SQLite file:
 schema, creation, format check, reading, errors), `store` (the `Journal`), `runs` (finding and
-pruning runs), `lock` (`RunLock`, one run of a sheet at a time), `resume` (carrying a run
-forward).
+pruning runs), `lock` (`RunLock`, one run of a sheet at a time). What a resume or a retry
+does with an earlier run's rows is the run's policy: `sweep.continuation`.
 """
 
 from .files import _connect as _connect
@@ -62,7 +62,6 @@ from .records import (
     safe_stem,
     settings_digest,
 )
-from .resume import Continuation, continue_run
 from .runs import (
     default_journal_folder,
     find_run,
@@ -82,7 +81,6 @@ __all__ = [
     "DEFAULT_KEEP_DAYS",
     "JOURNAL_SUFFIX",
     "SCHEMA_VERSION",
-    "Continuation",
     "Journal",
     "JournalError",
     "JournalRow",
@@ -93,7 +91,6 @@ __all__ = [
     "RunRecord",
     "RunStart",
     "canonical_settings_json",
-    "continue_run",
     "default_journal_folder",
     "find_run",
     "finished_run_with_input",

@@ -1,21 +1,26 @@
-"""Earlier runs of the same sheet: where journals are, the run lock, resume, retry and the duplicate guard."""
+"""Earlier runs of the same sheet: where journals are, the run lock, resume, retry and the
+duplicate guard: the one place that decides what a run owes to the runs before it."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..journal import Continuation, Journal, RunRecord
+from ..journal import Journal, RunRecord
 from ..tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
-from .common import NothingToSend, _echo, _quoted, _when, log
+from .common import _quoted, _when, log
+from .continuation import Continuation
+from .outcome import NothingToSend
 
 if TYPE_CHECKING:  # imported where used, so that --help stays quick
     from ..settings import Settings
+    from .console import Console
+    from .outcome import RunRequest
 
 
 def _journal_folder(
@@ -39,10 +44,13 @@ def _journal_folder(
 _EARLIER_FOLDERS_NOTED: set[str] = set()
 
 
-def _searched_folders(folder: Path, file: Path | None, *, quiet: bool = False) -> list[Path]:
+def _searched_folders(
+    folder: Path, file: Path | None, note: Callable[[str], None] | None = None
+) -> list[Path]:
     """The journal folder, and the .batch-update/ folder beside the input (or here) in which
     earlier versions wrote journals, if it holds any: those runs are still found (resume,
-    retry, report, the duplicate guard); new journals are written in folder only."""
+    retry, report, the duplicate guard); new journals are written in folder only. note: where
+    to say so (once per process)."""
     from ..journal import DEFAULT_JOURNAL_FOLDER, journal_paths
 
     earlier = (file.parent if file is not None else Path()) / DEFAULT_JOURNAL_FOLDER
@@ -52,8 +60,8 @@ def _searched_folders(folder: Path, file: Path | None, *, quiet: bool = False) -
     except OSError:
         return [folder]
     key = str(earlier.resolve())
-    if not quiet and key not in _EARLIER_FOLDERS_NOTED:
-        _echo(
+    if note is not None and key not in _EARLIER_FOLDERS_NOTED:
+        note(
             f"Note: also reading the journals of earlier versions in {earlier}; new journals "
             f"are kept in {folder}."
         )
@@ -109,16 +117,16 @@ def _release_run_lock() -> None:
         _RUN_LOCK.pop().release()  # type: ignore[attr-defined]
 
 
+def _skipped(path: Path, error: Exception) -> None:
+    log.warning("ignoring %s: %s", path, error)
+
+
 def _follow_earlier_run(
     folder: Path,
-    file: Path,
+    request: RunRequest,
     info: RunInfo,
     valid: Sequence[PlannedRow],
-    *,
-    resume: bool,
-    retry_failed: str | None,
-    again: bool,
-    quiet: bool,
+    console: Console,
     server_url: str | None = None,
 ) -> Continuation:
     """Which rows this run sends, given the earlier runs of the same input (resume, retry, guard).
@@ -126,146 +134,180 @@ def _follow_earlier_run(
     server_url: where this run will send (None: not known yet); rows an earlier run updated on
     another server, or on the simulator, are not updated here, so such a run is not continued.
     """
-    from ..journal import (
-        Phase,
-        RunEnd,
-        continue_run,
-        find_run,
-        finished_run_with_input,
-        latest_unfinished,
-    )
-
-    def skipped(path: Path, error: Exception) -> None:
-        log.warning("ignoring %s: %s", path, error)
-
     # Held from before the earlier runs are read until the command ends: a second process on
     # the same sheet refuses here, before it has read a journal the first one is still writing.
-    _hold_run_lock(file, info)
-    shown_folder = folder
-    folders = _searched_folders(folder, file, quiet=quiet)
-    folder = folders  # type: ignore[assignment]  # every journal function takes a list of folders
-    earlier = None
-    if resume:
-        earlier = latest_unfinished(
-            folders,
-            file.name,
-            on_skipped=skipped,
-            simulated=info.simulated,
-            input_path=info.input_path,
-            input_sha256=info.input_sha256,
-        )
-        if earlier is None:
-            raise InputError(
-                f"There is no unfinished run of {file.name} to resume in {shown_folder}.",
-                tip="batch-update runs lists the runs and how they ended.",
-            )
-        _check_same_server(earlier, info, server_url, quiet=quiet)
-        info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
-    elif retry_failed:
-        earlier = find_run(folder, retry_failed, on_skipped=skipped)
-        if earlier is None:
-            raise InputError(
-                f'No run "{retry_failed}" in {shown_folder}: give a run id, a journal file or the '
-                "results workbook of the run to retry.",
-                tip="batch-update runs lists the runs.",
-            )
-        _check_same_server(earlier, info, server_url, quiet=quiet)
-        if earlier.ended not in (RunEnd.FINISHED, RunEnd.STOPPED):
-            raise InputError(
-                f"Run {earlier.run_id} did not finish ({_how_it_ended(earlier)}); continue it with "
-                f"batch-update resume {_quoted(file)} instead, which also checks the rows it was "
-                "sending when it ended."
-            )
-        info.follows = (
-            f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
-        )
-    if earlier is not None:
-        if earlier.input_sha256.lower() != info.input_sha256.lower():
-            raise InputError(
-                f"{file.name} has changed since run {earlier.run_id} read it (SHA-256 then "
-                f"{earlier.input_sha256}, now {info.input_sha256}); its rows may no longer be "
-                "the same rows, so it cannot be continued.",
-                tip="Run the changed file as a new run (add --again if asked), or restore the "
-                "file the run read.",
-            )
-        with Journal.open(earlier.path) as journal:
-            batch = continue_run(journal, valid)
-        if retry_failed and not batch.send:
-            results = f" Its results: {earlier.results_path}." if earlier.results_path else ""
-            raise NothingToSend(
-                f"Nothing to retry: run {earlier.run_id} of {file.name} has no row that Failed "
-                f"or was Not sent ({len(batch.carried):,} rows it updated are done). Nothing was "
-                f"sent and no workbook was written.{results}"
-            )
-        if resume:
-            batch.resumed_from = earlier.run_id
-        else:
-            batch.retry_of = earlier.run_id
-        _keep_evidence(earlier, info, quiet=quiet)
-        if info.verify:
-            # The evidence covers the rows of both runs: an update the earlier run made but
-            # never read back is read back now (never sent again).
-            batch.verify_carried = {
-                number: result
-                for number, result in batch.carried.items()
-                if not result.verification.startswith(("Verified", "Mismatch"))
-            }
-        if not quiet:
-            _echo(
-                f"Continuing run {earlier.run_id}: {count_text(len(batch.carried), 'row')} already "
-                f"updated {'is' if len(batch.carried) == 1 else 'are'} not sent again"
-                + (
-                    f" ({len(batch.verify_carried):,} of them read back to verify them)"
-                    if batch.verify_carried
-                    else ""
-                )
-                + f"; {len(batch.send):,} to send"
-                + (
-                    f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
-                    if batch.read_back
-                    else ""
-                )
-                + "."
-            )
-        return batch
-
-    if not again and not info.simulated:
-        done = finished_run_with_input(folder, info.input_sha256, on_skipped=skipped)
-        if done is not None:
-            raise InputError(
-                f"{file.name} was already applied by run {done.run_id} on {_when(done.started)}"
-                + (f" (results: {Path(done.results_path).name})" if done.results_path else "")
-                + ". Running it again would send every row again, and every ticket set to state 2 "
-                "would start its Remediation Verification job again.",
-                tip=f"Add --again to run it anyway, or use batch-update retry {_quoted(file)} "
-                f"{done.run_id} to send only the rows that failed or were not sent.",
-            )
-        pending = latest_unfinished(
-            folder,
-            file.name,
-            on_skipped=skipped,
-            simulated=info.simulated,
-            input_path=info.input_path,
-            input_sha256=info.input_sha256,
-        )
-        if (
-            pending is not None
-            and not pending.simulated
-            and pending.input_sha256.lower() == info.input_sha256.lower()
-        ):
-            with Journal.open(pending.path) as journal:
-                counts = journal.counts()
-            if counts.get(Outcome.UPDATED, 0) or counts.get(Phase.SENDING, 0):
-                raise InputError(
-                    f"Run {pending.run_id} of {file.name} did not finish ({_how_it_ended(pending)}, "
-                    f"started {_when(pending.started)}) and had already updated tickets.",
-                    tip=f"Continue it with batch-update resume {_quoted(file)}, which does not send "
-                    "those rows again, or add --again to start over and send every row.",
-                )
-    return Continuation(send=list(valid))
+    _hold_run_lock(request.file, info)
+    folders = _searched_folders(folder, request.file, console.note)
+    if request.resume:
+        earlier = _run_to_resume(folders, folder, request.file, info)
+        _check_same_server(earlier, info, server_url, console)
+    elif request.retry_of:
+        earlier = _run_to_retry(folders, folder, request, info)
+        _check_same_server(earlier, info, server_url, console)
+        _check_finished(earlier, request.file)
+    else:
+        if not request.again and not info.simulated:
+            _guard(folders, request.file, info)
+        return Continuation(send=list(valid))
+    return _continue(earlier, request, info, valid, console)
 
 
-def _keep_evidence(earlier: RunRecord, info: RunInfo, *, quiet: bool) -> None:
+def _run_to_resume(folders: list[Path], shown: Path, file: Path, info: RunInfo) -> RunRecord:
+    from ..journal import latest_unfinished
+
+    earlier = latest_unfinished(
+        folders,
+        file.name,
+        on_skipped=_skipped,
+        simulated=info.simulated,
+        input_path=info.input_path,
+        input_sha256=info.input_sha256,
+    )
+    if earlier is None:
+        raise InputError(
+            f"There is no unfinished run of {file.name} to resume in {shown}.",
+            tip="batch-update runs lists the runs and how they ended.",
+        )
+    info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
+    return earlier
+
+
+def _run_to_retry(
+    folders: list[Path], shown: Path, request: RunRequest, info: RunInfo
+) -> RunRecord:
+    from ..journal import find_run
+
+    assert request.retry_of is not None
+    earlier = find_run(folders, request.retry_of, on_skipped=_skipped)
+    if earlier is None:
+        raise InputError(
+            f'No run "{request.retry_of}" in {shown}: give a run id, a journal file or the '
+            "results workbook of the run to retry.",
+            tip="batch-update runs lists the runs.",
+        )
+    info.follows = (
+        f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
+    )
+    return earlier
+
+
+def _check_finished(earlier: RunRecord, file: Path) -> None:
+    """Only a finished (or stopped) run is retried; one that did not finish is resumed."""
+    from ..journal import RunEnd
+
+    if earlier.ended not in (RunEnd.FINISHED, RunEnd.STOPPED):
+        raise InputError(
+            f"Run {earlier.run_id} did not finish ({_how_it_ended(earlier)}); continue it with "
+            f"batch-update resume {_quoted(file)} instead, which also checks the rows it "
+            "was sending when it ended."
+        )
+
+
+def _continue(
+    earlier: RunRecord,
+    request: RunRequest,
+    info: RunInfo,
+    valid: Sequence[PlannedRow],
+    console: Console,
+) -> Continuation:
+    """What a resume or a retry of `earlier` sends, reads back and carries."""
+    from .continuation import continue_run
+
+    file = request.file
+    if earlier.input_sha256.lower() != info.input_sha256.lower():
+        raise InputError(
+            f"{file.name} has changed since run {earlier.run_id} read it (SHA-256 then "
+            f"{earlier.input_sha256}, now {info.input_sha256}); its rows may no longer be "
+            "the same rows, so it cannot be continued.",
+            tip="Run the changed file as a new run (add --again if asked), or restore the "
+            "file the run read.",
+        )
+    with Journal.open(earlier.path) as journal:
+        batch = continue_run(journal, valid)
+    if request.retry_of and not batch.send:
+        results = f" Its results: {earlier.results_path}." if earlier.results_path else ""
+        raise NothingToSend(
+            f"Nothing to retry: run {earlier.run_id} of {file.name} has no row that Failed "
+            f"or was Not sent ({len(batch.carried):,} rows it updated are done). Nothing was "
+            f"sent and no workbook was written.{results}"
+        )
+    if request.resume:
+        batch.resumed_from = earlier.run_id
+    else:
+        batch.retry_of = earlier.run_id
+    _keep_evidence(earlier, info, console)
+    if info.verify:
+        # The evidence covers the rows of both runs: an update the earlier run made but
+        # never read back is read back now (never sent again).
+        batch.verify_carried = {
+            number: result
+            for number, result in batch.carried.items()
+            if not result.verification.startswith(("Verified", "Mismatch"))
+        }
+    console.note(_continuing(earlier, batch))
+    return batch
+
+
+def _continuing(earlier: RunRecord, batch: Continuation) -> str:
+    return (
+        f"Continuing run {earlier.run_id}: {count_text(len(batch.carried), 'row')} already "
+        f"updated {'is' if len(batch.carried) == 1 else 'are'} not sent again"
+        + (
+            f" ({len(batch.verify_carried):,} of them read back to verify them)"
+            if batch.verify_carried
+            else ""
+        )
+        + f"; {len(batch.send):,} to send"
+        + (
+            f", {len(batch.read_back):,} of them read back first (their outcome was unknown)"
+            if batch.read_back
+            else ""
+        )
+        + "."
+    )
+
+
+def _guard(folders: list[Path], file: Path, info: RunInfo) -> None:
+    """The duplicate-run guard: a sheet a finished run applied, or an unfinished run of it that
+    updated tickets, is refused (--again runs it anyway)."""
+    from ..journal import Phase, finished_run_with_input, latest_unfinished
+
+    done = finished_run_with_input(folders, info.input_sha256, on_skipped=_skipped)
+    if done is not None:
+        raise InputError(
+            f"{file.name} was already applied by run {done.run_id} on {_when(done.started)}"
+            + (f" (results: {Path(done.results_path).name})" if done.results_path else "")
+            + ". Running it again would send every row again, and every ticket set to state 2 "
+            "would start its Remediation Verification job again.",
+            tip=f"Add --again to run it anyway, or use batch-update retry {_quoted(file)} "
+            f"{done.run_id} to send only the rows that failed or were not sent.",
+        )
+    pending = latest_unfinished(
+        folders,
+        file.name,
+        on_skipped=_skipped,
+        simulated=info.simulated,
+        input_path=info.input_path,
+        input_sha256=info.input_sha256,
+    )
+    if (
+        pending is None
+        or pending.simulated
+        or pending.input_sha256.lower() != info.input_sha256.lower()
+    ):
+        return
+    with Journal.open(pending.path) as journal:
+        counts = journal.counts()
+    if counts.get(Outcome.UPDATED, 0) or counts.get(Phase.SENDING, 0):
+        raise InputError(
+            f"Run {pending.run_id} of {file.name} did not finish ({_how_it_ended(pending)}, "
+            f"started {_when(pending.started)}) and had already updated tickets.",
+            tip=f"Continue it with batch-update resume {_quoted(file)}, which does not send "
+            "those rows again, or add --again to start over and send every row.",
+        )
+
+
+def _keep_evidence(earlier: RunRecord, info: RunInfo, console: Console) -> None:
     """A run that continues another keeps its evidence settings: a flag may add evidence, a
     continued run never drops it (the Before columns, the read-back and the rollback then
     cover the rows of both runs)."""
@@ -284,15 +326,14 @@ def _keep_evidence(earlier: RunRecord, info: RunInfo, *, quiet: bool) -> None:
     info.verify = info.verify or was.verify
     # Recorded as the settings this run used, so that the journal (and `batch-update report`) agree.
     info.settings = {**info.settings, "capture_before": info.capture_before, "verify": info.verify}
-    if not quiet:
-        _echo(
-            f"Note: run {earlier.run_id} was made with {' and '.join(kept)}; this run keeps "
-            f"{'them' if len(kept) > 1 else 'it'}, so the evidence covers the rows of both runs."
-        )
+    console.note(
+        f"Note: run {earlier.run_id} was made with {' and '.join(kept)}; this run keeps "
+        f"{'them' if len(kept) > 1 else 'it'}, so the evidence covers the rows of both runs."
+    )
 
 
 def _check_same_server(
-    earlier: RunRecord, info: RunInfo, server_url: str | None, *, quiet: bool = False
+    earlier: RunRecord, info: RunInfo, server_url: str | None, console: Console
 ) -> None:
     """Refuse to carry rows forward from a run that updated them on another server.
 
@@ -316,11 +357,10 @@ def _check_same_server(
 
     if server_url and earlier.server_url and not same(earlier.server_url, server_url):
         if _reached_nothing(earlier):
-            if not quiet:
-                _echo(
-                    f"Note: run {earlier.run_id} went to {earlier.server_url} and updated no "
-                    f"ticket there; this run sends its rows to {server_url}."
-                )
+            console.note(
+                f"Note: run {earlier.run_id} went to {earlier.server_url} and updated no "
+                f"ticket there; this run sends its rows to {server_url}."
+            )
             return
         raise InputError(
             f"Run {earlier.run_id} sent its updates to {earlier.server_url}; this run goes to "

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..journal import Journal, JournalRow, Phase
 from ..tickets import (
     Outcome,
     PlannedRow,
     RowResult,
     update_applied,
 )
-from .records import JournalRow, Phase
-from .store import Journal
 
 # -- carrying a run forward (resume, retry-failed) -----------------------------------------------
 
