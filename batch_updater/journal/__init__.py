@@ -36,7 +36,7 @@ sqlite3 is imported in this package and nowhere else; every sqlite3 error is tur
 JournalError that names the file.
 
 Modules: `records` (the run and row records, names, settings, times), `files` (the SQLite file:
-schema, creation, format check, reading, errors), `store` (the `Journal`), `runs` (finding and
+schema, format check, reading, errors), `writing` (a new journal in one transaction), `store` (the `Journal`), `runs` (finding and
 pruning runs), `lock` (`RunLock`, one run of a sheet at a time). What a resume or a retry
 does with an earlier run's rows is the run's policy: `sweep.continuation`.
 """

@@ -1,29 +1,21 @@
-"""The journal file: schema, connection, format check, creation, reading rows, errors, removal.
+"""The journal file: schema, connection, format check, reading rows, errors, removal.
+
+Its creation (the schema, every row and the run record written at once) is in `writing`.
 
 sqlite3 is used in this package only; every sqlite3 error becomes a JournalError naming the file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
-import socket
 import sqlite3
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 from ..tickets import (
     Outcome,
-    PlannedRow,
-    RowResult,
-    Sheet,
-    TicketUpdate,
 )
 from .records import (
-    _WRITE_BATCH,
     APPLICATION_ID,
     BUSY_TIMEOUT_SECONDS,
     SCHEMA_VERSION,
@@ -32,11 +24,7 @@ from .records import (
     Phase,
     RunEnd,
     RunRecord,
-    RunStart,
-    _cells_json,
     _parse_time,
-    _text_time,
-    _utc,
     journal_file_name,
 )
 
@@ -200,143 +188,6 @@ def _check_format(connection: sqlite3.Connection, path: Path) -> None:
         )
     if version < 1 or "journal_run" not in tables or "journal_row" not in tables:
         raise JournalError(f"{path} is not a complete batch-update journal (format {version}).")
-
-
-def _initialise(
-    connection: sqlite3.Connection,
-    run: RunStart,
-    run_id: str,
-    started: datetime,
-    settings_json: str,
-    rows: Iterable[PlannedRow | RowResult],
-    sheet: Sheet | None,
-) -> None:
-    created = _text_time(started)
-    seen: set[int] = set()
-    request_text = TicketUpdate.to_json_text
-    planned: list[tuple[object, ...]] = []
-    decided: list[tuple[object, ...]] = []
-
-    def flush() -> None:
-        # Planned rows name only four columns: the defaults fill the rest, twice as fast.
-        if planned:
-            connection.executemany(
-                "INSERT INTO journal_row (row_number, ticket_number, request_json, phase) "
-                "VALUES (?, ?, ?, 'planned')",
-                planned,
-            )
-            planned.clear()
-        if decided:
-            connection.executemany(
-                f"INSERT INTO journal_row ({_ROW_COLUMNS}) "
-                "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                decided,
-            )
-            decided.clear()
-
-    def write_rows() -> None:
-        for item in rows:
-            number = item.row_number
-            if number in seen:
-                raise ValueError(f"row {number} is given twice; each row is journalled once")
-            seen.add(number)
-            if isinstance(item, PlannedRow):
-                update = item.update
-                if update is None or item.problems or item.blank:
-                    raise ValueError(
-                        f"row {number} is not valid; journal it as a RowResult with its outcome"
-                    )
-                planned.append((number, update.ticket_number, request_text(update)))
-            elif isinstance(item, RowResult):
-                decided.append(
-                    (
-                        number,
-                        item.ticket_number,
-                        item.request_json,
-                        Outcome(item.outcome).value,
-                        item.status,
-                        item.message,
-                        item.attempts,
-                        _text_time(_utc(item.sent_at)) if item.sent_at is not None else None,
-                        created,
-                        item.duration_ms,
-                        item.verification or None,
-                        _before_text(item.before),
-                    )
-                )
-            else:
-                raise TypeError(
-                    f"cannot journal a {type(item).__name__}; give a PlannedRow or a RowResult"
-                )
-            if len(planned) + len(decided) >= _WRITE_BATCH:
-                flush()
-        flush()
-
-    input_path = str(run.input_path)
-    input_name = run.input_name or re.split(r"[\\/]", input_path)[-1]
-    sheet_json = None
-    if sheet is not None:
-        sheet_json = json.dumps(
-            {
-                "path": sheet.path,
-                "sheet_name": sheet.sheet_name,
-                "header_row": sheet.header_row,
-                "headers": list(sheet.headers),
-                "notices": list(sheet.notices),
-            },
-            ensure_ascii=False,
-        )
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                connection.execute(statement)
-        connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        write_rows()
-        if sheet is not None:
-            connection.executemany(
-                "INSERT INTO journal_cells (row_number, cells_json) VALUES (?, ?)",
-                ((row.row_number, _cells_json(tuple(row.values))) for row in sheet.rows),
-            )
-        connection.execute(
-            "INSERT INTO journal_run (id, run_id, input_path, input_name, input_sha256, "
-            "sheet_name, settings_digest, settings_json, server_url, ccs_user, operator, "
-            "tool_version, host, pid, dry_run, simulated, resumed_from, retry_of, notes_json, "
-            "started, finished, ended, exit_code, results_path, stopped_reason, row_count, "
-            "sheet_json, python_version) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?, NULL, ?, NULL, NULL, '', ?, ?, ?)",
-            (
-                run_id,
-                input_path,
-                input_name,
-                run.input_sha256.lower(),
-                run.sheet_name,
-                hashlib.sha256(settings_json.encode("utf-8")).hexdigest(),
-                settings_json,
-                run.server_url,
-                run.ccs_user,
-                run.operator,
-                run.tool_version,
-                socket.gethostname(),
-                os.getpid(),
-                int(run.dry_run),
-                int(run.simulated),
-                run.resumed_from,
-                run.retry_of,
-                json.dumps(list(run.notes), ensure_ascii=False),
-                created,
-                RunEnd.RUNNING.value,
-                len(seen),
-                sheet_json,
-                run.python_version,
-            ),
-        )
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
 
 
 def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:

@@ -24,7 +24,6 @@ from .files import (
     _claim_file,
     _connect,
     _has_column,
-    _initialise,
     _journal_error,
     _journal_row,
     _open_existing,
@@ -47,6 +46,7 @@ from .records import (
     canonical_settings_json,
     new_run_id,
 )
+from .writing import _initialise
 
 
 class Journal:
