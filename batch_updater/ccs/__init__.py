@@ -11,7 +11,8 @@ simply ran out, or that served before and stopped working, is renewed and the re
 requests is imported here and nowhere else. Each worker thread gets its own Session (a Session
 has no documented thread-safety contract); the token is shared by all of them under a lock.
 
-Modules: `client` (CcsClient and its tokens), `answers` (Reply, messages, bodies, reasons).
+Modules: `client` (CcsClient and its tokens), `exchange` (an answer or a failed send as a
+Reply, a failed token request as an error), `answers` (Reply, messages, bodies, reasons).
 """
 
 from .answers import (

@@ -15,27 +15,21 @@ from urllib.parse import urlsplit
 import requests
 
 from .. import __version__
-from ..errors import AuthError, ServerUnreachable, TlsError
+from ..errors import AuthError, ServerUnreachable
 from ..redact import Redactor
 from ..tickets import TicketUpdate
 from .answers import (
-    _NOT_CONNECTED,
     Reply,
-    _connection_reason,
     _describe_token_answer,
-    _is_web_page,
     _location,
     _ms,
-    _not_tls,
     _read_body,
     _ReadTimeout,
     _seconds,
-    _ssl_reason,
-    describe_status,
     encode_password,
     extract_message,
-    parse_retry_after,
 )
+from .exchange import _answer, _no_answer, _token_request_error
 
 TOKEN_PATH = "/ccs/api/v1/oauth/tokens"
 
@@ -200,34 +194,8 @@ class CcsClient:
             # How long the server takes to answer, before any ticket request has said so.
             self._answer_times.append(time.monotonic() - started)
             return response, content
-        except requests.exceptions.SSLError as exc:
-            if _not_tls(exc):
-                raise ServerUnreachable(
-                    f"{self.base_url} did not answer with TLS: is it http://, or the wrong port?",
-                    tip="Check the server URL (--url or CCS_URL): the CCS REST API answers https on "
-                    "port 12431 unless configured otherwise.",
-                ) from exc
-            raise TlsError(
-                f"Could not verify the TLS certificate of {self.host}: {_ssl_reason(exc)}.",
-                tip="If the server uses an internal certificate authority, give its certificate "
-                "with --ca-bundle PATH (or server.ca_bundle in the config file).",
-            ) from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise ServerUnreachable(
-                f"Could not connect to {self.base_url}: {_connection_reason(exc)}.",
-                tip="Check the server URL (--url or CCS_URL; the CCS REST API listens on port "
-                "12431 unless configured otherwise) and that this machine can reach it.",
-            ) from exc
-        except (requests.exceptions.Timeout, _ReadTimeout) as exc:
-            raise ServerUnreachable(
-                f"{self.base_url} did not answer the token request within "
-                f"{self._timeout[1]:g} seconds.",
-                tip="Check that the CCS Application Server service is running.",
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            raise ServerUnreachable(
-                f"The token request to {self.base_url} failed: {type(exc).__name__}."
-            ) from exc
+        except (requests.exceptions.RequestException, _ReadTimeout) as exc:
+            raise _token_request_error(exc, self.base_url, self.host, self._timeout) from exc
 
     def _store_tokens(self, response: requests.Response, content: bytes) -> None:
         try:
@@ -447,6 +415,7 @@ class CcsClient:
         content_type: str | None = None,
         **kwargs: Any,
     ) -> Reply:
+        """One request with `token`: what came back, or why nothing did, as a Reply."""
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -463,68 +432,9 @@ class CcsClient:
                 **kwargs,
             )
             content = _read_body(response)
-        except requests.exceptions.SSLError as exc:
-            return Reply(None, f"TLS error: {_ssl_reason(exc)}", elapsed_ms=_ms(started))
-        except requests.exceptions.ConnectTimeout:
-            return Reply(
-                None,
-                f"could not connect within {self._timeout[0]:g} s (timeout)",
-                elapsed_ms=_ms(started),
-            )
-        except (requests.exceptions.Timeout, _ReadTimeout):
-            return Reply(
-                None,
-                f"no answer within {self._timeout[1]:g} s (timeout)",
-                elapsed_ms=_ms(started),
-                maybe_applied=True,
-            )
-        except requests.exceptions.ConnectionError as exc:
-            reason = _connection_reason(exc)
-            return Reply(
-                None,
-                f"connection failed: {reason}",
-                elapsed_ms=_ms(started),
-                maybe_applied=reason not in _NOT_CONNECTED,
-            )
-        except requests.exceptions.RequestException as exc:
-            return Reply(
-                None,
-                f"request failed: {type(exc).__name__}",
-                elapsed_ms=_ms(started),
-                maybe_applied=True,
-            )
-        elapsed = _ms(started)
-        status = response.status_code
-        content_type = response.headers.get("Content-Type", "")
-        message = self._server_text(content, content_type)
-        intercepted = False
-        if 300 <= status < 400:
-            message = f"redirected to {self._location(response)}; not followed with credentials"
-        elif not message and status >= 400:
-            message = describe_status(status, response.reason or "")
-        elif 200 <= status < 300 and content.strip() and _is_web_page(content, content_type):
-            # (Only a page that is there: an empty 204 may well carry a text/html header.)
-            intercepted = True
-            message = (
-                f"HTTP {status} with a web page instead of the API's answer"
-                + (f' ("{message}")' if message else "")
-                + ": a proxy or a login page answered in the server's place, so the request "
-                "most likely did not reach CCS; check the server URL and the proxy settings"
-            )
-        body: object = None
-        if status == 200 and "json" in content_type.lower():
-            try:
-                body = json.loads(content)
-            except ValueError:
-                body = None
-        return Reply(
-            status,
-            message,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            elapsed_ms=elapsed,
-            body=body,
-            intercepted=intercepted,
-        )
+        except (requests.exceptions.RequestException, _ReadTimeout) as exc:
+            return _no_answer(exc, started, self._timeout)
+        return _answer(response, content, _ms(started), self._redactor)
 
     def update(self, update: TicketUpdate, pace: Pace | None = None) -> Reply:
         """PATCH one ticket. 204 means updated; anything else is described in the Reply."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -129,9 +130,8 @@ def _write_files(
     workbook.properties.title = TITLE
     tally = _Tally()
     try:
-        _write_results_sheet(
-            workbook, csv_file, sheet, results, layout, width, tally, evidence_columns(run)
-        )
+        columns = _Columns(layout, width, evidence_columns(run))
+        _write_results_sheet(workbook, csv_file, sheet, results, columns, tally)
         _write_summary_sheet(workbook, sheet, run, layout, tally)
         _write_run_sheet(workbook, run)
         _write_legend_sheet(workbook, layout)
@@ -151,16 +151,25 @@ def _abandon(workbook: Workbook) -> None:
             pass  # the error that got us here is the one to report
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """The Results sheet's columns: their names, how many hold the input's cells, and which
+    evidence columns follow the usual result columns."""
+
+    layout: _Layout
+    width: int  # the input's columns: its header row or its longest row, whichever is wider
+    evidence: tuple[str, ...] = ()
+
+
 def _write_results_sheet(
     workbook: Workbook,
     csv_file: IO[str] | None,
     sheet: Sheet,
     results: Sequence[RowResult],
-    layout: _Layout,
-    width: int,
+    columns: _Columns,
     tally: _Tally,
-    evidence: Sequence[str] = (),
 ) -> None:
+    layout, width, evidence = columns.layout, columns.width, columns.evidence
     ws = workbook.create_sheet(RESULTS_SHEET)
     headers = [str(safe_text(h)) for h in layout.headers]
     outcome_index = width + RESULT_COLUMNS.index("Outcome")

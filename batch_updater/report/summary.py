@@ -28,11 +28,26 @@ from .layout import (
     _Tally,
 )
 
+# Rows of the Summary sheet: (label, value), in the order they are shown.
+_Items = list[tuple[str, object]]
+
 
 def _summary_items(
     sheet: Sheet, run: RunInfo, layout: _Layout, tally: _Tally
 ) -> list[tuple[str, object]]:
-    items: list[tuple[str, object]] = []
+    """The Summary sheet's (label, value) rows, in the order they are shown."""
+    return [
+        *_input_items(sheet, run),
+        *_count_items(sheet, tally),
+        *_check_items(run, tally),
+        *_run_items(run, tally),
+        *_notice_items(sheet, run, layout),
+    ]
+
+
+def _input_items(sheet: Sheet, run: RunInfo) -> _Items:
+    """Which run this was, and the input it read."""
+    items: _Items = []
     if run.run_id:
         items.append(("Run ID", run.run_id))
     if run.follows:
@@ -45,8 +60,12 @@ def _summary_items(
         ("Header row", sheet.header_row),
         ("Rows read", len(sheet.rows)),
     ]
-    for outcome in OUTCOME_ORDER:
-        items.append((outcome.value, tally.outcomes[outcome]))
+    return items
+
+
+def _count_items(sheet: Sheet, tally: _Tally) -> _Items:
+    """The rows by outcome, reconciled with the rows read, then the answers by HTTP status."""
+    items: _Items = [(outcome.value, tally.outcomes[outcome]) for outcome in OUTCOME_ORDER]
     counted = sum(tally.outcomes[outcome] for outcome in OUTCOME_ORDER)
     balanced = counted == len(sheet.rows) == tally.rows
     terms = " + ".join(f"{tally.outcomes[o]} {o.value}" for o in OUTCOME_ORDER)
@@ -61,13 +80,15 @@ def _summary_items(
         items.append((f"HTTP {status}", tally.statuses[status]))
     items.append(("No response", tally.no_response))
     items.append(("No request sent", tally.no_request))
-    items.append(
-        (
-            "Before values",
-            "captured: each ticket was read (GET) just before its update; see the Before columns"
-            if run.capture_before
-            else "not captured (run with --capture-before to record them)",
-        )
+    return items
+
+
+def _check_items(run: RunInfo, tally: _Tally) -> _Items:
+    """Whether before values were captured and updated tickets read back, and what that found."""
+    before = (
+        "captured: each ticket was read (GET) just before its update; see the Before columns"
+        if run.capture_before
+        else "not captured (run with --capture-before to record them)"
     )
     if run.verify:
         checks = tally.verifications
@@ -77,8 +98,11 @@ def _summary_items(
         )
     else:
         verification = "off (run with --verify to read every updated ticket back)"
-    items.append(("Read-back verification", verification))
+    return [("Before values", before), ("Read-back verification", verification)]
 
+
+def _run_items(run: RunInfo, tally: _Tally) -> _Items:
+    """Where, by whom, when and how the run went, and how its text cells were kept."""
     if run.dry_run:
         mode = "Dry run, no network"
     elif run.simulated:
@@ -88,7 +112,7 @@ def _summary_items(
     duration = ""
     if run.finished is not None:
         duration = _duration_text(_as_utc(run.finished) - _as_utc(run.started))
-    items += [
+    return [
         ("Server URL", run.server_url),
         ("CCS user", run.ccs_user),
         ("Operator", run.operator),
@@ -105,6 +129,11 @@ def _summary_items(
         ("Text cells not kept exactly", tally.text_not_exact),
         ("About safe text", SAFETY_NOTE),
     ]
+
+
+def _notice_items(sheet: Sheet, run: RunInfo, layout: _Layout) -> _Items:
+    """The result columns renamed to make way for the input's, the input's notices, the notes."""
+    items: _Items = []
     if layout.renamed:
         renames = "; ".join(f'"{ours}" is named "{used}"' for ours, used in layout.renamed)
         items.append(

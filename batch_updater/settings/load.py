@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -42,25 +43,53 @@ def load_settings(
     """Resolve the settings: defaults < config file < environment (CCS_...) < command line."""
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else Path(cwd)
-    errors: list[tuple[str, str | None]] = []
-    values: dict[str, object] = {}
-    sources: dict[str, str] = {}
+    layers = _Layers()
+    # Each layer is taken after the one below it, so that its values replace theirs.
+    path = _take_file(layers, config_path, env, cwd)
+    _take_environment(layers, env, cwd)
+    _take_command_line(layers, cli or {}, cwd)
+    _check_backoff(layers)
+    _raise_errors(layers.errors)
+    return Settings(
+        **layers.values,  # type: ignore[arg-type]
+        config_path=path,
+        sources=FrozenMapping(layers.sources),
+    )
 
-    def take(key: _Key, raw: object, origin: _Origin) -> None:
+
+@dataclass
+class _Layers:
+    """The values taken so far, where each one came from, and every problem found on the way."""
+
+    values: dict[str, object] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    errors: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def take(self, key: _Key, raw: object, origin: _Origin) -> None:
+        """Parse one raw value into its setting, or record why it cannot be."""
         try:
-            values[key.attr] = key.parse(raw, origin)
+            self.values[key.attr] = key.parse(raw, origin)
         except _Bad as bad:
-            errors.append((f"{origin.where}: {bad.text}.", bad.tip))
+            self.errors.append((f"{origin.where}: {bad.text}.", bad.tip))
             return
-        sources[key.attr] = origin.source
+        self.sources[key.attr] = origin.source
 
+
+def _take_file(
+    layers: _Layers, config_path: Path | None, env: Mapping[str, str], cwd: Path
+) -> Path | None:
+    """Take the config file's values, if there is a file; return its path (None without one)."""
     path = _find_config_file(config_path, env, cwd)
     if path is not None:
         shown = _display_path(path, cwd)
         data = _read_yaml(path, shown)
-        for key, raw, origin in _file_values(data, shown, path.parent, errors):
-            take(key, raw, origin)
+        for key, raw, origin in _file_values(data, shown, path.parent, layers.errors):
+            layers.take(key, raw, origin)
+    return path
 
+
+def _take_environment(layers: _Layers, env: Mapping[str, str], cwd: Path) -> None:
+    """Take the CCS_... environment variables that are set to something other than blanks."""
     for attr, variable in ENVIRONMENT_VARIABLES.items():
         raw = env.get(variable)
         if raw is None or not raw.strip():
@@ -71,9 +100,12 @@ def load_settings(
             from_yaml=False,
             base_dir=cwd,
         )
-        take(_KEYS_BY_ATTR[attr], raw, origin)
+        layers.take(_KEYS_BY_ATTR[attr], raw, origin)
 
-    for attr, raw in (cli or {}).items():
+
+def _take_command_line(layers: _Layers, cli: Mapping[str, object], cwd: Path) -> None:
+    """Take the command line's options that were given (None is an option left out)."""
+    for attr, raw in cli.items():
         if raw is None:
             continue
         if attr not in _KEYS_BY_ATTR:
@@ -89,13 +121,17 @@ def load_settings(
             from_yaml=False,
             base_dir=cwd,
         )
-        take(_KEYS_BY_ATTR[attr], raw, origin)
+        layers.take(_KEYS_BY_ATTR[attr], raw, origin)
 
+
+def _check_backoff(layers: _Layers) -> None:
+    """Record a backoff cap below the backoff base, once every value on its own is good."""
+    values, sources = layers.values, layers.sources
     base = values.get("backoff_base", Settings.backoff_base)
     cap = values.get("backoff_cap", Settings.backoff_cap)
-    if not errors and cap < base:  # type: ignore[operator]
+    if not layers.errors and cap < base:  # type: ignore[operator]
         culprit = "backoff_cap" if "backoff_cap" in sources else "backoff_base"
-        errors.append(
+        layers.errors.append(
             (
                 f"retries.backoff_cap ({cap:g} s, {sources.get('backoff_cap', SOURCE_DEFAULT)}) "
                 f"is below retries.backoff_base ({base:g} s, "
@@ -104,12 +140,9 @@ def load_settings(
             )
         )
 
+
+def _raise_errors(errors: list[tuple[str, str | None]]) -> None:
+    """Raise one ConfigError with every problem found, each tip once, if there was any."""
     if errors:
         tips = list(dict.fromkeys(tip for _, tip in errors if tip))
         raise ConfigError("\n".join(text for text, _ in errors), tip="\n".join(tips) or None)
-
-    return Settings(
-        **values,  # type: ignore[arg-type]
-        config_path=path,
-        sources=FrozenMapping(sources),
-    )

@@ -6,9 +6,10 @@ keeps every row's number exactly as Excel shows it, and turns cell values into p
 with the stdlib csv module after detecting its encoding and delimiter. Every failure becomes an
 InputError that names the file and says what to do.
 
-Modules: `reader` (read_sheet and the reader of workbooks and text), `common` (limits, names,
-file kinds), `xlsx_guard` (the pass over an .xlsx's sheet XML), `xls_guard` (the OLE2 check of an
-.xls), `text` (encoding and delimiter of text files).
+Modules: `reader` (read_sheet and the reader of workbooks and text), `choice` (which sheet of a
+workbook is read), `header` (the header row found, the columns it names), `cells` (cell values as
+plain Python), `common` (limits, names, file kinds), `xlsx_guard` (the pass over an .xlsx's sheet
+XML), `xls_guard` (the OLE2 check of an .xls), `text` (encoding and delimiter of text files).
 """
 
 from .common import (

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from python_calamine import (
-    CalamineError,
-    CalamineSheet,
-    CalamineWorkbook,
-    PasswordError,
-    SheetMetadata,
-    SheetTypeEnum,
-    SheetVisibleEnum,
-)
+from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, PasswordError
 
 from ..errors import InputError
 from ..tickets import Sheet, SheetRow, count_text
-from .cells import (
-    _extra_fields,
-    _header_text,
-    _is_empty,
-    _merge_notice,
-    _normalize,
-    _normalize_rows,
-)
+from .cells import _extra_fields, _is_empty, _merge_notice, _normalize_rows
+from .choice import _asked_sheet, _guess_sheet, _sheet_listing
 from .common import (
     _DELIMITERS,
     _FIX_PASSWORD,
-    _MAX_LISTED_HEADERS,
     _OLE_MAGIC,
     _SAVE_AS_XLSX,
     _SNIFF_CHARS,
@@ -55,6 +39,7 @@ from .common import (
     column_letter,
     gc_paused,
 )
+from .header import _columns, _header_index, _no_header
 from .text import _decode, _sniff_delimiter
 from .xls_guard import _ole_damage
 from .xlsx_guard import _hidden_rows_notice, _place_formulas, _SheetFacts, _XlsxParts
@@ -237,6 +222,7 @@ class _Reader:
         notices: list[str],
         parts: _XlsxParts | None = None,
     ) -> Sheet:
+        """Choose the sheet to read (the one asked for, or a guess), then read it."""
         metas = list(book.sheets_metadata)
         if not metas:
             raise InputError(f"{self.name} has no sheets.")
@@ -250,50 +236,16 @@ class _Reader:
                 loaded[title] = book.get_sheet_by_name(title)
             return loaded[title]
 
-        listing = ", ".join(
-            meta.name + ("" if meta.visible == SheetVisibleEnum.Visible else " (hidden)")
-            for meta in metas
-        )
+        listing = _sheet_listing(metas)
         others_checked: list[str] = []
         if sheet_name is not None:
-            meta = _find_sheet(metas, sheet_name)
-            if meta is None:
-                close = difflib.get_close_matches(sheet_name, [m.name for m in metas], n=1)
-                raise InputError(
-                    f'{self.name}: no sheet named "{sheet_name}"; the workbook has '
-                    f"{count_text(len(metas), 'sheet')}: {listing}.",
-                    tip=f'did you mean "{close[0]}"?' if close else None,
-                )
-            reason = "as asked"
-            if meta.visible != SheetVisibleEnum.Visible:
-                reason += "; it is hidden in the workbook"
+            meta, reason = _asked_sheet(self.name, metas, sheet_name, listing)
         elif len(metas) == 1:
             meta, reason = metas[0], ""
         else:
-            visible = (
-                [
-                    m
-                    for m in metas
-                    if m.visible == SheetVisibleEnum.Visible and m.typ == SheetTypeEnum.WorkSheet
-                ]
-                or [m for m in metas if m.typ == SheetTypeEnum.WorkSheet]
-                or metas
+            meta, reason, others_checked = _guess_sheet(
+                metas, lambda title: self._has_header(load(title))
             )
-            named = [m for m in visible if "ticket" in _squash(m.name)]
-            if named:
-                meta, reason = named[0], "named like Tickets"
-            else:
-                meta, reason = visible[0], "the first visible sheet"
-                # A Readme or cover sheet often comes first; prefer a sheet that has the data.
-                for candidate in visible:
-                    probe = load(candidate.name).to_python(
-                        skip_empty_area=False, nrows=self.header_search_rows
-                    )
-                    if self._header_index(probe) is not None:
-                        if candidate is not visible[0]:
-                            meta, reason = candidate, "the first sheet with a ticket-number column"
-                        break
-                    others_checked.append(candidate.name)
         if len(metas) > 1:
             notices.insert(
                 0,
@@ -301,23 +253,38 @@ class _Reader:
                 f"{count_text(len(metas), 'sheet')}: {listing}).",
             )
         sheet = load(meta.name)
+        others = [n for n in others_checked if n != meta.name]
+        return self._read_loaded(sheet, meta.name, facts.get(meta.name), notices, others)
+
+    def _has_header(self, sheet: CalamineSheet) -> bool:
+        """Whether the sheet has a header row among its first rows (loading only those)."""
+        probe = sheet.to_python(skip_empty_area=False, nrows=self.header_search_rows)
+        return self._header_index(probe) is not None
+
+    def _read_loaded(
+        self,
+        sheet: CalamineSheet,
+        title: str,
+        found: _SheetFacts | None,
+        notices: list[str],
+        others_checked: Sequence[str],
+    ) -> Sheet:
+        """Read the chosen sheet's cells, with the formulas and hidden rows its XML showed."""
         limit = self.header_search_rows + self.max_rows + 1
         grid = sheet.to_python(skip_empty_area=False, nrows=limit)
         end = sheet.end
         total_rows = end[0] + 1 if end else 0
-        found = facts.get(meta.name)
         if found is not None and found.formulas:
             total_rows = max(total_rows, _place_formulas(grid, found.formulas, limit))
-        others = [n for n in others_checked if n != meta.name]
-        return self._build(
+        raw = _RawSheet(
             grid,
-            meta.name,
-            notices,
+            title,
             total_rows=total_rows,
             merges=sheet.merged_cell_ranges or (),
-            others_checked=others,
+            others_checked=others_checked,
             hidden_rows=found.hidden_rows if found is not None else (),
         )
+        return self._build(raw, notices)
 
     def text(self) -> Sheet:
         """Read a delimited text file: encoding and delimiter detected, every cell a string."""
@@ -338,9 +305,7 @@ class _Reader:
         else:
             delimiter = first
         grid = self._parse_text(text, delimiter, None)
-        return self._build(
-            grid, "", notices, total_rows=len(grid), merges=(), others_checked=[], text_file=True
-        )
+        return self._build(_RawSheet(grid, "", total_rows=len(grid), text_file=True), notices)
 
     def _parse_text(self, text: str, delimiter: str, limit: int | None) -> list[list[str]]:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -366,29 +331,46 @@ class _Reader:
     # --- from a grid of raw cells to a Sheet --------------------------------------------------
 
     def _header_index(self, grid: Sequence[Sequence[object]]) -> int | None:
-        for index in range(min(self.header_search_rows, len(grid))):
-            values = _normalize(grid[index])
-            if any(value is not None for value in values) and self.is_header_row(values):
-                return index
-        return None
+        """The index of the grid's header row, looked for in the first header_search_rows."""
+        return _header_index(grid, self.is_header_row, self.header_search_rows)
 
-    def _build(
-        self,
-        grid: list[list[Any]],
-        sheet_name: str,
-        notices: list[str],
-        *,
-        total_rows: int,
-        merges: Sequence[tuple[tuple[int, int], tuple[int, int]]],
-        others_checked: Sequence[str],
-        hidden_rows: Sequence[int] = (),
-        text_file: bool = False,
-    ) -> Sheet:
-        where = _where(self.name, sheet_name)
+    def _build(self, raw: _RawSheet, notices: list[str]) -> Sheet:
+        """The Sheet of a grid: its header row found, the rows below it kept with their numbers."""
+        grid = raw.grid
+        where = _where(self.name, raw.sheet_name)
         header_index = self._header_index(grid)
         if header_index is None:
-            raise self._no_header(grid, where, others_checked)
+            raise _no_header(grid, where, raw.others_checked, self.header_search_rows)
+        data = self._data_rows(grid, header_index, raw.total_rows, where)
+        columns = _columns(grid[header_index], data, raw.text_file)
+        extra = _extra_fields(data, columns.named) if raw.text_file else {}
+        first_row = header_index + 2
+        rows = [
+            SheetRow(first_row + offset, values)
+            for offset, values in enumerate(_normalize_rows(data, columns.kept, columns.width))
+        ]
+        for offset, count in extra.items():
+            rows[offset] = SheetRow(rows[offset].row_number, rows[offset].values, count)
+        notice = _merge_notice(raw.merges, header_index)
+        if notice:
+            notices.append(notice)
+        notice = _hidden_notice(grid, raw.hidden_rows, first_row, len(rows))
+        if notice:
+            notices.append(notice)
+        return Sheet(
+            path=str(self.path),
+            sheet_name=raw.sheet_name,
+            header_row=header_index + 1,
+            headers=columns.headers,
+            rows=rows,
+            notices=notices,
+            column_letters=[column_letter(column) for column in columns.kept],
+        )
 
+    def _data_rows(
+        self, grid: list[list[Any]], header_index: int, total_rows: int, where: str
+    ) -> list[list[Any]]:
+        """The rows below the header, up to the last that holds something; at most max_rows."""
         # Trailing empty rows are formatting leftovers, not rows anyone meant to send.
         last = len(grid)
         while last > header_index + 1 and _is_empty(grid[last - 1]):
@@ -405,83 +387,38 @@ class _Reader:
                 "(setting max_rows).",
                 tip="split the file, or raise max_rows in the config if the rows are meant.",
             )
+        return data
 
-        header_cells = list(grid[header_index])
-        width = max(len(header_cells), max(map(len, data), default=0))
-        if len(header_cells) < width:
-            header_cells += [""] * (width - len(header_cells))
-        # In a text file, fields past the header's last name are not a column of their own:
-        # they are what an unquoted delimiter pushed out of place ("Patched, rebooted").
-        named = max((i + 1 for i, cell in enumerate(header_cells) if _header_text(cell)), default=0)
-        extra = _extra_fields(data, named) if text_file else {}
-        kept: list[int] = []
-        headers: list[str] = []
-        for column, cell in enumerate(header_cells):
-            text = _header_text(cell)
-            if text_file and column >= named:
-                break
-            if not text:
-                if not any(column < len(row) and row[column] != "" for row in data):
-                    continue
-                text = f"Column {column_letter(column)}"
-            kept.append(column)
-            headers.append(text)
 
-        first_row = header_index + 2
-        rows = [
-            SheetRow(first_row + offset, values)
-            for offset, values in enumerate(_normalize_rows(data, kept, width))
-        ]
-        for offset, count in extra.items():
-            rows[offset] = SheetRow(rows[offset].row_number, rows[offset].values, count)
-        notice = _merge_notice(merges, header_index)
-        if notice:
-            notices.append(notice)
-        if hidden_rows:
-            # Only the hidden rows of the table that hold something: those would be sent.
-            last_row = first_row + len(rows) - 1
-            hidden = [
-                number
-                for number in hidden_rows
-                if first_row <= number <= last_row and not _is_empty(grid[number - 1])
-            ]
-            notice = _hidden_rows_notice(hidden)
-            if notice:
-                notices.append(notice)
-        return Sheet(
-            path=str(self.path),
-            sheet_name=sheet_name,
-            header_row=header_index + 1,
-            headers=headers,
-            rows=rows,
-            notices=notices,
-            column_letters=[column_letter(column) for column in kept],
-        )
+@dataclass(frozen=True)
+class _RawSheet:
+    """The raw cells of one sheet as loaded, and what is known of the sheet beyond them."""
 
-    def _no_header(
-        self, grid: Sequence[Sequence[object]], where: str, others_checked: Sequence[str]
-    ) -> InputError:
-        first = next((i for i, row in enumerate(grid) if not _is_empty(row)), None)
-        if first is None:
-            return InputError(f"{where} has no data.")
-        limit = self.header_search_rows
-        message = f"{where}: no ticket-number column in the first {limit} rows."
-        if first < limit:
-            texts = [_header_text(cell) for cell in grid[first]]
-            texts = [f'"{text}"' for text in texts if text]
-            listed = ", ".join(texts[:_MAX_LISTED_HEADERS])
-            if len(texts) > _MAX_LISTED_HEADERS:
-                listed += f" and {len(texts) - _MAX_LISTED_HEADERS} more"
-            message += f" The first non-empty row (row {first + 1}) has: {listed}."
-        else:
-            message += f" The first {limit} rows are empty."
-        if others_checked:
-            message += f" No other sheet has one either ({', '.join(others_checked)})."
-        return InputError(
-            message,
-            tip='name the column "Ticket Number", or map your header in the config '
-            '(columns: {"Your header": TicketNumber}).',
-        )
+    grid: list[list[Any]]
+    sheet_name: str  # "" for a text file, which has no sheets
+    # The sheet's extent in rows, which may go past the rows loaded.
+    total_rows: int
+    merges: Sequence[tuple[tuple[int, int], tuple[int, int]]] = ()
+    # The sheets probed for a header before this one, named when this one has none either.
+    others_checked: Sequence[str] = ()
+    hidden_rows: Sequence[int] = ()
+    text_file: bool = False
+
+
+def _hidden_notice(
+    grid: Sequence[Sequence[object]], hidden_rows: Sequence[int], first_row: int, count: int
+) -> str | None:
+    """The notice of the hidden rows among the `count` table rows from first_row, if any."""
+    if not hidden_rows:
+        return None
+    # Only the hidden rows of the table that hold something: those would be sent.
+    last_row = first_row + count - 1
+    hidden = [
+        number
+        for number in hidden_rows
+        if first_row <= number <= last_row and not _is_empty(grid[number - 1])
+    ]
+    return _hidden_rows_notice(hidden)
 
 
 _KIND_NAMES = {
@@ -502,18 +439,3 @@ def _is_panic(exc: BaseException) -> bool:
     `except Exception` does not swallow it) and cannot be imported by name.
     """
     return type(exc).__name__ == "PanicException"
-
-
-def _find_sheet(metas: Sequence[SheetMetadata], wanted: str) -> SheetMetadata | None:
-    for meta in metas:
-        if meta.name == wanted:
-            return meta
-    folded = wanted.strip().casefold()
-    for meta in metas:
-        if meta.name.strip().casefold() == folded:
-            return meta
-    return None
-
-
-def _squash(text: str) -> str:
-    return "".join(ch for ch in text.casefold() if ch.isalnum())

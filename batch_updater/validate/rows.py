@@ -128,6 +128,7 @@ class _RowChecker:
         )
 
     def _check(self, row: SheetRow, position: int) -> PlannedRow:
+        """One row's verdict: its update, or the problems that say what to fix."""
         if row.extra_fields:
             return self._shifted(row)
         values = row.values
@@ -149,19 +150,8 @@ class _RowChecker:
         if _is_blank(raw_ticket) and all(_is_blank(value) for value in values):
             return PlannedRow(row.row_number, blank=True)
 
-        rules = self.rules
-        header = self.header
-        at = self.at
         problems: list[tuple[int, Problem]] = []
-        ticket, message = _check_ticket(raw_ticket, rules)
-        # The ticket as written, kept for the results even when the row is Invalid.
-        as_written = ticket or ("" if raw_ticket is None else _text(raw_ticket).strip())
-        if message:
-            problems.append(
-                (at[Field.TICKET_NUMBER], Problem(header[Field.TICKET_NUMBER], message))
-            )
-        if ticket:
-            self.tickets.append((position, ticket.casefold(), ticket))
+        ticket, as_written = self._ticket(raw_ticket, position, problems)
 
         # Inline blank tests: five function calls per row add up over 100,000 rows.
         has_state = raw_state is not None and not (
@@ -178,50 +168,10 @@ class _RowChecker:
                 row.row_number, problems=tuple(p for _, p in problems), ticket_text=as_written
             )
 
-        state = None
-        if has_state:
-            state = _parse_state(raw_state)
-            if state is None:
-                message = _show(raw_state) + self.state_problem_tail
-                problems.append(
-                    (at[Field.TICKET_STATE], Problem(header[Field.TICKET_STATE], message))
-                )
-
-        priority: str | int | None = None
-        if not has_priority:
-            problems.append(
-                (at[Field.PRIORITY], Problem(header[Field.PRIORITY], self.priority_required))
-            )
-        else:
-            priority = _parse_priority(raw_priority, rules)
-            if priority is None:
-                message = _show(raw_priority) + self.priority_problem_tail
-                problems.append((at[Field.PRIORITY], Problem(header[Field.PRIORITY], message)))
-
-        assigned = None
-        if has_assigned:
-            assigned = (
-                raw_assigned if raw_assigned.__class__ is str else _text(raw_assigned)
-            ).strip()
-
-        description = None
-        if has_description:
-            description = (
-                raw_description if raw_description.__class__ is str else _text(raw_description)
-            ).strip()
-            limit = rules.description_max_length
-            if len(description) > limit:
-                message = (
-                    f"the description is {len(description):,} characters long; the limit is "
-                    f"{limit:,} (setting description_max_length)."
-                )
-                problems.append(
-                    (
-                        at[Field.TICKET_DESCRIPTION],
-                        Problem(header[Field.TICKET_DESCRIPTION], message),
-                    )
-                )
-
+        state = self._state(raw_state, problems) if has_state else None
+        priority = self._priority(raw_priority, has_priority, problems)
+        assigned = _filled_text(raw_assigned) if has_assigned else None
+        description = self._description(raw_description, problems) if has_description else None
         if problems:
             problems.sort(key=lambda item: item[0])
             return PlannedRow(
@@ -238,9 +188,68 @@ class _RowChecker:
             ),
         )
 
+    # --- one field each: the value to send, and a problem added when it cannot be sent -------
+
+    def _ticket(
+        self, raw: object, position: int, problems: list[tuple[int, Problem]]
+    ) -> tuple[str, str]:
+        """The ticket number ("" if the cell holds none) and the ticket as written.
+
+        A valid ticket number is noted for _mark_duplicates; an invalid one adds its problem.
+        """
+        ticket, message = _check_ticket(raw, self.rules)
+        # The ticket as written, kept for the results even when the row is Invalid.
+        as_written = ticket or ("" if raw is None else _text(raw).strip())
+        if message:
+            problems.append(self._entry(Field.TICKET_NUMBER, message))
+        if ticket:
+            self.tickets.append((position, ticket.casefold(), ticket))
+        return ticket, as_written
+
+    def _state(self, raw: object, problems: list[tuple[int, Problem]]) -> TicketState | None:
+        """The state of a filled State cell; one that is not a ticket state adds its problem."""
+        state = _parse_state(raw)
+        if state is None:
+            problems.append(self._entry(Field.TICKET_STATE, _show(raw) + self.state_problem_tail))
+        return state
+
+    def _priority(
+        self, raw: object, filled: bool, problems: list[tuple[int, Problem]]
+    ) -> str | int | None:
+        """The priority of the Priority cell; an empty or unknown one adds its problem."""
+        if not filled:
+            # CCS refuses an update without a priority, so an empty cell is a problem.
+            problems.append(self._entry(Field.PRIORITY, self.priority_required))
+            return None
+        priority = _parse_priority(raw, self.rules)
+        if priority is None:
+            problems.append(self._entry(Field.PRIORITY, _show(raw) + self.priority_problem_tail))
+        return priority
+
+    def _description(self, raw: object, problems: list[tuple[int, Problem]]) -> str:
+        """The text of a filled Description cell; one over the length limit adds its problem."""
+        description = _filled_text(raw)
+        limit = self.rules.description_max_length
+        if len(description) > limit:
+            message = (
+                f"the description is {len(description):,} characters long; the limit is "
+                f"{limit:,} (setting description_max_length)."
+            )
+            problems.append(self._entry(Field.TICKET_DESCRIPTION, message))
+        return description
+
+    def _entry(self, fld: Field, message: str) -> tuple[int, Problem]:
+        """A problem of the field's column, with the column's place to sort the row's problems by."""
+        return self.at[fld], Problem(self.header[fld], message)
+
 
 # Cells whose value the file does not hold: a formula never calculated, or an error value.
 _MARKERS = frozenset({FormulaWithoutValue, CellError})
+
+
+def _filled_text(value: object) -> str:
+    """A filled cell's text without its outer spaces; a text cell, the common case, as it is."""
+    return (value if isinstance(value, str) else _text(value)).strip()
 
 
 def _value_at(values: Sequence[object], index: int) -> object:
