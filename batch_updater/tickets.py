@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum, IntEnum
 from pathlib import PurePath
@@ -243,9 +243,14 @@ def update_applied(outcome: Outcome | None, status: int | None) -> bool:
     return outcome is Outcome.SKIPPED and status is not None and 200 <= status < 300
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunInfo:
-    """Facts about the run for the Summary sheet and the terminal summary."""
+    """Facts about the run for the Summary sheet and the terminal summary.
+
+    Frozen: each step of a run that learns a fact (the server, the run id, how it ended) makes
+    the next value with dataclasses.replace(), so that what a record was given cannot change
+    behind it.
+    """
 
     input_path: str
     input_sha256: str
@@ -262,7 +267,7 @@ class RunInfo:
     dry_run: bool = False
     simulated: bool = False
     stopped_reason: str = ""
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     capture_before: bool = False
     verify: bool = False
     settings: Mapping[str, object] = field(default_factory=dict)  # as used, never secrets
@@ -270,6 +275,14 @@ class RunInfo:
     run_id: str = ""
     follows: str = ""  # "resumes run R" or "retries the failed rows of run R"
     journal_path: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.notes, tuple):
+            object.__setattr__(self, "notes", tuple(self.notes))
+
+    def noting(self, *notes: str) -> RunInfo:
+        """The same facts with these notes added."""
+        return replace(self, notes=(*self.notes, *notes))
 
 
 def _field_value(ticket: Mapping[str, object], name: str) -> tuple[bool, object]:

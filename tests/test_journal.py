@@ -213,7 +213,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     assert record.pid == os.getpid()
     info = record.to_run_info()
     assert (info.input_sha256, info.rate, info.concurrency, info.simulated) == (SHA_A, 5.0, 4, True)
-    assert info.notes == ["Resumed from journal x", "=not a formula"]
+    assert info.notes == ("Resumed from journal x", "=not a formula")
     assert [row.row_number for row in reopened.rows()] == [2, 3, 4, 5, 6, 7]
     reopened.close()
 

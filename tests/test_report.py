@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import zipfile
@@ -120,9 +121,7 @@ def make_run(input_path: Path, **changes: object) -> RunInfo:
         concurrency=4,
         notes=["Resumed from journal tickets.journal.sqlite", "=not a formula"],
     )
-    for key, value in changes.items():
-        setattr(run, key, value)
-    return run
+    return dataclasses.replace(run, **changes)  # type: ignore[arg-type]
 
 
 def make_sheet(input_path: Path, rows: list[tuple[object, ...]], headers=None, notices=None):

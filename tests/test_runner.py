@@ -560,3 +560,34 @@ def test_a_refused_connection_is_failed_it_cannot_have_been_applied(simulator) -
     (result,) = report.results.values()
     assert (result.outcome, result.status) == (Outcome.FAILED, None)
     assert "connection refused" in result.message and UNANSWERED not in result.message
+
+
+def test_a_get_goes_through_the_same_retry_step_as_a_patch(simulator) -> None:
+    # The server is down: the read before the update (--capture-before) is retried as a PATCH
+    # would be, and the progress hears of each retry, the GET's first.
+    simulator.configure(unavailable_rate=1.0)
+    retries: list[tuple[int, str]] = []
+
+    class Progress:
+        def row_done(self, result) -> None:
+            pass
+
+        def retrying(self, row_number, ticket, attempt, reason, delay) -> None:
+            retries.append((attempt, reason))
+
+        def close(self) -> None:
+            pass
+
+    retry = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_cap=0.02)
+    sender = sender_for(
+        simulator, retry=retry, concurrency=1, capture_before=True, progress=Progress()
+    )
+    report = sender.run(rows(1))
+
+    (result,) = report.results.values()
+    methods = [record.method for record in simulator.requests if record.method != "POST"]
+    assert methods == ["GET", "GET", "PATCH", "PATCH"]
+    # One retry of the GET (after its first 503), one of the PATCH.
+    assert [reason for _, reason in retries] == ["HTTP 503", "HTTP 503"]
+    assert result.outcome is Outcome.FAILED and result.attempts == 4
+    assert "before values not captured: HTTP 503" in result.message

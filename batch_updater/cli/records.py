@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import InputError
-from ..journal import Journal
+from ..journal import Journal, RunRecord
 from ..sweep.earlier import _how_it_ended, _journal_folder, _searched_folders
 from ..sweep.evidence import check_workbook_name, write_rollback_of
 from ..sweep.run import ROLLS_BACK
@@ -188,24 +189,12 @@ def report_from_journal(
         check_workbook_name(target)
         check_output_path(target)
         check_output_path(manifest_path(target))
-        info = record.to_run_info()
-        info.run_id = record.run_id
-        info.journal_path = str(Path(record.path).resolve())
-        earlier_id = record.resumed_from or record.retry_of
-        if earlier_id:
-            # Worded as the run itself wrote it, start time included (when that journal is
-            # still there), so that the rebuilt Summary says what the original said.
-            earlier = find_run(
-                [Path(record.path).parent, *_searched_folders(folder, file)],
-                earlier_id,
-                on_skipped=lambda *_: None,
-            )
-            info.follows = (
-                f"resumes run {earlier_id}"
-                if record.resumed_from
-                else f"retries the failed rows of run {earlier_id}"
-            ) + (f" (started {_when(earlier.started)})" if earlier is not None else "")
-        info.notes.append(
+        info = replace(
+            record.to_run_info(),
+            run_id=record.run_id,
+            journal_path=str(Path(record.path).resolve()),
+            follows=_follows(record, folder, file),
+        ).noting(
             f"Rebuilt from the run journal {Path(record.path).name} on {_when(datetime.now(timezone.utc))}."
         )
         ordered = [results[row.row_number] for row in sheet.rows]
@@ -224,3 +213,23 @@ def report_from_journal(
         click.echo(f"Rollback workbook: {rollback}")
     click.echo(f"Manifest: {manifest}")
     return ExitStatus.OK
+
+
+def _follows(record: RunRecord, folder: Path, file: Path | None) -> str:
+    """What a run resumed or retried, worded as the run itself wrote it, start time included
+    (when that journal is still there), so that a rebuilt Summary says what the original said."""
+    from ..journal import find_run
+
+    earlier_id = record.resumed_from or record.retry_of
+    if not earlier_id:
+        return ""
+    earlier = find_run(
+        [Path(record.path).parent, *_searched_folders(folder, file)],
+        earlier_id,
+        on_skipped=lambda *_: None,
+    )
+    return (
+        f"resumes run {earlier_id}"
+        if record.resumed_from
+        else f"retries the failed rows of run {earlier_id}"
+    ) + (f" (started {_when(earlier.started)})" if earlier is not None else "")

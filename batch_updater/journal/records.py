@@ -172,7 +172,7 @@ class RunRecord:
             dry_run=self.dry_run,
             simulated=self.simulated,
             stopped_reason=self.stopped_reason,
-            notes=list(self.notes),
+            notes=tuple(self.notes),
             verify=settings.get("verify") is True and not self.dry_run,
             capture_before=settings.get("capture_before") is True and not self.dry_run,
             workers=self.workers,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,8 +129,9 @@ def _follow_earlier_run(
     valid: Sequence[PlannedRow],
     console: Console,
     server_url: str | None = None,
-) -> Continuation:
-    """Which rows this run sends, given the earlier runs of the same input (resume, retry, guard).
+) -> tuple[Continuation, RunInfo]:
+    """Which rows this run sends, given the earlier runs of the same input (resume, retry,
+    guard), and the run's facts with what it follows and the evidence it keeps.
 
     server_url: where this run will send (None: not known yet); rows an earlier run updated on
     another server, or on the simulator, are not updated here, so such a run is not continued.
@@ -141,15 +143,19 @@ def _follow_earlier_run(
     if request.resume:
         earlier = _run_to_resume(folders, folder, request.file, info)
         _check_same_server(earlier, info, server_url, console)
+        follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
     elif request.retry_of:
-        earlier = _run_to_retry(folders, folder, request, info)
+        earlier = _run_to_retry(folders, folder, request)
         _check_same_server(earlier, info, server_url, console)
         _check_finished(earlier, request.file)
+        follows = (
+            f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
+        )
     else:
         if not request.again and not info.simulated:
             _guard(folders, request.file, info)
-        return Continuation(send=list(valid))
-    return _continue(earlier, request, info, valid, console)
+        return Continuation(send=list(valid)), info
+    return _continue(earlier, request, replace(info, follows=follows), valid, console)
 
 
 def _run_to_resume(folders: list[Path], shown: Path, file: Path, info: RunInfo) -> RunRecord:
@@ -168,13 +174,10 @@ def _run_to_resume(folders: list[Path], shown: Path, file: Path, info: RunInfo) 
             f"There is no unfinished run of {file.name} to resume in {shown}.",
             tip="batch-update runs lists the runs and how they ended.",
         )
-    info.follows = f"resumes run {earlier.run_id} (started {_when(earlier.started)})"
     return earlier
 
 
-def _run_to_retry(
-    folders: list[Path], shown: Path, request: RunRequest, info: RunInfo
-) -> RunRecord:
+def _run_to_retry(folders: list[Path], shown: Path, request: RunRequest) -> RunRecord:
     from ..journal import find_run
 
     assert request.retry_of is not None
@@ -185,9 +188,6 @@ def _run_to_retry(
             "results workbook of the run to retry.",
             tip="batch-update runs lists the runs.",
         )
-    info.follows = (
-        f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
-    )
     return earlier
 
 
@@ -209,8 +209,9 @@ def _continue(
     info: RunInfo,
     valid: Sequence[PlannedRow],
     console: Console,
-) -> Continuation:
-    """What a resume or a retry of `earlier` sends, reads back and carries."""
+) -> tuple[Continuation, RunInfo]:
+    """What a resume or a retry of `earlier` sends, reads back and carries; the facts with
+    the evidence settings it keeps."""
     from .continuation import continue_run
 
     file = request.file
@@ -235,7 +236,7 @@ def _continue(
         batch.resumed_from = earlier.run_id
     else:
         batch.retry_of = earlier.run_id
-    _keep_evidence(earlier, info, console)
+    info = _keep_evidence(earlier, info, console)
     if info.verify:
         # The evidence covers the rows of both runs: an update the earlier run made but
         # never read back is read back now (never sent again).
@@ -245,7 +246,7 @@ def _continue(
             if not result.verification.startswith(("Verified", "Mismatch"))
         }
     console.note(_continuing(earlier, batch))
-    return batch
+    return batch, info
 
 
 def _continuing(earlier: RunRecord, batch: Continuation) -> str:
@@ -307,7 +308,7 @@ def _guard(folders: list[Path], file: Path, info: RunInfo) -> None:
         )
 
 
-def _keep_evidence(earlier: RunRecord, info: RunInfo, console: Console) -> None:
+def _keep_evidence(earlier: RunRecord, info: RunInfo, console: Console) -> RunInfo:
     """A run that continues another keeps its evidence settings: a flag may add evidence, a
     continued run never drops it (the Before columns, the read-back and the rollback then
     cover the rows of both runs)."""
@@ -321,15 +322,21 @@ def _keep_evidence(earlier: RunRecord, info: RunInfo, console: Console) -> None:
         if before and not now
     ]
     if not kept:
-        return
-    info.capture_before = info.capture_before or was.capture_before
-    info.verify = info.verify or was.verify
+        return info
+    capture_before = info.capture_before or was.capture_before
+    verify = info.verify or was.verify
     # Recorded as the settings this run used, so that the journal (and `batch-update report`) agree.
-    info.settings = {**info.settings, "capture_before": info.capture_before, "verify": info.verify}
+    info = replace(
+        info,
+        capture_before=capture_before,
+        verify=verify,
+        settings={**info.settings, "capture_before": capture_before, "verify": verify},
+    )
     console.note(
         f"Note: run {earlier.run_id} was made with {' and '.join(kept)}; this run keeps "
         f"{'them' if len(kept) > 1 else 'it'}, so the evidence covers the rows of both runs."
     )
+    return info
 
 
 def _check_same_server(
@@ -398,7 +405,8 @@ def _create_journal(
     rows: Sequence[PlannedRow | RowResult],
     sheet: Sheet,
     batch: Continuation,
-) -> Journal:
+) -> tuple[Journal, RunInfo]:
+    """The run's journal, created with every row; the facts with its run id and path."""
     from ..journal import RunStart
 
     start = RunStart(
@@ -417,7 +425,6 @@ def _create_journal(
         started=info.started,
     )
     journal = Journal.create(folder, start, rows, sheet=sheet)
-    info.run_id = journal.run_id
     # Sending starts next. Everything built so far (the sheet, the plan) lives until the end of
     # the run: one full collection now, and freezing what survives, keeps a collector pass over
     # all of it from pausing the first paced requests (a pause bunches the requests after it).
@@ -428,5 +435,6 @@ def _create_journal(
     for lock in _RUN_LOCK:
         lock.name_run(journal.run_id)  # type: ignore[attr-defined]
     # Absolute, like the input path: the Summary must say where the journal is from anywhere.
-    info.journal_path = str(Path(journal.path).resolve())
-    return journal
+    return journal, replace(
+        info, run_id=journal.run_id, journal_path=str(Path(journal.path).resolve())
+    )

@@ -4,7 +4,7 @@ written from the journal, the journal finished and copied, the rollback workbook
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ class Outputs:
 class Recorded:
     """Each row's result as the run ends, and what is known of how it ended."""
 
+    info: RunInfo  # the run's facts, as the run learnt them
     results: list[RowResult]
     journal: Journal | None = None  # None for a dry run
     folder: Path | None = None  # where the journal is
@@ -67,7 +68,6 @@ def write_evidence(
     settings: Settings,
     console: Console,
     sheet: Sheet,
-    info: RunInfo,
     outputs: Outputs,
     recorded: Recorded,
 ) -> RunOutcome:
@@ -76,8 +76,9 @@ def write_evidence(
     from ..manifest import manifest_path, write_manifest
     from ..report import free_path
 
-    info.finished = datetime.now(timezone.utc)
-    _note_input_change(request.file, info, console)
+    info = _note_input_change(
+        request.file, replace(recorded.info, finished=datetime.now(timezone.utc)), console
+    )
     results, journal = recorded.results, recorded.journal
     status = exit_status(results, recorded.stopped, recorded.interrupted)
     out, csv_path = _still_free(outputs, console)
@@ -262,7 +263,7 @@ def check_workbook_name(out: Path) -> None:
         )
 
 
-def _note_input_change(file: Path, info: RunInfo, console: Console) -> None:
+def _note_input_change(file: Path, info: RunInfo, console: Console) -> RunInfo:
     """Say in the evidence, and to the user, when the input was rewritten during the run."""
     from ..sheet import file_sha256
 
@@ -271,14 +272,14 @@ def _note_input_change(file: Path, info: RunInfo, console: Console) -> None:
     except BatchUpdateError:
         now = None  # moved or deleted: the manifest check will say it is missing
     if now is None or now == info.input_sha256:
-        return
+        return info
     note = (
         f"The input file {file.name} was changed during the run (SHA-256 when read "
         f"{info.input_sha256[:16]}..., at the end {now[:16]}...): these results are those of the "
         "sheet as it was read."
     )
-    info.notes.append(note)
     console.warn(f"Note: {note}")
+    return info.noting(note)
 
 
 def write_rollback_of(

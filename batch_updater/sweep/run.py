@@ -51,7 +51,7 @@ def run(request: RunRequest, settings: Settings, console: Console) -> RunOutcome
             f"Dry run: {valid:,} of {count_text(len(plan.rows), 'row')} would be sent; "
             "nothing was sent."
         )
-        recorded = Recorded([decided[row.row_number] for row in plan.rows])
+        recorded = Recorded(info, [decided[row.row_number] for row in plan.rows])
     else:
         with _timed(timings, "send"):
             sent = _send_sheet(request, settings, console, sheet, plan, info, decided)
@@ -59,7 +59,7 @@ def run(request: RunRequest, settings: Settings, console: Console) -> RunOutcome
             return sent
         recorded = sent
     with _timed(timings, "write"):
-        outcome = write_evidence(request, settings, console, sheet, info, outputs, recorded)
+        outcome = write_evidence(request, settings, console, sheet, outputs, recorded)
     return replace(outcome, timings=timings)
 
 
@@ -140,7 +140,7 @@ def _run_info(
         concurrency=settings.concurrency,
         dry_run=request.dry_run,
         simulated=request.simulate,
-        notes=[*rolls_back, *plan.notices],  # the sheet's own notices come from sheet.notices
+        notes=(*rolls_back, *plan.notices),  # the sheet's own notices come from sheet.notices
         capture_before=settings.capture_before and not request.dry_run,
         verify=settings.verify and not request.dry_run,
         settings=settings.describe(),
@@ -160,7 +160,7 @@ def _send_sheet(
     """The earlier runs consulted, the valid rows sent, and each row's result as journaled."""
     folder = _journal_folder(request.file, settings=settings)
     valid = [row for row in plan.rows if row.is_valid]
-    batch = _follow_earlier_run(
+    batch, info = _follow_earlier_run(
         folder,
         request,
         info,
@@ -170,12 +170,12 @@ def _send_sheet(
     )
     decided.update(batch.carried)
 
-    def start_journal() -> Journal:
+    def start_journal(facts: RunInfo) -> tuple[Journal, RunInfo]:
         rows: list[PlannedRow | RowResult] = [
             *batch.send,
             *(decided[row.row_number] for row in plan.rows if row.row_number in decided),
         ]
-        return _create_journal(folder, info, rows, sheet, batch)
+        return _create_journal(folder, facts, rows, sheet, batch)
 
     checks = [row for row in valid if row.row_number in batch.verify_carried]
     try:
@@ -207,6 +207,7 @@ def _as_journaled(results: list[RowResult], sent: Sent, folder: Path) -> Recorde
     disagreements = [] if sent.record_failed else _reconcile(journal, results)
     recorded = journal.results(include_pending=True)
     return Recorded(
+        sent.info,
         [recorded.get(r.row_number) or r for r in results],
         journal=journal,
         folder=folder,

@@ -7,7 +7,7 @@ import ipaddress
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,13 +31,14 @@ SIMULATED_SERVER: dict[str, Any] = {"tickets": 1000, "seed": 7, "fail_tickets": 
 
 @dataclass(frozen=True)
 class Sent:
-    """What sending left: each row's result, how it ended, the run's journal."""
+    """What sending left: each row's result, how it ended, the run's journal and facts."""
 
     results: dict[int, RowResult]
     interrupted: bool
     stopped: bool
     journal: Journal
     record_failed: str  # why the journal could not be written, or ""
+    info: RunInfo  # the run's facts, with what sending learnt (server, run id, how it ended)
 
 
 @dataclass(frozen=True)
@@ -52,34 +53,40 @@ def send_rows(
     rows: Sequence[PlannedRow],
     settings: Settings,
     info: RunInfo,
-    start_journal: Callable[[], Journal],
+    start_journal: Callable[[RunInfo], tuple[Journal, RunInfo]],
     batch: Continuation,
     request: RunRequest,
     console: Console,
 ) -> Sent:
     """Connect, confirm, and send the rows (batch: what an earlier run leaves to this one).
 
-    The journal is created once the run is confirmed, before the first request; it holds every
-    row from then on. A refused login or an unreachable server raises (AuthError,
+    The journal is created once the run is confirmed, before the first request (start_journal:
+    the journal of the run with these facts, and the facts with its run id); it holds every row
+    from then on. A refused login or an unreachable server raises (AuthError,
     ServerUnreachable) before the journal exists: nothing was sent, there is no run.
     """
     with ExitStack() as stack:
         login = _server(stack, settings, rows, request, console)
-        info.server_url, info.ccs_user = login.url, login.username
+        info = replace(info, server_url=login.url, ccs_user=login.username)
         if not rows:
-            return Sent({}, False, False, start_journal(), "")
+            journal, info = start_journal(info)
+            return Sent({}, False, False, journal, "", info)
         count = len(rows) - len(batch.verify_carried)  # the rows that are sent, not only read
         ask = not request.simulate and not request.yes
         if ask and not console.can_ask():
             _confirm(count, login, settings, console)  # refuses: nobody to ask
-        client = _client(login, settings, request, info, console)
+        client = _client(login, settings, request, console)
         stack.callback(client.close)
+        if not _verified(request):
+            info = info.noting(
+                "TLS certificate verification was turned OFF for this run (--insecure)."
+            )
         # Logged in before the question and before the journal: a refused login or an
         # unreachable server stops here, with nothing sent and no run to account for.
         client.login()
         if ask:
             _confirm(count, login, settings, console)
-        journal = start_journal()
+        journal, info = start_journal(info)
         # Said before the progress starts, so that it stands above a progress bar.
         console.note(
             f"Sending {count:,} updates to {login.url} as {login.username} at "
@@ -87,7 +94,6 @@ def send_rows(
             f"run {journal.run_id}."
         )
         report = _sender_run(client, rows, settings, info, journal, batch, console)
-        _record_end(report, client, settings, info)
         # Rows abandoned in flight stay "sending" in the journal: a resume reads them back.
         return Sent(
             report.results,
@@ -95,6 +101,7 @@ def send_rows(
             report.stopped and not report.interrupted,
             journal,
             report.record_failed,
+            _ended(report, client, settings, info),
         )
 
 
@@ -117,13 +124,15 @@ def _server(
     return _Login(sim.url, admin.name, Secret(admin.password), "base64")
 
 
-def _client(
-    login: _Login, settings: Settings, request: RunRequest, info: RunInfo, console: Console
-) -> CcsClient:
+def _verified(request: RunRequest) -> bool:
+    """Certificates are verified unless the user said --insecure in so many words."""
+    return not (request.transport.insecure and not request.simulate)
+
+
+def _client(login: _Login, settings: Settings, request: RunRequest, console: Console) -> CcsClient:
     from ..ccs import CcsClient
 
-    # Certificates are verified unless the user said --insecure in so many words.
-    verified = not (request.transport.insecure and not request.simulate)
+    verified = _verified(request)
     ca: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
     if not verified:
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
@@ -131,7 +140,6 @@ def _client(
             f"WARNING: --insecure: the TLS certificate of {login.url} is NOT verified; anyone "
             "between this machine and the server could read the password and the tickets."
         )
-        info.notes.append("TLS certificate verification was turned OFF for this run (--insecure).")
     return CcsClient(
         login.url,
         login.username,
@@ -214,19 +222,25 @@ def _earlier_rows(batch: Continuation) -> EarlierRows:
     )
 
 
-def _record_end(report: SendReport, client: CcsClient, settings: Settings, info: RunInfo) -> None:
+def _ended(report: SendReport, client: CcsClient, settings: Settings, info: RunInfo) -> RunInfo:
+    """The run's facts with how sending ended: why it stopped, the workers, token renewals."""
     from ..settings import AUTO
 
+    stopped_reason = info.stopped_reason
     if report.stopped_reason and not report.interrupted:
-        info.stopped_reason = report.stopped_reason
+        stopped_reason = report.stopped_reason
     elif report.interrupted:
-        info.stopped_reason = "interrupted (Ctrl-C or a stop signal)"
-    if settings.concurrency == AUTO:
-        info.workers = report.workers
+        stopped_reason = "interrupted (Ctrl-C or a stop signal)"
+    info = replace(
+        info,
+        stopped_reason=stopped_reason,
+        workers=report.workers if settings.concurrency == AUTO else info.workers,
+    )
     if client.token_renewals:
-        info.notes.append(
+        info = info.noting(
             f"The access token was renewed {client.token_renewals} time(s) during the run."
         )
+    return info
 
 
 def _is_loopback(host: str) -> bool:
