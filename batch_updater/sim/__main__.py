@@ -13,7 +13,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .auth import PasswordEncoding
@@ -34,7 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(tokens, PATCH and GET of tickets), with optional latency, throttling and faults.",
         epilog="Example: ccs-sim --port 0 --rate-limit 10 --error-rate 0.05 --seed 1",
     )
-    add = parser.add_argument
+    _serving_options(parser.add_argument, defaults)
+    _pace_options(parser.add_argument, defaults)
+    _fault_options(parser.add_argument, defaults)
+    _token_options(parser.add_argument, defaults)
+    _transport_options(parser.add_argument, defaults)
+    return parser
+
+
+def _serving_options(add: Callable[..., object], defaults: SimSettings) -> None:
+    """ccs-sim's options: what is served: the address and the tickets."""
     add("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     add(
         "--port",
@@ -55,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="load the tickets from a YAML or CSV file instead of generating them",
     )
     add("--seed", type=int, metavar="N", help="random seed, to make faults and jitter reproducible")
+
+
+def _pace_options(add: Callable[..., object], defaults: SimSettings) -> None:
+    """ccs-sim's options: how fast it answers, and when it throttles."""
     add(
         "--latency-ms",
         type=_non_negative,
@@ -88,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.retry_after_format.value,
         help="how a 429 gives Retry-After (default: %(default)s)",
     )
+
+
+def _fault_options(add: Callable[..., object], defaults: SimSettings) -> None:
+    """ccs-sim's options: the faults it injects."""
     add(
         "--error-rate",
         type=_probability,
@@ -129,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeat the request (Authorization header, body) in every error answer, as some "
         "gateways do",
     )
+
+
+def _token_options(add: Callable[..., object], defaults: SimSettings) -> None:
+    """ccs-sim's options: how it issues and checks tokens."""
     add(
         "--password-encoding",
         choices=[choice.value for choice in PasswordEncoding],
@@ -154,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave expires_in out of token answers, as the vendor's page shows them",
     )
+
+
+def _transport_options(add: Callable[..., object], defaults: SimSettings) -> None:
+    """ccs-sim's options: TLS, and what it prints."""
     add("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     add(
         "--tls-key",
@@ -161,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the certificate's private key (PEM), unless it is in the --tls-cert file",
     )
     add("--quiet", action="store_true", help="do not print a line per request")
-    return parser
 
 
 def _number(text: str) -> float:
