@@ -16,7 +16,8 @@ import pytest
 from helpers import ADMIN, ADMIN_PASSWORD, patched, read_results, ticket_rows, write_sheet
 
 from batch_updater.errors import ConfigError, InputError
-from batch_updater.settings import Secret, load_settings
+from batch_updater.journal import list_runs
+from batch_updater.settings import Secret, load_settings, user_state_folder
 from batch_updater.sweep import ExitStatus, NothingToSend, RunRequest, run
 from batch_updater.tickets import Outcome, RowResult
 
@@ -224,9 +225,6 @@ def test_a_resume_sends_only_what_the_stopped_run_did_not(sheet: Path, simulator
 def test_a_retry_of_a_run_with_nothing_to_retry_sends_nothing(sheet: Path, simulator) -> None:
     first = run(RunRequest(sheet, yes=True), settings_for(simulator), FakeConsole())
     assert first.status is ExitStatus.OK
-    from batch_updater.journal import list_runs
-    from batch_updater.settings import user_state_folder
-
     (record,) = list_runs([user_state_folder() / "journals"])
     with pytest.raises(NothingToSend, match="Nothing to retry"):
         run(
@@ -235,3 +233,54 @@ def test_a_retry_of_a_run_with_nothing_to_retry_sends_nothing(sheet: Path, simul
             FakeConsole(),
         )
     assert len(patched(simulator)) == 6
+
+
+def test_the_commands_over_recorded_runs_are_core_functions_too(sheet: Path, simulator) -> None:
+    from batch_updater.sweep.history import prepare_rollback, rebuild_report, recent_runs
+
+    plain = run(RunRequest(sheet, yes=True), settings_for(simulator), FakeConsole())
+    notes: list[str] = []
+    listing = recent_runs(sheet, None, notes.append)
+    (record,) = listing.runs
+    assert record.results_path == str(plain.workbook)
+
+    rebuilt = rebuild_report(record.run_id, sheet, sheet.parent / "again.xlsx", None, notes.append)
+    assert rebuilt.workbook == sheet.parent / "again.xlsx" and rebuilt.manifest.exists()
+    assert rebuilt.rollback is None  # the run did not read the tickets first
+    # The rebuilt workbook says what the run's own said, row for row.
+    assert read_results(rebuilt.workbook) == read_results(plain.workbook)
+
+    with pytest.raises(InputError, match="did not read the tickets before updating them"):
+        prepare_rollback(record.run_id, sheet, None, False, notes.append)
+    assert notes == []
+
+
+def test_a_rollback_is_made_ready_from_the_journal_and_refused_twice(
+    sheet: Path, simulator
+) -> None:
+    from batch_updater.sweep.history import prepare_rollback
+
+    before = {n: simulator.ticket(f"INCA{n:07d}") for n in range(1, 7)}
+    first = run(
+        RunRequest(sheet, yes=True), settings_for(simulator, capture_before=True), FakeConsole()
+    )
+    assert first.status is ExitStatus.OK
+    (record,) = list_runs([user_state_folder() / "journals"])
+    run_id = record.run_id
+
+    ready = prepare_rollback(run_id, sheet, None, False, None)
+    assert ready.workbook is not None and ready.workbook.exists()
+    assert sorted(ready.rows) == list(range(2, 8))  # the rollback workbook's rows 2-7
+    undo = run(
+        RunRequest(ready.workbook, yes=True, again=True, exact=ready.rows, rolls_back=run_id),
+        settings_for(simulator, verify=True),
+        FakeConsole(),
+    )
+    assert undo.status is ExitStatus.OK
+    for n, ticket in before.items():
+        held = simulator.ticket(f"INCA{n:07d}")
+        assert {k: held[k] for k in ("TicketState", "Priority", "AssignedTo")} == {
+            k: ticket[k] for k in ("TicketState", "Priority", "AssignedTo")
+        }
+    with pytest.raises(InputError, match="was rolled back already"):
+        prepare_rollback(run_id, sheet, None, False, None)

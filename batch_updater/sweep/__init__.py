@@ -11,7 +11,9 @@ duplicate guard), `continuation` (what a resume or retry sends, reads back or ca
 `sending` (the server or the simulator, credentials, the confirmation, the sender wired to the
 journal), `evidence` (the outputs chosen, the workbook written from the journal, the journal
 finished, the rollback workbook, the manifest), `outcome` (`RunRequest`, `RunOutcome`,
-`ExitStatus`), `console` (the `Console` protocol), `common` (names and times as written).
+`ExitStatus`), `console` (the `Console` protocol), `history` (the core of the commands over
+recorded runs: the list, a workbook rebuilt, a rollback made ready), `common` (names and times
+as written).
 """
 
 from .console import Console, Progress, Stops
