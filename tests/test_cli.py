@@ -182,6 +182,7 @@ def test_a_command_without_its_argument_names_it() -> None:
         (["--retry-failed", "R1"], "retry FILE R1"),
         (["--report-only", "R1", "--out", "a.xlsx"], "report R1"),
         (["--runs"], "runs"),
+        (["--runs", "tickets.xlsx"], "runs tickets.xlsx"),
         (["--check-manifest", "a.xlsx"], "check a.xlsx"),
         (["--rollback", "R1", "tickets.xlsx"], "rollback R1"),
         (["tickets.xlsx", "--dry-run", "--resume"], "resume tickets.xlsx"),
@@ -205,8 +206,8 @@ def test_an_option_that_became_a_command_says_which_command(args: list[str], typ
         )
     )
     assert result.stderr.splitlines()[-1] == (
-        f"Error: {option} is a command of its own now: batch-update {typed} (with the other "
-        "options as before)."
+        f"Error: {option} is a command of its own now: batch-update {typed} (its options: "
+        f"batch-update {typed.split()[0]} --help)."
     )
     # Not one of the commands' options any more: --help does not offer it.
     assert option not in invoke("run", "--help").stdout
@@ -541,3 +542,15 @@ def test_the_environment_wins_over_the_keyring(here: Path, simulator, monkeypatc
     )
     assert result.exit_code == ExitStatus.OK, result.output
     assert fake.asked == []
+
+
+def test_a_mistyped_command_is_named_not_taken_for_a_file(here: Path) -> None:
+    result = invoke("reprot", "20261201-101500-1a2b")
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.splitlines()[-1] == (
+        "Error: No such command 'reprot'. Did you mean 'report'? (A file of that name is run "
+        "with: batch-update run reprot)"
+    )
+    # A name with an extension is a file, whatever it looks like.
+    assert "file not found" in invoke("reprot.xlsx", "--dry-run").stderr

@@ -129,7 +129,7 @@ def test_the_manifest_check_names_each_changed_file(tmp_path: Path) -> None:
         assert checked.returncode == ExitStatus.ROWS_FAILED
         assert (
             checked.stdout.splitlines()[-1]
-            == f"{workbook.name}: {role} differ from what the run produced."
+            == f"{workbook.name}: {role} differs from what the run produced."
         )
         path.write_bytes(original)
     assert run_command(["check", workbook.name], tmp_path).returncode == ExitStatus.OK

@@ -27,6 +27,7 @@ from .options import (
     optional_file_argument,
     out_option,
     quiet_option,
+    rollback_again_option,
     run_argument,
     sending_options,
     sheet_option,
@@ -42,7 +43,7 @@ LEGACY_OPTIONS = {
     "resume": ("--resume", "resume {file}"),
     "retry_failed": ("--retry-failed", "retry {file} {value}"),
     "report_only": ("--report-only", "report {value}"),
-    "list_runs": ("--runs", "runs"),
+    "list_runs": ("--runs", "runs {optional_file}"),
     "check_manifest": ("--check-manifest", "check {value}"),
     "rollback_of": ("--rollback", "rollback {value}"),
 }
@@ -60,8 +61,23 @@ class DefaultGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in self.own_options:
+            self._refuse_a_mistyped_command(args[0])
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def _refuse_a_mistyped_command(self, word: str) -> None:
+        """A word close to a command's name that is not a file (no extension, not there) is a
+        mistyped command, not a sheet: say which command was meant, rather than "not found"."""
+        import difflib
+
+        if word.startswith("-") or Path(word).suffix or Path(word).exists():
+            return
+        close = difflib.get_close_matches(word, list(self.commands), n=1, cutoff=0.6)
+        if close:
+            raise click.UsageError(
+                f"No such command {word!r}. Did you mean {close[0]!r}? "
+                f"(A file of that name is run with: batch-update run {word})"
+            )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order they are defined, the most used first
@@ -136,7 +152,7 @@ def command() -> None:
     Examples:
       batch-update samples/tickets.xlsx --simulate     try it against the built-in simulator
       batch-update tickets.xlsx --dry-run              check the sheet, send nothing
-      batch-update tickets.xlsx --url https://ccs01:12431 --user corp\\svc-ccs
+      batch-update tickets.xlsx --url https://ccs01:12431 --user "corp\\svc-ccs"
       batch-update resume tickets.xlsx                 continue a run that did not finish
       batch-update COMMAND --help                      the options of one command
     """
@@ -148,11 +164,14 @@ def _legacy(options: dict[str, Any], file: Path | None) -> None:
         value = options.pop(name)
         if value:
             typed = replacement.format(
-                file=_quoted(file) if file is not None else "FILE", value=value
-            )
+                file=_quoted(file) if file is not None else "FILE",
+                optional_file=_quoted(file) if file is not None else "",
+                value=value,
+            ).rstrip()
+            command_name = typed.split()[0]
             raise click.UsageError(
                 f"{option} is a command of its own now: batch-update {typed} "
-                "(with the other options as before)."
+                f"(its options: batch-update {command_name} --help)."
             )
 
 
@@ -186,7 +205,7 @@ def run_command(file: Path | None, **options: Any) -> ExitStatus:
     Examples:
       batch-update samples/tickets.xlsx --simulate     try it against the built-in simulator
       batch-update tickets.xlsx --dry-run              check the sheet, send nothing
-      batch-update tickets.xlsx --url https://ccs01:12431 --user corp\\svc-ccs
+      batch-update tickets.xlsx --url https://ccs01:12431 --user "corp\\svc-ccs"
     """
     from .running import run_sheet
 
@@ -243,7 +262,7 @@ def retry_command(file: Path, run_ref: str, **options: Any) -> ExitStatus:
 )
 @run_argument
 @optional_file_argument
-@again_option
+@rollback_again_option
 @sending_options
 @debug_option
 @_guarded

@@ -131,6 +131,10 @@ again_option = click.option(
     "--again", is_flag=True, help="Run FILE even though a finished run already applied it."
 )
 
+rollback_again_option = click.option(
+    "--again", is_flag=True, help="Roll RUN back even though it was rolled back already."
+)
+
 # Every option of a command that sends: the server, the pace, the outputs, the terminal.
 sending_options = _group(
     server_options,

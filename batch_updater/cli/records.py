@@ -58,7 +58,10 @@ def check_manifest_files(results: Path) -> ExitStatus:
         )
         return ExitStatus.OK
     bad = [check.role for check in checks if not check.ok]
-    click.echo(f"{results.name}: {', '.join(bad)} differ from what the run produced.")
+    click.echo(
+        f"{results.name}: {', '.join(bad)} {'differs' if len(bad) == 1 else 'differ'} from what "
+        "the run produced."
+    )
     return ExitStatus.ROWS_FAILED
 
 

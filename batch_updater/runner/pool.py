@@ -56,7 +56,7 @@ log = logging.getLogger("batch_updater.runner")
 
 
 class Sender:
-    """One send run. Use `send_updates()` unless you need the object (tests, the CLI's signals)."""
+    """One send run: `Sender(client, limiter, policies, hooks, earlier).run(rows)`."""
 
     def __init__(
         self,

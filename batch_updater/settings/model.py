@@ -18,7 +18,7 @@ DEFAULT_PORT = 12431
 API_PATH = "/ccs/api/v1"
 MAX_RATE = 1000.0
 MAX_CONCURRENCY = 64
-# The default concurrency: workers added as the server's response time needs (see runner.py).
+# The default concurrency: workers added as the server's response time needs (see runner/pool.py).
 AUTO = "auto"
 MAX_ATTEMPTS = 20
 

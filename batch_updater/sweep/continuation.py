@@ -1,4 +1,4 @@
-"""Carrying a run forward (resume, retry-failed): what is sent again, read back or carried."""
+"""Carrying a run forward (resume, retry): what is sent again, read back or carried."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..tickets import (
     update_applied,
 )
 
-# -- carrying a run forward (resume, retry-failed) -----------------------------------------------
+# -- carrying a run forward (resume, retry) ------------------------------------------------------
 
 
 @dataclass
