@@ -147,11 +147,7 @@ class RowSend:
     def _read_first(self) -> RowResult | None:
         """A row an earlier run may have applied: read it, and send nothing if it holds the update."""
         sender = self.sender
-        try:
-            held = self._read()
-        except AuthError as exc:
-            sender._stop(str(exc), auth=True)
-            return sender._not_sent(self.row)
+        held = self._read()  # credentials refused: the run stops, and _patch says Not sent
         if not isinstance(held, dict) or compare_ticket(self.update, held):
             return None
         self.reply = Reply(200, "")
@@ -172,11 +168,7 @@ class RowSend:
     def _capture_before(self) -> RowResult | None:
         """Read the ticket's values before the PATCH, and hand them to the journal first."""
         sender = self.sender
-        try:
-            held = self._read()
-        except AuthError as exc:
-            sender._stop(str(exc), auth=True)
-            return sender._not_sent(self.row)
+        held = self._read()  # credentials refused: the run stops, and _patch says Not sent
         if isinstance(held, Reply):
             self.before_problem = (
                 f"before values not captured: {_answer(held)} {held.message}".strip()
@@ -327,19 +319,20 @@ class RowSend:
         return True
 
     def _read(self) -> Read:
-        """GET the ticket with retries."""
-        answer, sends = read_ticket(self.sender, self.row, lambda: self._pace(False))
+        """GET the ticket with retries; None when the run stopped first, or stops now because
+        the credentials were refused (AuthError stops the whole run)."""
+        try:
+            answer, sends = read_ticket(self.sender, self.row, lambda: self._pace(False))
+        except AuthError as exc:
+            self.sender._stop(str(exc), auth=True)
+            return None
         self.attempts += sends
         return answer
 
     def _read_back(self) -> Read:
         """The ticket read after its PATCH was answered; the row's status stays the PATCH's."""
         patched = self.reply
-        try:
-            held = self._read()
-        except AuthError as exc:
-            self.sender._stop(str(exc), auth=True)
-            held = None
+        held = self._read()
         self.reply = patched
         return held
 

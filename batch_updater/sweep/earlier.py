@@ -158,10 +158,11 @@ def _follow_earlier_run(
     return _continue(earlier, request, replace(info, follows=follows), valid, console)
 
 
-def _run_to_resume(folders: list[Path], shown: Path, file: Path, info: RunInfo) -> RunRecord:
+def _latest_unfinished(folders: list[Path], file: Path, info: RunInfo) -> RunRecord | None:
+    """The latest run of this input that did not finish (its own kind: live or simulated)."""
     from ..journal import latest_unfinished
 
-    earlier = latest_unfinished(
+    return latest_unfinished(
         folders,
         file.name,
         on_skipped=_skipped,
@@ -169,6 +170,10 @@ def _run_to_resume(folders: list[Path], shown: Path, file: Path, info: RunInfo) 
         input_path=info.input_path,
         input_sha256=info.input_sha256,
     )
+
+
+def _run_to_resume(folders: list[Path], shown: Path, file: Path, info: RunInfo) -> RunRecord:
+    earlier = _latest_unfinished(folders, file, info)
     if earlier is None:
         raise InputError(
             f"There is no unfinished run of {file.name} to resume in {shown}.",
@@ -271,7 +276,7 @@ def _continuing(earlier: RunRecord, batch: Continuation) -> str:
 def _guard(folders: list[Path], file: Path, info: RunInfo) -> None:
     """The duplicate-run guard: a sheet a finished run applied, or an unfinished run of it that
     updated tickets, is refused (--again runs it anyway)."""
-    from ..journal import Phase, finished_run_with_input, latest_unfinished
+    from ..journal import Phase, finished_run_with_input
 
     done = finished_run_with_input(folders, info.input_sha256, on_skipped=_skipped)
     if done is not None:
@@ -283,14 +288,7 @@ def _guard(folders: list[Path], file: Path, info: RunInfo) -> None:
             tip=f"Add --again to run it anyway, or use batch-update retry {_quoted(file)} "
             f"{done.run_id} to send only the rows that failed or were not sent.",
         )
-    pending = latest_unfinished(
-        folders,
-        file.name,
-        on_skipped=_skipped,
-        simulated=info.simulated,
-        input_path=info.input_path,
-        input_sha256=info.input_sha256,
-    )
+    pending = _latest_unfinished(folders, file, info)
     if (
         pending is None
         or pending.simulated
