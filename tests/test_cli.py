@@ -183,6 +183,8 @@ def test_a_command_without_its_argument_names_it() -> None:
         (["--report-only", "R1", "--out", "a.xlsx"], "report R1"),
         (["--runs"], "runs"),
         (["--runs", "tickets.xlsx"], "runs tickets.xlsx"),
+        (["--sheet", "S", "t.xlsx", "--retry-failed=R1"], "retry t.xlsx R1"),
+        (["run", "t.xlsx", "--rollback", "R1"], "rollback R1"),
         (["--check-manifest", "a.xlsx"], "check a.xlsx"),
         (["--rollback", "R1", "tickets.xlsx"], "rollback R1"),
         (["tickets.xlsx", "--dry-run", "--resume"], "resume tickets.xlsx"),
@@ -193,9 +195,9 @@ def test_an_option_that_became_a_command_says_which_command(args: list[str], typ
 
     assert result.exit_code == ExitStatus.USAGE
     option = next(
-        a
+        a.split("=")[0]
         for a in args
-        if a
+        if a.split("=")[0]
         in (
             "--resume",
             "--retry-failed",
@@ -554,3 +556,11 @@ def test_a_mistyped_command_is_named_not_taken_for_a_file(here: Path) -> None:
     )
     # A name with an extension is a file, whatever it looks like.
     assert "file not found" in invoke("reprot.xlsx", "--dry-run").stderr
+
+
+def test_a_mistyped_option_is_not_offered_an_option_that_became_a_command() -> None:
+    result = invoke("tickets.xlsx", "--retry")
+
+    assert result.exit_code == ExitStatus.USAGE
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("Error: No such option") and "--retry-failed" not in last

@@ -39,13 +39,14 @@ SAME_EXIT_CODES = "Exit codes: those of run (batch-update run --help)."
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100}
 
 # The options that chose what the one command of 0.x did, and the command each became.
+# Whether each takes a value, and the command to type instead.
 LEGACY_OPTIONS = {
-    "resume": ("--resume", "resume {file}"),
-    "retry_failed": ("--retry-failed", "retry {file} {value}"),
-    "report_only": ("--report-only", "report {value}"),
-    "list_runs": ("--runs", "runs {optional_file}"),
-    "check_manifest": ("--check-manifest", "check {value}"),
-    "rollback_of": ("--rollback", "rollback {value}"),
+    "--resume": (False, "resume {file}"),
+    "--retry-failed": (True, "retry {file} {value}"),
+    "--report-only": (True, "report {value}"),
+    "--runs": (False, "runs {optional_file}"),
+    "--check-manifest": (True, "check {value}"),
+    "--rollback": (True, "rollback {value}"),
 }
 
 
@@ -63,6 +64,8 @@ class DefaultGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in self.own_options:
             self._refuse_a_mistyped_command(args[0])
             args = [self.default_command, *args]
+        if args and args[0] == self.default_command:
+            _refuse_a_legacy_option(self.commands[self.default_command], args[1:])
         return super().parse_args(ctx, args)
 
     def _refuse_a_mistyped_command(self, word: str) -> None:
@@ -158,21 +161,50 @@ def command() -> None:
     """
 
 
-def _legacy(options: dict[str, Any], file: Path | None) -> None:
-    """The options that became commands: a usage error that gives the command to type."""
-    for name, (option, replacement) in LEGACY_OPTIONS.items():
-        value = options.pop(name)
-        if value:
-            typed = replacement.format(
-                file=_quoted(file) if file is not None else "FILE",
-                optional_file=_quoted(file) if file is not None else "",
-                value=value,
-            ).rstrip()
-            command_name = typed.split()[0]
-            raise click.UsageError(
-                f"{option} is a command of its own now: batch-update {typed} "
-                f"(its options: batch-update {command_name} --help)."
-            )
+def _refuse_a_legacy_option(run: click.Command, args: list[str]) -> None:
+    """The options that chose a job before there were commands: a usage error that gives the
+    command to type (found in the arguments, so that no option of `run` is kept for them)."""
+    takes_value = {
+        name
+        for param in run.params
+        if isinstance(param, click.Option) and not param.is_flag
+        for name in param.opts
+    }
+    file = legacy = value = None
+    index = 0
+    while index < len(args):
+        token = args[index]
+        name, equals, inline = token.partition("=")
+        if token == "--":
+            file = file or (args[index + 1] if index + 1 < len(args) else None)
+            break
+        if name in LEGACY_OPTIONS:
+            legacy = legacy or name
+            if LEGACY_OPTIONS[name][0] and not equals:
+                index += 1
+                value = args[index] if index < len(args) else "RUN"
+            elif equals:
+                value = inline
+        elif token.startswith("-"):
+            index += 1 if name in takes_value and not equals else 0
+        elif file is None:
+            file = token
+        index += 1
+    if legacy is None:
+        return
+    typed = (
+        LEGACY_OPTIONS[legacy][1]
+        .format(
+            file=_quoted(Path(file)) if file else "FILE",
+            optional_file=_quoted(Path(file)) if file else "",
+            value=value,
+        )
+        .rstrip()
+    )
+    raise click.UsageError(
+        f"{legacy} is a command of its own now: batch-update {typed} "
+        f"(its options: batch-update {typed.split()[0]} --help)."
+    )
 
 
 @command.command("run", context_settings=CONTEXT, epilog=EXIT_CODES_HELP)
@@ -187,12 +219,6 @@ def _legacy(options: dict[str, Any], file: Path | None) -> None:
 @again_option
 @sending_options
 @debug_option
-@click.option("--resume", is_flag=True, hidden=True)
-@click.option("--retry-failed", hidden=True)
-@click.option("--report-only", hidden=True)
-@click.option("--runs", "list_runs", is_flag=True, hidden=True)
-@click.option("--check-manifest", hidden=True)
-@click.option("--rollback", "rollback_of", hidden=True)
 @_guarded
 def run_command(file: Path | None, **options: Any) -> ExitStatus:
     """Update CCS remediation tickets from FILE (.xlsx, .xlsm, .xls, .ods or .csv).
@@ -209,7 +235,6 @@ def run_command(file: Path | None, **options: Any) -> ExitStatus:
     """
     from .running import run_sheet
 
-    _legacy(options, file)
     if file is None:
         raise click.UsageError("Missing argument 'FILE': the spreadsheet of ticket changes.")
     return run_sheet(file, options)
