@@ -4,8 +4,9 @@ A thin shell over the core: each command parses its options, calls one core func
 a sheet is `sweep.run`, with the terminal as its console), prints what it returns and exits. It
 is the only package that prints, prompts or exits, and the only one that imports click.
 
-Modules: `entry` (the click group, its default command `run` and the other commands), `options`
-(the option groups the commands share), `running` (a run of a sheet: settings, logging, the
+Modules: `entry` (the click group, whose default command is `run`), `commands/` (one module per
+command), `guard` (errors to one message and an exit code), `options` (the option groups the
+commands share), `running` (a run of a sheet: settings, logging, the
 run, its summary), `records` (report, runs, manifest check, rollback), `terminal` (the
 terminal's Console: notices, questions, the keyring, progress and signals), `common` (exit
 codes, messages).

@@ -1,44 +1,23 @@
-"""The commands: a click group whose default command is `run`, each command's options, the exit.
+"""The command group: its default command `run`, the other commands (one module each in
+`commands/`), and the options that chose a job before there were commands.
 
 `batch-update FILE` is `batch-update run FILE`; the other commands are named. Each command's
-function turns its options into one call of the job (a run, a report, a listing) and returns an
-exit status; `_guarded` turns the project's exceptions into one message and that exit code.
+function turns its options into one call of a core function and returns an exit status; the
+guard (`guard.guarded`) turns the project's exceptions into one message and that exit code.
 """
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
 from .. import __version__
-from ..errors import BatchUpdateError
-from .common import EXIT_CODES_HELP, ExitStatus, NothingToSend, _echo, _fail, _quoted, log
-from .options import (
-    again_option,
-    config_option,
-    debug_option,
-    evidence_options,
-    file_argument,
-    optional_file_argument,
-    out_option,
-    quiet_option,
-    rollback_again_option,
-    run_argument,
-    sending_options,
-    sheet_option,
-)
+from .commands import COMMANDS
+from .common import EXIT_CODES_HELP, _quoted
+from .guard import CONTEXT
 
-# The commands that continue or undo a run end as a run does.
-SAME_EXIT_CODES = "Exit codes: those of run (batch-update run --help)."
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100}
-
-# The options that chose what the one command of 0.x did, and the command each became.
 # Whether each takes a value, and the command to type instead.
 LEGACY_OPTIONS = {
     "--resume": (False, "resume {file}"),
@@ -93,51 +72,6 @@ class DefaultGroup(click.Group):
         )
 
 
-def _guarded(function: Callable[..., ExitStatus]) -> Callable[..., None]:
-    """A command's function, its exceptions turned into a message and its status into the exit."""
-
-    @functools.wraps(function)
-    def command(*args: Any, debug: bool = False, **options: Any) -> None:
-        try:
-            status = function(*args, **options)
-        except NothingToSend as done:
-            _echo(done.message)
-            status = ExitStatus.OK
-        except BatchUpdateError as error:
-            if debug:
-                raise
-            _fail(error)
-            status = ExitStatus.USAGE
-        except click.ClickException:
-            raise  # usage errors: click prints them with the usage line and exits 2
-        except (KeyboardInterrupt, click.Abort):
-            # Ctrl-C before sending started (while reading, validating or at a prompt: click's
-            # prompts turn Ctrl-C, and the end of input, into Abort).
-            if debug:
-                raise
-            _echo("\nInterrupted; nothing was sent.")
-            status = ExitStatus.INTERRUPTED
-        except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
-            if debug:
-                raise
-            log.exception("internal error")
-            _echo(
-                f"Internal error: {type(exc).__name__}: {exc}\n"
-                "This is a bug in batch-update. Run again with --debug to see the traceback, and "
-                "report it with the command you ran."
-            )
-            status = ExitStatus.INTERNAL_ERROR
-        finally:
-            from ..sweep.earlier import _release_run_lock
-            from .running import _close_logging
-
-            _close_logging()
-            _release_run_lock()
-        sys.exit(int(status))
-
-    return command
-
-
 @click.group(
     cls=DefaultGroup,
     context_settings=CONTEXT,
@@ -159,6 +93,10 @@ def command() -> None:
       batch-update resume tickets.xlsx                 continue a run that did not finish
       batch-update COMMAND --help                      the options of one command
     """
+
+
+for _command in COMMANDS:
+    command.add_command(_command)
 
 
 def _refuse_a_legacy_option(run: click.Command, args: list[str]) -> None:
@@ -205,153 +143,6 @@ def _refuse_a_legacy_option(run: click.Command, args: list[str]) -> None:
         f"{legacy} is a command of its own now: batch-update {typed} "
         f"(its options: batch-update {typed.split()[0]} --help)."
     )
-
-
-@command.command("run", context_settings=CONTEXT, epilog=EXIT_CODES_HELP)
-@click.argument(
-    "file", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False), required=False
-)
-@click.option(
-    "--dry-run", is_flag=True, help="Validate every row and write the workbook; send nothing."
-)
-@sheet_option
-@evidence_options
-@again_option
-@sending_options
-@debug_option
-@_guarded
-def run_command(file: Path | None, **options: Any) -> ExitStatus:
-    """Update CCS remediation tickets from FILE (.xlsx, .xlsm, .xls, .ods or .csv).
-
-    Every row is checked before anything is sent; then one PATCH per ticket goes to the CCS
-    server at a steady pace, and a results workbook records what happened to each row.
-    `run` is the default command: `batch-update FILE` is `batch-update run FILE`.
-
-    \b
-    Examples:
-      batch-update samples/tickets.xlsx --simulate     try it against the built-in simulator
-      batch-update tickets.xlsx --dry-run              check the sheet, send nothing
-      batch-update tickets.xlsx --url https://ccs01:12431 --user "corp\\svc-ccs"
-    """
-    from .running import run_sheet
-
-    if file is None:
-        raise click.UsageError("Missing argument 'FILE': the spreadsheet of ticket changes.")
-    return run_sheet(file, options)
-
-
-@command.command("resume", context_settings=CONTEXT, epilog=SAME_EXIT_CODES)
-@file_argument
-@sheet_option
-@evidence_options
-@sending_options
-@debug_option
-@_guarded
-def resume_command(file: Path, **options: Any) -> ExitStatus:
-    """Continue the last unfinished run of FILE.
-
-    Rows the earlier run updated are not sent again (they are carried into the new workbook
-    with their evidence); rows it was sending when it ended are read back first; the rest are
-    sent. It keeps the evidence settings of the run it continues: --capture-before and --verify
-    may add evidence, never drop it.
-    """
-    from .running import run_sheet
-
-    return run_sheet(file, options, resume=True)
-
-
-@command.command("retry", context_settings=CONTEXT, epilog=SAME_EXIT_CODES)
-@file_argument
-@run_argument
-@sheet_option
-@evidence_options
-@sending_options
-@debug_option
-@_guarded
-def retry_command(file: Path, run_ref: str, **options: Any) -> ExitStatus:
-    """Send again only the rows of FILE that Failed or were Not sent in RUN.
-
-    RUN is a run id (`batch-update runs` lists them) or that run's results workbook. Rows it
-    left Unknown are read back first.
-    """
-    from .running import run_sheet
-
-    return run_sheet(file, options, retry_of=run_ref)
-
-
-@command.command(
-    "rollback",
-    context_settings=CONTEXT,
-    epilog=SAME_EXIT_CODES,
-    short_help="Put back what RUN's tickets held before it updated them.",
-)
-@run_argument
-@optional_file_argument
-@rollback_again_option
-@sending_options
-@debug_option
-@_guarded
-def rollback_command(run_ref: str, file: Path | None, **options: Any) -> ExitStatus:
-    """Put back what RUN's tickets held before it updated them, exactly as its journal captured them.
-
-    RUN is a run id or its results workbook, of a run made with --capture-before. FILE (the
-    sheet RUN sent) is needed only when the run's journal is in the folder of another input.
-    The rollback is a run of its own: journaled, verified, and undoable in turn.
-    """
-    from .records import rollback_from_journal
-
-    return rollback_from_journal(run_ref, {"file": file, **options})
-
-
-@command.command("report", context_settings=CONTEXT)
-@run_argument
-@optional_file_argument
-@out_option
-@config_option
-@quiet_option
-@debug_option
-@_guarded
-def report_command(
-    run_ref: str, file: Path | None, out: Path | None, config_path: Path | None, quiet: bool
-) -> ExitStatus:
-    """Write the results workbook of RUN from its journal; send nothing.
-
-    RUN is a run id, its journal file or its results workbook. The workbook is the one the run
-    wrote (or would have written, had it been able to), with a manifest of its own.
-    """
-    from .records import report_from_journal
-
-    return report_from_journal(run_ref, file, out=out, config_path=config_path, quiet=quiet)
-
-
-@command.command("runs", context_settings=CONTEXT)
-@optional_file_argument
-@config_option
-@debug_option
-@_guarded
-def runs_command(file: Path | None, config_path: Path | None) -> ExitStatus:
-    """List the recent runs (of FILE, or all), newest first, with how each ended."""
-    from .records import list_recent_runs
-
-    return list_recent_runs(file, config_path=config_path)
-
-
-@command.command(
-    "check",
-    context_settings=CONTEXT,
-    short_help="Check that a results workbook, its input and its journal are the run's own.",
-    epilog="\b\nExit codes:\n  0    every file is the one the run produced\n"
-    "  1    a file differs or is missing\n  2    RESULTS has no manifest, or it cannot be read",
-)
-@click.argument("results", metavar="RESULTS", type=click.Path(path_type=Path, dir_okay=False))
-@debug_option
-@_guarded
-def check_command(results: Path) -> ExitStatus:
-    """Check that RESULTS (a results workbook or its manifest), its input and its journal are the
-    files the run produced (their SHA-256 against the manifest)."""
-    from .records import check_manifest_files
-
-    return check_manifest_files(results)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
