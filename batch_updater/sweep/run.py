@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -204,8 +204,8 @@ def _as_journaled(results: list[RowResult], sent: Sent, folder: Path) -> Recorde
     (When the journal could not be written, they differ where it could not: those rows are
     what the journal holds, Unknown, and a resume reads them back.)"""
     journal = sent.journal
-    disagreements = [] if sent.record_failed else _reconcile(journal, results)
-    recorded = journal.results(include_pending=True)
+    recorded = journal.results(include_pending=True)  # read once: thousands of rows
+    disagreements = [] if sent.record_failed else _reconcile(recorded, results)
     return Recorded(
         sent.info,
         [recorded.get(r.row_number) or r for r in results],
@@ -240,9 +240,9 @@ def planned_results(plan_rows: Sequence[PlannedRow], dry_run: bool) -> Iterator[
             )
 
 
-def _reconcile(journal: Journal, results: Sequence[RowResult]) -> list[str]:
-    """Rows on which the send loop's results and the journal disagree (outcome or HTTP status)."""
-    recorded = journal.results(include_pending=True)
+def _reconcile(recorded: Mapping[int, RowResult], results: Sequence[RowResult]) -> list[str]:
+    """Rows on which the send loop's results and the journal's (recorded, by row number)
+    disagree: outcome or HTTP status."""
     disagreements = []
     for result in results:
         entry = recorded.get(result.row_number)

@@ -66,7 +66,7 @@ def send_rows(
     ServerUnreachable) before the journal exists: nothing was sent, there is no run.
     """
     with ExitStack() as stack:
-        login = _server(stack, settings, rows, request, console)
+        login = _server(stack, settings, request, console)
         info = replace(info, server_url=login.url, ccs_user=login.username)
         if not rows:
             journal, info = start_journal(info)
@@ -105,13 +105,7 @@ def send_rows(
         )
 
 
-def _server(
-    stack: ExitStack,
-    settings: Settings,
-    rows: Sequence[PlannedRow],
-    request: RunRequest,
-    console: Console,
-) -> _Login:
+def _server(stack: ExitStack, settings: Settings, request: RunRequest, console: Console) -> _Login:
     """The built-in simulator (started for the run), or the server and credentials given."""
     if not request.simulate:
         return _credentials(settings, request.transport, console)
