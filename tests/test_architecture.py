@@ -136,3 +136,21 @@ def test_the_cli_touches_no_http_excel_or_sqlite_library() -> None:
     _, libraries = actual_imports()["cli"]
     assert not libraries & {"requests", "openpyxl", "python_calamine", "sqlite3"}
     assert libraries - OPTIONAL <= {"click", "tqdm"}
+
+
+def test_the_help_imports_no_http_excel_or_yaml_library() -> None:
+    # --help must stay quick: the heavy libraries are imported where a command uses them
+    # (sqlite3, a C module of the standard library, is cheap and may be).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from batch_updater.cli import command; "
+        "CliRunner().invoke(command, ['run', '--help']); "
+        "print(sorted(m for m in ('requests', 'openpyxl', 'python_calamine', 'yaml', 'tqdm') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 
 class Progress(Protocol):
-    """Told of every row as it is done, and of every retry."""
+    """Told of every row as it is done, and of every retry: the sender's `runner.Progress`,
+    plus close(). Written out, not inherited, so that importing the run (for --help) does not
+    import the sender and its HTTP library."""
 
     def row_done(self, result: RowResult) -> None: ...
 
