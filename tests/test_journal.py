@@ -1107,6 +1107,29 @@ def test_the_run_lock_refuses_a_second_holder_naming_the_first(tmp_path: Path) -
         assert again.holder == {"pid": 3}
 
 
+def test_a_run_refused_while_the_holder_writes_its_description_still_names_it(
+    tmp_path: Path,
+) -> None:
+    # Two runs of one sheet started together: the loser may look while the winner has taken
+    # the lock but not yet written who it is (or is rewriting it with its run id).
+    import threading
+
+    first = RunLock.acquire(tmp_path, SHA_A, {"pid": 4242})
+    handle = first._handle
+    handle.seek(0)  # type: ignore[union-attr]
+    handle.truncate()  # type: ignore[union-attr]
+    handle.flush()  # type: ignore[union-attr]
+    writer = threading.Timer(0.2, first.name_run, args=("20261202-200000-ab12",))
+    writer.start()
+    try:
+        with pytest.raises(RunLocked) as refused:
+            RunLock.acquire(tmp_path, SHA_A, {"pid": 1})
+    finally:
+        writer.join()
+        first.release()
+    assert refused.value.holder == {"pid": 4242, "run_id": "20261202-200000-ab12"}
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_the_run_lock_dies_with_its_process(tmp_path: Path) -> None:
     holding = subprocess.Popen(

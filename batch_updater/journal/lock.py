@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 
@@ -19,6 +20,11 @@ else:
 # Windows locks a byte range, and a locked range cannot be read by others: the lock is taken on
 # one byte far past the holder's description, which stays readable.
 _LOCK_BYTE = 1 << 30
+
+# The holder writes its description just after it takes the lock (and rewrites it once its run
+# has an id): a run refused in that moment waits this long for it, so that its message can
+# name the run it is refused for.
+DESCRIPTION_WAIT_SECONDS = 1.0
 
 
 class RunLocked(JournalError):
@@ -61,14 +67,9 @@ class RunLock:
         try:
             _lock_file(handle)
         except OSError:
-            handle.seek(0)
-            text = handle.read(4096)
+            found = _holder_of(handle)
             handle.close()
-            try:
-                found = json.loads(text.decode("utf-8")) if text.strip() else {}
-            except ValueError:
-                found = {}
-            raise RunLocked(found if isinstance(found, dict) else {}) from None
+            raise RunLocked(found) from None
         lock = cls(path, handle, dict(holder))
         lock._describe()
         return lock
@@ -119,3 +120,19 @@ def _unlock_file(handle: object) -> None:
         msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
     else:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)  # type: ignore[attr-defined]
+
+
+def _holder_of(handle: object) -> dict[str, object]:
+    """The description the lock's holder wrote, read again for a moment while it is still
+    empty or half-written (two runs of one sheet started together); {} if it never comes."""
+    deadline = time.monotonic() + DESCRIPTION_WAIT_SECONDS
+    while True:
+        try:
+            handle.seek(0)  # type: ignore[attr-defined]
+            text = handle.read(4096)  # type: ignore[attr-defined]
+            found = json.loads(text.decode("utf-8")) if text.strip() else None
+        except (OSError, ValueError):
+            found = None
+        if (isinstance(found, dict) and found) or time.monotonic() >= deadline:
+            return found if isinstance(found, dict) else {}
+        time.sleep(0.02)
