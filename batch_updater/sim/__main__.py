@@ -19,7 +19,7 @@ from typing import Any
 from .auth import PasswordEncoding
 from .requestlog import RequestRecord
 from .server import DEFAULT_HOST, DEFAULT_PORT, Simulator
-from .settings import RetryAfterFormat, SimSettings
+from .settings import KeyCase, RetryAfterFormat, SearchShape, SimSettings, Verification
 from .store import DEFAULT_TICKETS, SeedFileError
 
 _print_lock = threading.Lock()
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _pace_options(parser.add_argument, defaults)
     _fault_options(parser.add_argument, defaults)
     _token_options(parser.add_argument, defaults)
+    _reading_options(parser.add_argument, defaults)
     _transport_options(parser.add_argument, defaults)
     return parser
 
@@ -177,6 +178,53 @@ def _token_options(add: Callable[..., object], defaults: SimSettings) -> None:
     )
 
 
+def _reading_options(add: Callable[..., object], defaults: SimSettings) -> None:
+    """ccs-sim's options: how GET and Search answers look (the shapes a client must survive)."""
+    add(
+        "--key-case",
+        choices=[choice.value for choice in KeyCase],
+        default=defaults.key_case.value,
+        help="spelling of the ticket keys in GET and Search answers: TicketNumber (pascal) or "
+        "ticketNumber (camel) (default: %(default)s)",
+    )
+    add(
+        "--search-shape",
+        choices=[choice.value for choice in SearchShape],
+        default=defaults.search_shape.value,
+        help="a Search answer as a bare JSON array (list) or as {TotalCount, Tickets} (wrapped) "
+        "(default: %(default)s)",
+    )
+    add(
+        "--max-page-size",
+        type=_at_least_one,
+        default=defaults.max_page_size,
+        metavar="N",
+        help="the largest Search PageSize; a larger one gets 400 (default: %(default)s)",
+    )
+    add(
+        "--first-page",
+        type=int,
+        choices=(0, 1),
+        default=defaults.first_page,
+        help="the number of the first Search page; with 1, Page=0 also answers the first page "
+        "(default: %(default)s)",
+    )
+    add(
+        "--verification",
+        choices=[choice.value for choice in Verification],
+        default=defaults.verification.value,
+        help="what the Remediation Verification job does to a ticket set to 2: nothing (off), "
+        "move it to 3 (verified) or to 4 (failed) (default: %(default)s)",
+    )
+    add(
+        "--verification-delay",
+        type=_non_negative,
+        default=defaults.verification_delay,
+        metavar="SECONDS",
+        help="how long the verification job takes; 0: done by the next read (default: %(default)s)",
+    )
+
+
 def _transport_options(add: Callable[..., object], defaults: SimSettings) -> None:
     """ccs-sim's options: TLS, and what it prints."""
     add("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
@@ -216,6 +264,13 @@ def _probability(text: str) -> float:
     value = _number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text} is not a probability; use 0 to 1, e.g. 0.05")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1; use 1 or more")
     return value
 
 
@@ -302,6 +357,12 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "refresh_token_lifetime": args.refresh_token_lifetime,
         "echo_requests": args.echo_requests,
         "token_expires_in": not args.no_expires_in,
+        "key_case": args.key_case,
+        "search_shape": args.search_shape,
+        "max_page_size": args.max_page_size,
+        "first_page": args.first_page,
+        "verification": args.verification,
+        "verification_delay": args.verification_delay,
     }
 
 
@@ -328,6 +389,7 @@ def _print_banner(sim: Simulator, args: argparse.Namespace) -> None:
                 )
         lines.append(f"    {user.name:<16} password {user.password:<16} {note}")
     lines.append(f"  Faults: {_describe_faults(settings)}")
+    lines.append(f"  Answers: {_describe_answers(settings)}")
     lines += [
         "Point the client at it:",
         f"  export CCS_URL={sim.url}",
@@ -358,6 +420,20 @@ def _describe_faults(settings: SimSettings) -> str:
     if settings.fail_tickets:
         parts.append(f"always 500: {', '.join(sorted(settings.fail_tickets))}")
     return "; ".join(parts) or "none"
+
+
+def _describe_answers(settings: SimSettings) -> str:
+    pascal = settings.key_case is KeyCase.PASCAL
+    keys = "TicketNumber..." if pascal else "ticketNumber..."
+    shape = "a bare list"
+    if settings.search_shape is SearchShape.WRAPPED:
+        shape = "{TotalCount, Tickets}" if pascal else "{totalCount, tickets}"
+    outcome = settings.verification.outcome
+    job = "off" if outcome is None else f"2 -> {outcome} after {settings.verification_delay:g} s"
+    return (
+        f"keys {keys}; Search {shape}, pages from {settings.first_page}, "
+        f"PageSize up to {settings.max_page_size}; verification job {job}"
+    )
 
 
 def _print_request(record: RequestRecord) -> None:

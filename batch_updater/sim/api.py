@@ -5,6 +5,15 @@ nothing of sockets. The order of the checks of a PATCH is the contract's: authen
 the body, the ticket number, the state, "nothing to update", the other fields, the ticket's
 existence, then the permission on its standard and asset. Injected faults come before all of
 it, as they would from a proxy or a crashing server.
+
+How tickets are read back is left open by the vendor (the contract's "Reading tickets"), so
+every shape a client must survive is a setting. By default a ticket in a GET or Search answer
+has PascalCase keys (`TicketNumber`, `TicketState`, `TicketStatus`, ... `LastModified`), a
+Search answers a bare JSON array, pages count from 0, PageSize goes up to 1000, and a ticket
+set to 2 stays at 2. `key_case="camel"`, `search_shape="wrapped"` (`{"TotalCount": n,
+"Tickets": [...]}`), `max_page_size`, `first_page=1` and `verification="verified"/"failed"`
+(with `verification_delay`) play the other servers. Search parameter names (`Page`, `PageSize`,
+`Fields`) and PATCH field names are matched in any case, as the vendor's sample needs.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from urllib.parse import parse_qs, unquote
 from .auth import SimUser, TokenBook
 from .faults import Fault, FaultInjector
 from .requestlog import Endpoint, RequestLog, RequestRecord
-from .settings import RetryAfterFormat, SimSettings
+from .settings import KeyCase, RetryAfterFormat, SearchShape, SimSettings
 from .store import TicketState, TicketStore, as_priority, as_ticket_state
 
 TOKENS_ROUTE = "/ccs/api/v1/oauth/tokens"
@@ -47,7 +56,6 @@ MSG_UNSUPPORTED_GRANT = "The authorization grant type is not supported by the au
 
 JSON_TYPE = "application/json; charset=utf-8"
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 _PATCH_FIELDS = {
     name.lower(): name
@@ -324,15 +332,20 @@ class CcsApi:
     def _patch(self, user: SimUser, parsed: Any, settings: SimSettings) -> Response:
         number, changes = parse_update(parsed, settings)
         ticket = self._ticket_for(user, number, settings)
+        outcome = settings.verification.outcome
         self._store.update(
-            ticket["TicketNumber"], changes, settings.sticky_fields.get(number.upper(), frozenset())
+            ticket["TicketNumber"],
+            changes,
+            settings.sticky_fields.get(number.upper(), frozenset()),
+            verification=None if outcome is None else (outcome, settings.verification_delay),
         )
         return Response(204)
 
     def _get(self, user: SimUser, number: str, settings: SimSettings) -> Response:
         if not number.strip():
             raise _Refusal(400, MSG_BAD_TICKET_NUMBER)
-        return json_response(200, public_ticket(self._ticket_for(user, number, settings)))
+        ticket = self._ticket_for(user, number, settings)
+        return json_response(200, public_ticket(ticket, settings.key_case))
 
     def _ticket_for(self, user: SimUser, number: str, settings: SimSettings) -> dict[str, Any]:
         ticket = self._store.get(number)
@@ -355,10 +368,15 @@ class CcsApi:
             if not equals or key not in _SEARCH_FIELDS:
                 raise _Refusal(400, MSG_BAD_TICKET_DETAILS)
             filters[_SEARCH_FIELDS[key]] = value.strip().lower()
-        page = _as_count(params.get("page", "0"))
-        size = _as_count(params.get("pagesize", str(DEFAULT_PAGE_SIZE)))
-        if page is None or size is None or not 1 <= size <= MAX_PAGE_SIZE:
+        page = _as_count(params.get("page", str(settings.first_page)))
+        # A server never defaults above its own limit.
+        default_size = min(DEFAULT_PAGE_SIZE, settings.max_page_size)
+        size = _as_count(params.get("pagesize", str(default_size)))
+        if page is None or size is None or not 1 <= size <= settings.max_page_size:
             raise _Refusal(400, MSG_BAD_TICKET_DETAILS)
+        # Counting from 1, page 0 is taken for page 1 (as such a server does): a client that
+        # counts from 0 gets the first page twice.
+        index = max(page - settings.first_page, 0)
         denied = settings.denied_tickets
 
         def match(ticket: Mapping[str, Any]) -> bool:
@@ -368,8 +386,13 @@ class CcsApi:
                 and user.may_access(ticket)
             )
 
-        found = self._store.find(match, page * size, size)
-        return json_response(200, [public_ticket(ticket) for ticket in found])
+        found, total = self._store.search(match, index * size, size)
+        tickets = [public_ticket(ticket, settings.key_case) for ticket in found]
+        if settings.search_shape is SearchShape.LIST:
+            return json_response(200, tickets)
+        return json_response(
+            200, _cased({"TotalCount": total, "Tickets": tickets}, settings.key_case)
+        )
 
     # -- inspection -----------------------------------------------------------------------
 
@@ -450,9 +473,9 @@ def parse_update(parsed: Any, settings: SimSettings) -> tuple[str, dict[str, Any
     return number, changes
 
 
-def public_ticket(ticket: Mapping[str, Any]) -> dict[str, Any]:
-    """A ticket as the GET endpoint shows it."""
-    return {
+def public_ticket(ticket: Mapping[str, Any], key_case: KeyCase = KeyCase.PASCAL) -> dict[str, Any]:
+    """A ticket as the GET and Search answers show it, its keys spelt as `key_case` says."""
+    shown = {
         "TicketNumber": ticket["TicketNumber"],
         "TicketState": ticket["TicketState"],
         "TicketStatus": TicketState(ticket["TicketState"]).status,
@@ -463,6 +486,14 @@ def public_ticket(ticket: Mapping[str, Any]) -> dict[str, Any]:
         "Asset": ticket["Asset"],
         "LastModified": ticket["LastModified"],
     }
+    return _cased(shown, key_case)
+
+
+def _cased(data: dict[str, Any], key_case: KeyCase) -> dict[str, Any]:
+    """`data` with its (PascalCase) keys in `key_case`: camel lowers the first letter only."""
+    if key_case is KeyCase.PASCAL:
+        return data
+    return {key[:1].lower() + key[1:]: value for key, value in data.items()}
 
 
 def _fault_response(fault: Fault, settings: SimSettings) -> Response | None:

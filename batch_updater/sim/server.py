@@ -248,7 +248,9 @@ class Simulator:
     """A running CCS simulator: `with Simulator(port=0, seed=1) as sim: ... sim.url ...`.
 
     Keyword settings (see SimSettings) can be given here and changed later with configure().
-    The server is listening and serving as soon as the object exists.
+    The server is listening and serving as soon as the object exists. `clock` (POSIX seconds,
+    time.time by default) is the tickets' clock: LastModified and the verification job's
+    timing; a test passes its own to let a delayed job finish without sleeping.
     """
 
     def __init__(
@@ -263,13 +265,15 @@ class Simulator:
         certfile: str | Path | None = None,
         keyfile: str | Path | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
+        clock: Callable[[], float] = time.time,
         **settings: Any,
     ) -> None:
         check_setting_names(settings)
         self._settings = SimSettings(**settings)
         self._settings_lock = threading.Lock()
         self.store = TicketStore(
-            load_seed_file(seed_file) if seed_file is not None else generate_tickets(tickets)
+            load_seed_file(seed_file) if seed_file is not None else generate_tickets(tickets),
+            clock=clock,
         )
         self._tokens = TokenBook(DEFAULT_USERS if users is None else users)
         self._log = RequestLog(on_request)

@@ -21,6 +21,9 @@ DEFAULT_ACCESS_TOKEN_LIFETIME = 3600.0
 DEFAULT_REFRESH_TOKEN_LIFETIME = 5400.0
 DEFAULT_MAX_DESCRIPTION_LENGTH = 4000
 DEFAULT_RETRY_AFTER = 1
+# The largest Search PageSize answered; the vendor does not document one, so a client must find
+# out by a 400 (the contract's halving), and this makes the simulator play that.
+DEFAULT_MAX_PAGE_SIZE = 1000
 
 # The fields a PATCH may change, by their documented spelling.
 UPDATABLE_FIELDS = ("TicketState", "TicketDescription", "Priority", "AssignedTo")
@@ -31,6 +34,46 @@ class RetryAfterFormat(str, Enum):
 
     SECONDS = "seconds"
     HTTP_DATE = "http-date"
+
+
+class KeyCase(str, Enum):
+    """How the keys of a ticket in a GET or Search answer are spelt.
+
+    The vendor pages that show these answers are not available, and ASP.NET Web API serialisers
+    differ: PascalCase (`TicketNumber`) as the PATCH body is documented, or camelCase
+    (`ticketNumber`). A client must take either.
+    """
+
+    PASCAL = "pascal"
+    CAMEL = "camel"
+
+
+class SearchShape(str, Enum):
+    """How a Search answer holds its tickets: a bare JSON array, or an object around it.
+
+    `wrapped` is `{"TotalCount": <matches in all pages>, "Tickets": [...]}` (camelCase with
+    key_case camel), one of the shapes the contract says a client must survive.
+    """
+
+    LIST = "list"
+    WRAPPED = "wrapped"
+
+
+class Verification(str, Enum):
+    """What the Remediation Verification job does to a ticket set to 2 (Remediation Performed).
+
+    `off` leaves it at 2, as the simulator always did; `verified` and `failed` move it on to 3
+    or 4 when the job finishes, as CCS does, so that a client's read-back meets the job's doing.
+    """
+
+    OFF = "off"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+    @property
+    def outcome(self) -> int | None:
+        """The ticket state the job leaves behind, or None when there is no job."""
+        return {"verified": 3, "failed": 4}.get(self.value)
 
 
 @dataclass(frozen=True)
@@ -70,17 +113,34 @@ class SimSettings:
     echo_requests: bool = False
     denied_tickets: frozenset[str] = frozenset()
     sticky_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # -- how tickets are read back (the contract's "Reading tickets": every shape a client must
+    # survive). The defaults are the simulator's own shape: PascalCase keys, a Search answer that
+    # is a bare JSON array, pages counted from 0, PageSize up to 1000, no verification job.
+    key_case: KeyCase = KeyCase.PASCAL
+    search_shape: SearchShape = SearchShape.LIST
+    # A Search with a larger PageSize is refused 400, as a server with an undocumented limit does.
+    max_page_size: int = DEFAULT_MAX_PAGE_SIZE
+    # The number of the first page. 1 plays a server counting from 1: Page=0 and Page=1 both
+    # answer the first page, so a client counting from 0 sees it twice and must notice.
+    first_page: int = 0
+    verification: Verification = Verification.OFF
+    # Seconds from the PATCH to state 2 until the job has moved the ticket; 0: moved by the time
+    # of the next read.
+    verification_delay: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise through the back door, once, here
         for name, kind in (
             ("password_encoding", PasswordEncoding),
             ("retry_after_format", RetryAfterFormat),
+            ("key_case", KeyCase),
+            ("search_shape", SearchShape),
+            ("verification", Verification),
         ):
             set_(self, name, _choice(kind, name, getattr(self, name)))
         for name in ("access_token_lifetime", "refresh_token_lifetime"):
             set_(self, name, _number(name, getattr(self, name), minimum=0.0, exclusive=True))
-        for name in ("latency_ms", "jitter_ms", "retry_after"):
+        for name in ("latency_ms", "jitter_ms", "retry_after", "verification_delay"):
             set_(self, name, _number(name, getattr(self, name), minimum=0.0))
         for name in ("error_rate", "unavailable_rate", "drop_rate"):
             set_(self, name, _number(name, getattr(self, name), minimum=0.0, maximum=1.0))
@@ -90,6 +150,12 @@ class SimSettings:
         length = self.max_description_length
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
             raise ValueError(f"max_description_length must be a whole number >= 0, not {length!r}.")
+        size = self.max_page_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"max_page_size must be a whole number >= 1, not {size!r}.")
+        first = self.first_page
+        if isinstance(first, bool) or not isinstance(first, int) or first not in (0, 1):
+            raise ValueError(f"first_page must be 0 or 1, not {first!r}.")
         set_(self, "require_priority", bool(self.require_priority))
         set_(self, "token_faults", bool(self.token_faults))
         set_(self, "token_expires_in", bool(self.token_expires_in))

@@ -4,12 +4,19 @@ Generated tickets are a pure function of their index, so `INCA0000042` looks the
 run and on every machine; a seed file (YAML or CSV) gives exact fixtures instead. The value rules
 (what a ticket state or a priority may be) live here once and serve both the seed-file loader and
 the API's request checks.
+
+The Remediation Verification job that CCS runs for a ticket set to 2 is played without threads:
+the store notes when the job will have finished and what it will leave behind, and every read,
+search, snapshot and update applies the moves that are due first, under the same lock. So a
+reader never sees a ticket the job should already have moved, and a test can move the store's
+clock instead of sleeping.
 """
 
 from __future__ import annotations
 
 import csv
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum
@@ -115,6 +122,11 @@ def ticket_number(index: int) -> str:
 def utc_now_iso() -> str:
     """The current time as ISO 8601 UTC with a Z, to the second (what LastModified holds)."""
     return _iso(datetime.now(timezone.utc))
+
+
+def iso_at(timestamp: float) -> str:
+    """A POSIX timestamp as LastModified holds it (ISO 8601 UTC with a Z, to the second)."""
+    return _iso(datetime.fromtimestamp(timestamp, timezone.utc))
 
 
 def _iso(moment: datetime) -> str:
@@ -261,11 +273,20 @@ def _seed_ticket(source: str, entry: int, raw: Mapping[str, Any]) -> dict[str, A
 
 
 class TicketStore:
-    """The tickets by number (in any case); every read is a copy, every write atomic."""
+    """The tickets by number (in any case); every read is a copy, every write atomic.
 
-    def __init__(self, tickets: Iterable[Mapping[str, Any]]) -> None:
+    `clock` (POSIX seconds, time.time by default) stamps LastModified and times the
+    verification job; a test passes its own to move time on without sleeping.
+    """
+
+    def __init__(
+        self, tickets: Iterable[Mapping[str, Any]], *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._tickets: dict[str, dict[str, Any]] = {}
+        # Verification jobs still running: ticket key -> (when it finishes, the state it sets).
+        self._verifying: dict[str, tuple[float, int]] = {}
         for ticket in tickets:
             key = ticket["TicketNumber"].upper()
             if key in self._tickets:
@@ -283,6 +304,7 @@ class TicketStore:
     def get(self, number: str) -> dict[str, Any] | None:
         """A copy of the ticket, or None if there is no such ticket."""
         with self._lock:
+            self._settle()
             ticket = self._tickets.get(number.upper())
             return dict(ticket) if ticket is not None else None
 
@@ -294,39 +316,101 @@ class TicketStore:
     def snapshot(self) -> list[dict[str, Any]]:
         """A copy of every ticket, in load order."""
         with self._lock:
+            self._settle()
             return [dict(ticket) for ticket in self._tickets.values()]
 
     def find(
         self, match: Callable[[Mapping[str, Any]], bool], offset: int, limit: int
     ) -> list[dict[str, Any]]:
         """Copies of the matching tickets from the `offset`-th match on, at most `limit` of them."""
+        return self._find(match, offset, limit, count_all=False)[0]
+
+    def search(
+        self, match: Callable[[Mapping[str, Any]], bool], offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of matches (as find() gives it) and the number of matches in all pages.
+
+        Both under one lock, so that the total a wrapped Search answer gives fits its page.
+        """
+        return self._find(match, offset, limit, count_all=True)
+
+    def _find(
+        self,
+        match: Callable[[Mapping[str, Any]], bool],
+        offset: int,
+        limit: int,
+        *,
+        count_all: bool,
+    ) -> tuple[list[dict[str, Any]], int]:
         found: list[dict[str, Any]] = []
+        total = 0
         with self._lock:
+            self._settle()
             for ticket in self._tickets.values():
                 if not match(ticket):
                     continue
-                if offset > 0:
-                    offset -= 1
-                    continue
-                if len(found) >= limit:
-                    break
-                found.append(dict(ticket))
-        return found
+                if offset <= total < offset + limit:
+                    found.append(dict(ticket))
+                elif total >= offset + limit and not count_all:
+                    break  # the page is full and nobody wants the total
+                total += 1
+        return found, total
+
+    def verification_due(self, number: str) -> tuple[float, int] | None:
+        """When the ticket's running verification job finishes and the state it then sets.
+
+        None when no job is running for it (never started, or finished and applied).
+        """
+        with self._lock:
+            self._settle()
+            return self._verifying.get(number.upper())
 
     def update(
-        self, number: str, changes: Mapping[str, Any], sticky: frozenset[str] = frozenset()
+        self,
+        number: str,
+        changes: Mapping[str, Any],
+        sticky: frozenset[str] = frozenset(),
+        *,
+        verification: tuple[int, float] | None = None,
     ) -> dict[str, Any] | None:
-        """Apply `changes` (not the `sticky` fields) at once; the new ticket, or None if unknown."""
+        """Apply `changes` (not the `sticky` fields) at once; the new ticket, or None if unknown.
+
+        `verification` is (the state the job leaves, its duration in seconds), when setting
+        state 2 makes the job move the ticket on; None leaves a ticket set to 2 at 2. A later
+        change of the state takes the place of a running job: the job does not move a ticket
+        that someone has meanwhile set to something else.
+        """
         with self._lock:
-            ticket = self._tickets.get(number.upper())
+            self._settle()
+            key = number.upper()
+            ticket = self._tickets.get(key)
             if ticket is None:
                 return None
+            now = self._clock()
             for name, value in changes.items():
                 if name not in sticky:
                     ticket[name] = value
-            if changes.get("TicketState") == TicketState.REMEDIATION_PERFORMED and (
-                "TicketState" not in sticky
-            ):
-                ticket["VerificationJobs"] += 1
-            ticket["LastModified"] = utc_now_iso()
+            if "TicketState" in changes and "TicketState" not in sticky:
+                self._verifying.pop(key, None)
+                if changes["TicketState"] == TicketState.REMEDIATION_PERFORMED:
+                    ticket["VerificationJobs"] += 1
+                    if verification is not None:
+                        outcome, delay = verification
+                        self._verifying[key] = (now + delay, outcome)
+            ticket["LastModified"] = iso_at(now)
             return dict(ticket)
+
+    def _settle(self) -> None:
+        """Apply the verification jobs that have finished by now (the lock is held)."""
+        if not self._verifying:
+            return
+        now = self._clock()
+        for key, (due, outcome) in list(self._verifying.items()):
+            if due > now:
+                continue
+            del self._verifying[key]
+            ticket = self._tickets[key]
+            if ticket["TicketState"] == TicketState.REMEDIATION_PERFORMED:
+                ticket["TicketState"] = outcome
+                # Stamped when the job finished, not when someone happened to look.
+                ticket["LastModified"] = iso_at(due)
