@@ -245,7 +245,8 @@ def update_applied(outcome: Outcome | None, status: int | None) -> bool:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """Facts about the run for the Summary sheet and the terminal summary.
+    """Facts about the run for the Summary sheet and the terminal summary; the journal records
+    them as the run starts (Journal.create) and gives them back (RunRecord.to_run_info).
 
     Frozen: each step of a run that learns a fact (the server, the run id, how it ended) makes
     the next value with dataclasses.replace(), so that what a record was given cannot change

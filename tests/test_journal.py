@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -26,7 +27,6 @@ from batch_updater.journal import (
     JournalError,
     Phase,
     RunEnd,
-    RunStart,
     canonical_settings_json,
     find_run,
     finished_run_with_input,
@@ -41,6 +41,7 @@ from batch_updater.tickets import (
     Outcome,
     PlannedRow,
     RowResult,
+    RunInfo,
     Sheet,
     SheetRow,
     TicketState,
@@ -54,7 +55,8 @@ SETTINGS = {"url": "https://ccs.example.com", "rate": 5.0, "concurrency": 4, "pa
 NAME_PATTERN = re.compile(r"^tickets\.\d{8}-\d{6}-[0-9a-f]{4}\.journal\.sqlite$")
 
 
-def start(**changes: object) -> RunStart:
+def start(**changes: object) -> RunInfo:
+    """The facts of a run as it starts, as Journal.create is given them."""
     values: dict[str, object] = dict(
         input_path="/data/sweeps/tickets.xlsx",
         input_sha256=SHA_A,
@@ -64,9 +66,10 @@ def start(**changes: object) -> RunStart:
         ccs_user="corp\\jsmith",
         operator="corp\\jsmith on LAPTOP-7",
         tool_version="0.1.0",
+        started=datetime.now(timezone.utc),
     )
     values.update(changes)
-    return RunStart(**values)  # type: ignore[arg-type]
+    return RunInfo(**values)  # type: ignore[arg-type]
 
 
 def planned(count: int, first: int = 2) -> list[PlannedRow]:
@@ -82,8 +85,15 @@ def planned(count: int, first: int = 2) -> list[PlannedRow]:
 
 
 def make_run(folder: Path, ended: RunEnd | None = None, **changes: object) -> Journal:
-    """A closed journal with two rows, ended as asked (None: left running)."""
-    journal = Journal.create(folder, start(**changes), planned(2))
+    """A closed journal with two rows, ended as asked (None: left running); resumed_from and
+    retry_of name the run it continues, the other changes are the run's facts."""
+    continues = {key: changes.pop(key) for key in ("resumed_from", "retry_of") if key in changes}
+    journal = Journal.create(
+        folder,
+        start(**changes),
+        planned(2),
+        **continues,  # type: ignore[arg-type]
+    )
     if ended is not None:
         finished = changes.get("started")
         at = finished + timedelta(minutes=5) if finished else None  # type: ignore[operator]
@@ -118,10 +128,9 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     run = start(
         operator="Zoë Ångström on LAPTOP-7",
         notes=("Resumed from journal x", "=not a formula"),
-        resumed_from="20240101-000000-abcd",
         simulated=True,
     )
-    journal = Journal.create(tmp_path, run, rows)
+    journal = Journal.create(tmp_path, run, rows, resumed_from="20240101-000000-abcd")
     sent = [
         RowResult(
             2,
@@ -214,6 +223,10 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     info = record.to_run_info()
     assert (info.input_sha256, info.rate, info.concurrency, info.simulated) == (SHA_A, 5.0, 4, True)
     assert info.notes == ("Resumed from journal x", "=not a formula")
+    assert (info.run_id, info.journal_path) == (journal.run_id, str(journal.path.resolve()))
+    # The facts the journal was given come back, with what it learnt since (and the settings).
+    learnt = dict(finished=None, rate=None, concurrency=None, python_version="")
+    assert replace(info, run_id="", journal_path="", **learnt) == run  # type: ignore[arg-type]
     assert [row.row_number for row in reopened.rows()] == [2, 3, 4, 5, 6, 7]
     reopened.close()
 
@@ -615,14 +628,15 @@ KILLED_WRITER = textwrap.dedent(
     """
     import sys
     from datetime import datetime, timezone
-    from batch_updater.journal import Journal, RunStart
-    from batch_updater.tickets import Outcome, PlannedRow, RowResult, TicketUpdate
+    from batch_updater.journal import Journal
+    from batch_updater.tickets import Outcome, PlannedRow, RowResult, RunInfo, TicketUpdate
 
     folder, count = sys.argv[1], int(sys.argv[2])
     rows = [PlannedRow(n, update=TicketUpdate(f"INCA{n:07d}", priority="High"))
             for n in range(2, 2 + count)]
     print("creating", flush=True)
-    journal = Journal.create(folder, RunStart("tickets.xlsx", "ab" * 32, "Changes", {}), rows)
+    run = RunInfo("tickets.xlsx", "ab" * 32, "Changes", "", "", datetime.now(timezone.utc))
+    journal = Journal.create(folder, run, rows)
     print("created", flush=True)
     for n in range(2, 2 + count):
         journal.mark_sending(n)
@@ -993,7 +1007,7 @@ def test_continue_run_sends_only_what_was_not_applied(tmp_path: Path) -> None:
     journal.close()
 
     # a resume of the resume keeps naming the run that really updated the row
-    second = Journal.create(tmp_path, start(resumed_from=journal.run_id), [])
+    second = Journal.create(tmp_path, start(), [], resumed_from=journal.run_id)
     second.record(carried)
     again = continue_run(second, rows[:1])
     assert again.send == [] and again.carried[2].message == carried.message

@@ -894,16 +894,18 @@ def test_a_run_is_not_continued_against_another_server(tmp_path: Path, make_simu
 def test_latest_unfinished_keeps_rehearsals_and_real_sweeps_apart(tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from batch_updater.journal import RunStart, latest_unfinished
-    from batch_updater.tickets import PlannedRow, TicketState, TicketUpdate
+    from batch_updater.journal import latest_unfinished
+    from batch_updater.tickets import PlannedRow, RunInfo, TicketState, TicketUpdate
 
     now = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
 
     def make(minutes: int, *, simulated: bool, ended: RunEnd | None) -> str:
-        start = RunStart(
+        start = RunInfo(
             input_path=str(tmp_path / SHEET),
             input_sha256="ab" * 32,
             sheet_name="Tickets",
+            tool_version="",
+            operator="",
             settings={"rate": 5},
             simulated=simulated,
             started=now + timedelta(minutes=minutes),

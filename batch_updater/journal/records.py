@@ -6,11 +6,10 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from pathlib import Path, PurePath
@@ -82,35 +81,9 @@ class RunEnd(TextEnum):
 
 
 @dataclass(frozen=True)
-class RunStart:
-    """What the caller knows about a run when it starts; the journal adds id, host and pid.
-
-    settings is the plain JSON-able settings dict (Settings.describe()): never secrets.
-    input_path should be absolute; input_name defaults to its file name.
-    """
-
-    input_path: str | PurePath
-    input_sha256: str
-    sheet_name: str
-    settings: Mapping[str, object]
-    server_url: str = ""
-    ccs_user: str = ""
-    operator: str = ""
-    tool_version: str = ""
-    dry_run: bool = False
-    simulated: bool = False
-    resumed_from: str | None = None
-    retry_of: str | None = None
-    notes: tuple[str, ...] = ()
-    started: datetime | None = None
-    input_name: str | None = None
-    # The interpreter the run ran under (the journal is written by the run's own process).
-    python_version: str = field(default_factory=platform.python_version)
-
-
-@dataclass(frozen=True)
 class RunRecord:
-    """The run as the journal holds it."""
+    """The run as the journal holds it: the facts it was created with (a RunInfo, see
+    Journal.create), what the journal adds (id, host, pid, format) and how the run ended."""
 
     run_id: str
     path: Path
@@ -153,7 +126,8 @@ class RunRecord:
         return json.loads(self.settings_json)
 
     def to_run_info(self) -> RunInfo:
-        """The RunInfo for the results workbook's Summary sheet, as the run recorded it."""
+        """The run's facts as it recorded them, for the Summary sheet (the one place that maps
+        the stored run to a RunInfo). follows is left "": it needs the journal of that run."""
         settings = self.settings
         rate = settings.get("rate")
         concurrency = settings.get("concurrency")
@@ -178,6 +152,8 @@ class RunRecord:
             workers=self.workers,
             settings=settings,
             python_version=self.python_version,
+            run_id=self.run_id,
+            journal_path=str(self.path.resolve()),
         )
 
 

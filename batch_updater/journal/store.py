@@ -13,6 +13,7 @@ from ..tickets import (
     Outcome,
     PlannedRow,
     RowResult,
+    RunInfo,
     Sheet,
     SheetRow,
 )
@@ -37,7 +38,6 @@ from .records import (
     Phase,
     RunEnd,
     RunRecord,
-    RunStart,
     _decode_cell,
     _now,
     _path_text,
@@ -69,20 +69,25 @@ class Journal:
     def create(
         cls,
         folder: str | PurePath,
-        run: RunStart,
+        run: RunInfo,
         rows: Iterable[PlannedRow | RowResult],
         *,
         sheet: Sheet | None = None,
+        resumed_from: str | None = None,
+        retry_of: str | None = None,
     ) -> Journal:
         """Create the run's journal: the run record and every row, in one transaction.
 
-        Valid PlannedRows are written as planned, with their request JSON; RowResults (Invalid,
-        Skipped, Valid in a dry run, Skipped as already updated...) are written done. Pass the
-        sheet to keep its headers and cell values, so that the workbook can be rebuilt even if the
-        input file is later changed or gone.
+        run: the run's facts as it starts (the journal adds the run id, host and pid); its
+        settings are the plain JSON-able Settings.describe(), never secrets, and its input_path
+        should be absolute. resumed_from, retry_of: the run id this run resumes, or whose failed
+        rows it retries. Valid PlannedRows are written as planned, with their request JSON;
+        RowResults (Invalid, Skipped, Valid in a dry run, Skipped as already updated...) are
+        written done. Pass the sheet to keep its headers and cell values, so that the workbook
+        can be rebuilt even if the input file is later changed or gone.
         """
         settings_json = canonical_settings_json(run.settings)
-        started = _utc(run.started) if run.started is not None else _now()
+        started = _utc(run.started)
         run_id = new_run_id(started)
         folder = Path(folder)
         try:
@@ -104,7 +109,17 @@ class Journal:
         try:
             connection = _connect(path)
             try:
-                _initialise(connection, run, run_id, started, settings_json, rows, sheet)
+                _initialise(
+                    connection,
+                    run,
+                    run_id,
+                    started,
+                    settings_json,
+                    rows,
+                    sheet,
+                    resumed_from=resumed_from,
+                    retry_of=retry_of,
+                )
             except BaseException:
                 connection.close()
                 raise

@@ -5,20 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import socket
 import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 
-from ..tickets import Outcome, PlannedRow, RowResult, Sheet, TicketUpdate
+from ..tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, TicketUpdate
 from .files import _ROW_COLUMNS, _SCHEMA, _before_text
 from .records import (
     _WRITE_BATCH,
     APPLICATION_ID,
     SCHEMA_VERSION,
     RunEnd,
-    RunStart,
     _cells_json,
     _text_time,
     _utc,
@@ -27,12 +27,15 @@ from .records import (
 
 def _initialise(
     connection: sqlite3.Connection,
-    run: RunStart,
+    run: RunInfo,
     run_id: str,
     started: datetime,
     settings_json: str,
     rows: Iterable[PlannedRow | RowResult],
     sheet: Sheet | None,
+    *,
+    resumed_from: str | None,
+    retry_of: str | None,
 ) -> None:
     """The schema, every row, the input sheet and the run record, in one transaction."""
     created = _text_time(started)
@@ -49,7 +52,17 @@ def _initialise(
                 "INSERT INTO journal_cells (row_number, cells_json) VALUES (?, ?)",
                 ((row.row_number, _cells_json(tuple(row.values))) for row in sheet.rows),
             )
-        _insert_run(connection, run, run_id, settings_json, created, count, _sheet_json(sheet))
+        _insert_run(
+            connection,
+            run,
+            run_id,
+            settings_json,
+            created,
+            count,
+            _sheet_json(sheet),
+            resumed_from=resumed_from,
+            retry_of=retry_of,
+        )
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
@@ -145,15 +158,18 @@ def _sheet_json(sheet: Sheet | None) -> str | None:
 
 def _insert_run(
     connection: sqlite3.Connection,
-    run: RunStart,
+    run: RunInfo,
     run_id: str,
     settings_json: str,
     created: str,
     row_count: int,
     sheet_json: str | None,
+    *,
+    resumed_from: str | None,
+    retry_of: str | None,
 ) -> None:
+    """The run record: the run's facts, the run it continues, and this process."""
     input_path = str(run.input_path)
-    input_name = run.input_name or re.split(r"[\\/]", input_path)[-1]
     connection.execute(
         "INSERT INTO journal_run (id, run_id, input_path, input_name, input_sha256, "
         "sheet_name, settings_digest, settings_json, server_url, ccs_user, operator, "
@@ -164,7 +180,7 @@ def _insert_run(
         (
             run_id,
             input_path,
-            input_name,
+            re.split(r"[\\/]", input_path)[-1],
             run.input_sha256.lower(),
             run.sheet_name,
             hashlib.sha256(settings_json.encode("utf-8")).hexdigest(),
@@ -177,13 +193,14 @@ def _insert_run(
             os.getpid(),
             int(run.dry_run),
             int(run.simulated),
-            run.resumed_from,
-            run.retry_of,
+            resumed_from,
+            retry_of,
             json.dumps(list(run.notes), ensure_ascii=False),
             created,
             RunEnd.RUNNING.value,
             row_count,
             sheet_json,
-            run.python_version,
+            # The interpreter the run ran under: the journal is written by the run's own process.
+            run.python_version or platform.python_version(),
         ),
     )

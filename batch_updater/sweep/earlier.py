@@ -405,24 +405,9 @@ def _create_journal(
     batch: Continuation,
 ) -> tuple[Journal, RunInfo]:
     """The run's journal, created with every row; the facts with its run id and path."""
-    from ..journal import RunStart
-
-    start = RunStart(
-        input_path=info.input_path,
-        input_sha256=info.input_sha256,
-        sheet_name=info.sheet_name,
-        settings=info.settings,  # described once, when the run started
-        server_url=info.server_url,
-        ccs_user=info.ccs_user,
-        operator=info.operator,
-        tool_version=info.tool_version,
-        simulated=info.simulated,
-        resumed_from=batch.resumed_from,
-        retry_of=batch.retry_of,
-        notes=tuple(info.notes),
-        started=info.started,
+    journal = Journal.create(
+        folder, info, rows, sheet=sheet, resumed_from=batch.resumed_from, retry_of=batch.retry_of
     )
-    journal = Journal.create(folder, start, rows, sheet=sheet)
     # Sending starts next. Everything built so far (the sheet, the plan) lives until the end of
     # the run: one full collection now, and freezing what survives, keeps a collector pass over
     # all of it from pausing the first paced requests (a pause bunches the requests after it).

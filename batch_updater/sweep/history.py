@@ -108,12 +108,7 @@ def rebuild_report(
         check_workbook_name(target)
         check_output_path(target)
         check_output_path(manifest_path(target))
-        info = replace(
-            record.to_run_info(),
-            run_id=record.run_id,
-            journal_path=str(Path(record.path).resolve()),
-            follows=_follows(record, folder, file),
-        ).noting(
+        info = replace(record.to_run_info(), follows=_follows(record, folder, file)).noting(
             f"Rebuilt from the run journal {Path(record.path).name} on {_when(datetime.now(timezone.utc))}."
         )
         ordered = [results[row.row_number] for row in sheet.rows]
