@@ -30,6 +30,9 @@ class ConfigError(BatchUpdateError):
 class AuthError(BatchUpdateError):
     """The server rejected the credentials (token request refused, or 401 twice)."""
 
+    # How many times the request that met the refusal went out (0: no request, a token refused).
+    sends: int = 0
+
 
 class ServerUnreachable(BatchUpdateError):
     """The server could not be reached or did not answer like a CCS server."""

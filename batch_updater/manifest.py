@@ -3,7 +3,8 @@
 `<results>.manifest.json` records who ran what, where, when and with which settings, and the
 SHA-256 of the input file, of the results workbook and of the run journal's copy beside the
 workbook (`<results>.journal.sqlite`: the journal itself stays in the per-user state folder, or
-the configured journal folder, where a later resume, retry or report finds it). `check_manifest`
+the configured journal folder, where a later resume, retry or report finds it). An export
+workbook has one too (`build_export_manifest`): the export's identity and the workbook's hash. `check_manifest`
 recomputes those hashes later, so an auditor can tell whether the three files are the ones the
 run produced. The manifest never holds a password or a token (settings come from
 Settings.describe(), which masks the password).
@@ -18,9 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import InputError, OutputError
+from .exported import ExportIdentity
 from .tickets import RunInfo
 
 MANIFEST_VERSION = 1
+# The file a manifest sits beside: a run's results workbook, or an export workbook.
+_WORKBOOK_ROLES = ("results", "export")
 _CHUNK = 1 << 20
 
 
@@ -94,12 +98,33 @@ def build_manifest(
     }
 
 
-def write_manifest(
-    run: RunInfo, results_path: Path, *, files: dict[str, Path | None], target: Path | None = None
-) -> Path:
-    """Write `<results>.manifest.json` beside the workbook (never over an existing file)."""
-    target = target or manifest_path(results_path)
-    data = build_manifest(run, results_path, files=files)
+def build_export_manifest(identity: ExportIdentity, workbook: Path) -> dict[str, object]:
+    """The manifest of an export workbook: the export's identity and the workbook's SHA-256."""
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "tool": "batch-update",
+        "kind": "export",
+        "tool_version": identity.tool_version,
+        "operator": identity.operator,
+        "ccs_user": identity.ccs_user,
+        "server_url": identity.server_url,
+        "mode": "simulated" if identity.simulated else "live",
+        "exported_at": _iso(identity.exported_at),
+        "query": [list(pair) for pair in identity.query],
+        "tickets": identity.count,
+        "rows_sha256": identity.rows_sha256,
+        "page_size": identity.page_size,
+        "search_requests": identity.requests,
+        "files": {"export": {"path": str(workbook.resolve()), "sha256": sha256_of(workbook)}},
+    }
+
+
+def write_export_manifest(identity: ExportIdentity, workbook: Path) -> Path:
+    """Write `<export>.manifest.json` beside an export workbook (never over an existing file)."""
+    return _write_json(manifest_path(workbook), build_export_manifest(identity, workbook))
+
+
+def _write_json(target: Path, data: dict[str, object]) -> Path:
     try:
         with open(target, "x", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, ensure_ascii=False)
@@ -109,6 +134,14 @@ def write_manifest(
     except OSError as exc:
         raise OutputError(f"Could not write the manifest {target}: {exc.strerror or exc}.") from exc
     return target
+
+
+def write_manifest(
+    run: RunInfo, results_path: Path, *, files: dict[str, Path | None], target: Path | None = None
+) -> Path:
+    """Write `<results>.manifest.json` beside the workbook (never over an existing file)."""
+    target = target or manifest_path(results_path)
+    return _write_json(target, build_manifest(run, results_path, files=files))
 
 
 @dataclass(frozen=True)
@@ -137,7 +170,7 @@ class FileCheck:
             )
         return (
             f"{self.role}: {self.path} has CHANGED (SHA-256 now {self.found[:16]}..., "
-            f"the run recorded {self.expected[:16]}...)"
+            f"the manifest records {self.expected[:16]}...)"
         )
 
 
@@ -154,7 +187,8 @@ def check_manifest(results_path: Path) -> list[FileCheck]:
         files = data["files"]
         if given_manifest:
             # The manifest was named: its workbook is the one beside it, under the name it records.
-            results_path = path.parent / Path(files["results"]["path"]).name
+            workbook = files.get("results") or files["export"]
+            results_path = path.parent / Path(workbook["path"]).name
     except FileNotFoundError as exc:
         if given_manifest:
             raise InputError(f"{path.name}: file not found ({path}).") from exc
@@ -168,7 +202,7 @@ def check_manifest(results_path: Path) -> list[FileCheck]:
     checks = []
     for role, entry in files.items():
         recorded = Path(entry["path"])
-        if role == "results":
+        if role in _WORKBOOK_ROLES:
             candidate = results_path
         elif recorded.is_file():
             candidate = recorded

@@ -52,6 +52,10 @@ class Outcome(TextEnum):
     """What became of one row of the input."""
 
     UPDATED = "Updated"
+    # The ticket already held every value the row asks for: nothing was sent.
+    UNCHANGED = "Unchanged"
+    # The ticket changed in CCS since the export the row was made from: nothing was sent.
+    CONFLICT = "Conflict"
     FAILED = "Failed"
     # The request left, but no answer was seen (interrupted in flight, or an answer that says
     # the update failed although its status is 2xx): a resume reads the ticket back before deciding.
@@ -106,6 +110,22 @@ class TicketUpdate:
     def to_json_text(self) -> str:
         """The request body exactly as sent on the wire."""
         return _encode_json(self.to_json())
+
+    @classmethod
+    def from_json_text(cls, text: str) -> TicketUpdate | None:
+        """The update a request body (as `to_json_text` wrote it) sent; None if it is not one."""
+        try:
+            body = json.loads(text)
+            state = body.get("TicketState")
+            return cls(
+                str(body["TicketNumber"]),
+                state=TicketState(int(state)) if state is not None else None,
+                description=body.get("TicketDescription"),
+                priority=body.get("Priority"),
+                assigned_to=body.get("AssignedTo"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
 
     def changed_fields(self) -> list[Field]:
         """The fields this update sets, in request order."""
@@ -173,6 +193,8 @@ class Sheet:
     # Each kept column's letter in the spreadsheet (A, B, ... AA): columns empty from top to
     # bottom are dropped, so a header's position is not always its column.
     column_letters: list[str] = field(default_factory=list)
+    # The (item, value) rows of the workbook's Export sheet, if a sheet made by `export`.
+    export_items: tuple[tuple[str, str], ...] = ()
 
     @property
     def file_name(self) -> str:
@@ -286,7 +308,7 @@ class RunInfo:
         return replace(self, notes=(*self.notes, *notes))
 
 
-def _field_value(ticket: Mapping[str, object], name: str) -> tuple[bool, object]:
+def ticket_field(ticket: Mapping[str, object], name: str) -> tuple[bool, object]:
     """A field of a ticket as the server returned it, its key matched case-insensitively."""
     wanted = name.casefold()
     for key, value in ticket.items():
@@ -301,7 +323,9 @@ def _as_int(value: object) -> int:
     raise TypeError(f"{type(value).__name__} is not a number")
 
 
-def _same(field_name: str, sent: object, held: object) -> bool:
+def same_value(field_name: str, sent: object, held: object) -> bool:
+    """Whether the server's value of a field is the value sent (or asked for): a state by its
+    number or name, a priority in any case, anything else exactly (an absent value is "")."""
     if field_name == "TicketState":
         try:
             return int(str(held).strip()) == _as_int(sent)
@@ -312,20 +336,55 @@ def _same(field_name: str, sent: object, held: object) -> bool:
     return (held if held is not None else "") == sent
 
 
+# What CCS's Remediation Verification job makes of state 2 (Remediation Performed) when it
+# finishes (API-CONTRACT, "Reading tickets"): the ticket moves on to 3 or 4.
+_JOB_MOVES = {
+    int(TicketState.VERIFIED): "verified by CCS (its verification job moved the ticket on to 3 "
+    "Verified)",
+    int(TicketState.FAILED): "failed verification (CCS's verification job moved the ticket on "
+    "to 4 Failed)",
+}
+
+
+def moved_on_by_job(field_name: str, sent: object, held: object) -> str:
+    """What the verification job did, when the server holds 3 or 4 where 2 was sent; else ""."""
+    if field_name != "TicketState":
+        return ""
+    try:
+        if _as_int(sent) != TicketState.REMEDIATION_PERFORMED:
+            return ""
+        return _JOB_MOVES.get(int(str(held).strip()), "")
+    except (TypeError, ValueError):
+        return ""
+
+
+def holds_value(field_name: str, sent: object, held: object) -> bool:
+    """The server holds what was sent, or what the verification job made of it."""
+    return same_value(field_name, sent, held) or bool(moved_on_by_job(field_name, sent, held))
+
+
+def job_note(update: TicketUpdate, ticket: Mapping[str, object]) -> str:
+    """What the verification job did to this update's state, as the ticket shows; else ""."""
+    if update.state is None:
+        return ""
+    return moved_on_by_job("TicketState", int(update.state), ticket_field(ticket, "TicketState")[1])
+
+
 def compare_ticket(update: TicketUpdate, ticket: Mapping[str, object]) -> list[str]:
     """What the server holds that differs from what the update set; empty when every field matches.
 
     Each difference reads like 'Priority is "Low", expected "High"', for a Verification column or
-    a resume decision. Only the fields the update set are compared.
+    a resume decision. Only the fields the update set are compared. State 3 or 4 where 2 was
+    sent is the verification job's doing, not a difference (see `job_note`).
     """
     differences = []
     for name, sent in update.to_json().items():
         if name == "TicketNumber":
             continue
-        found, held = _field_value(ticket, name)
+        found, held = ticket_field(ticket, name)
         if not found:
             differences.append(f"{name} is missing from the server's answer")
-        elif not _same(name, sent, held):
+        elif not holds_value(name, sent, held):
             differences.append(
                 f"{name} is {json.dumps(held, ensure_ascii=False)}, expected "
                 f"{json.dumps(sent, ensure_ascii=False)}"

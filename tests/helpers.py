@@ -14,14 +14,20 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import openpyxl
 import pytest
 import python_calamine
+
+from batch_updater.settings import Secret, load_settings
+from batch_updater.tickets import RowResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -356,3 +362,86 @@ def make_sender(client: Any, limiter: Any, **options: Any) -> Any:
         groups[EarlierRows],
         rng=rng,
     )
+
+
+# --- the run as a function, in-process: a console that records what it was told ---------
+
+
+class FakeProgress:
+    def __init__(self, console: FakeConsole, total: int) -> None:
+        self.console = console
+        self.done = 0
+
+    def row_done(self, result: RowResult) -> None:
+        self.done += 1
+        if self.console.stop_after is not None and self.done >= self.console.stop_after:
+            self.console.stops.cancel.set()  # as a Ctrl-C would
+
+    def retrying(self, *args: object) -> None:
+        self.console.said.append(("retrying", str(args)))
+
+    def close(self) -> None:
+        self.console.said.append(("progress closed", ""))
+
+
+class FakeConsole:
+    """A console that records what the run said and asked; answers as it is told."""
+
+    def __init__(
+        self,
+        *,
+        can_ask: bool = False,
+        username: str = ADMIN,
+        password: str | None = ADMIN_PASSWORD,
+        confirm: bool = True,
+        stop_after: int | None = None,
+    ) -> None:
+        self.said: list[tuple[str, str]] = []
+        self.asked: list[str] = []
+        self._can_ask = can_ask
+        self.username = username
+        self.password = password
+        self.answer = confirm
+        self.stop_after = stop_after
+        self.stops = SimpleNamespace(cancel=threading.Event(), abandon=threading.Event())
+
+    def note(self, text: str) -> None:
+        self.said.append(("note", text))
+
+    def warn(self, text: str) -> None:
+        self.said.append(("warn", text))
+
+    def can_ask(self) -> bool:
+        return self._can_ask
+
+    def ask_username(self) -> str:
+        self.asked.append("user name")
+        return self.username
+
+    def ask_password(self, username: str, url: str) -> Secret | None:
+        self.asked.append(f"password of {username}")
+        return Secret(self.password) if self.password and self._can_ask else None
+
+    def confirm(self, question: str) -> bool:
+        self.asked.append(question)
+        return self.answer
+
+    def progress(self, total: int) -> FakeProgress:
+        self.said.append(("progress", str(total)))
+        return FakeProgress(self, total)
+
+    def sending(self) -> Any:
+        return nullcontext(self.stops)
+
+    def writing(self) -> Any:
+        return nullcontext(None)
+
+    def texts(self, kind: str) -> list[str]:
+        return [text for said, text in self.said if said == kind]
+
+
+def settings_for(sim: Any, **cli: object):
+    """Settings as the command line would give them: the server, the rate, no config file."""
+    given = {"url": sim.url if sim else None, "username": ADMIN, "rate": 200.0, **cli}
+    env = {"CCS_PASSWORD": ADMIN_PASSWORD} if given.get("username") else {}
+    return load_settings(cli=given, env=env, config_path=None)

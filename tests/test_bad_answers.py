@@ -1,9 +1,10 @@
 """Bad answers from the server: each becomes a row outcome or a run-level error with a clear message.
 
 A tiny canned server runs in the test (stdlib http.server on 127.0.0.1:0, in a thread): it hands
-out tokens as CCS does, and answers each PATCH from a script, so that the client meets what
-proxies and broken servers really send over real HTTP: HTML error pages, huge bodies, a 200
-where 204 was expected, a hang, a reset connection, redirects, a token answer without a token.
+out tokens as CCS does, answers the reads (GET: Search and one ticket) from the tickets it holds,
+and answers each PATCH from a script, so that the client meets what proxies and broken servers
+really send over real HTTP: HTML error pages, huge bodies, a 200 where 204 was expected, a hang,
+a reset connection, redirects, a token answer without a token. The reads can be scripted too.
 Most cases drive CcsClient and runner.Sender directly (fast pacing, short backoff); the last
 ones run the installed command end to end.
 """
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from helpers import (
@@ -30,6 +32,7 @@ from helpers import (
     by_row,
     live_env,
     make_sender,
+    pick,
     read_results,
     results_files,
     run_command,
@@ -45,6 +48,7 @@ from batch_updater.settings import Secret
 from batch_updater.tickets import Outcome, PlannedRow, RowResult, TicketUpdate
 
 TOKEN_PATH = "/ccs/api/v1/oauth/tokens"
+SEARCH = "Page=0&PageSize=500"  # the query of one page of every ticket the account sees
 TIMEOUT = (2.0, 0.4)  # connect, read: a hang is seen within 0.4 s
 FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.02)
 
@@ -128,9 +132,38 @@ class Seen:
     """One request as the canned server saw it."""
 
     method: str
-    path: str
+    path: str  # with the query string
     ticket: str | None
     form: str = ""
+    body: object = None  # a PATCH's JSON
+
+    @property
+    def query(self) -> str:
+        return urlsplit(self.path).query
+
+
+def held_ticket(number: str, state: int = 1, priority: str = "Medium") -> dict[str, object]:
+    """A ticket as the canned server holds it (and as CCS answers a read of it)."""
+    return {
+        "TicketNumber": number,
+        "TicketState": state,
+        "Priority": priority,
+        "AssignedTo": "",
+        "TicketDescription": "",
+    }
+
+
+def reads_as_ccs(held: dict[str, dict[str, object]], ticket: str | None, query: str) -> Answer:
+    """The reads of a working CCS server: one ticket (?TicketNumber=), or a page of Search
+    (every ticket held, on page 0 as the contract counts pages)."""
+    if ticket is not None:
+        if ticket.upper() not in held:
+            return reply(404, '{"Message": "Ticket not found."}', "application/json")
+        return reply(200, json.dumps(held[ticket.upper()]), "application/json")
+    page = int(parse_qs(query).get("Page", ["0"])[0])
+    tickets = list(held.values()) if page == 0 else []
+    answer = {"TotalCount": len(held), "Tickets": tickets}
+    return reply(200, json.dumps(answer), "application/json")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,14 +182,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.record(Seen("POST", self.path, None, form))
         self.server.token_answer(len(self.server.token_requests()))(self)
 
+    def do_GET(self) -> None:
+        query = urlsplit(self.path).query
+        ticket = parse_qs(query).get("TicketNumber", [None])[-1]
+        self.server.record(Seen("GET", self.path, ticket))
+        self.server.read_answer(ticket, query)(self)
+
     def do_PATCH(self) -> None:
         body = self._body()
         try:
-            ticket = json.loads(body).get("TicketNumber")
+            parsed = json.loads(body)
+            ticket = parsed.get("TicketNumber")
         except ValueError:
-            ticket = None
-        self.server.record(Seen("PATCH", self.path, ticket))
-        attempt = sum(1 for seen in self.server.seen if seen.ticket == ticket)
+            parsed, ticket = None, None
+        self.server.record(Seen("PATCH", self.path, ticket, body=parsed))
+        # The attempt counts this ticket's PATCHes only: the reads before them do not count.
+        attempt = sum(1 for s in self.server.seen if s.method == "PATCH" and s.ticket == ticket)
         self.server.patch_answer(ticket, attempt)(self)
 
 
@@ -169,8 +210,12 @@ class _Server(ThreadingHTTPServer):
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.seen: list[Seen] = []
+        self.held: dict[str, dict[str, object]] = {}  # the tickets, by number in upper case
         self.patch_answer: Callable[[str | None, int], Answer] = lambda t, n: reply(204)
         self.token_answer: Callable[[int], Answer] = lambda n: tokens_as_ccs
+        self.read_answer: Callable[[str | None, str], Answer] = lambda ticket, query: reads_as_ccs(
+            self.held, ticket, query
+        )
 
     def record(self, seen: Seen) -> None:
         with self.lock:
@@ -199,8 +244,14 @@ class Canned:
         self,
         patch: Sequence[Answer] | Callable[[str | None, int], Answer] | None = None,
         tokens: Sequence[Answer] | None = None,
+        search: Answer | None = None,
     ) -> None:
-        """PATCH answers (in order, the last repeated, or by ticket and attempt), token answers."""
+        """PATCH answers (in order, the last repeated, or by ticket and attempt), token answers,
+        and the answer to every Search page (the reads of one ticket stay as CCS answers them)."""
+        if search is not None:
+            self.server.read_answer = lambda ticket, query: (
+                search if ticket is None else reads_as_ccs(self.server.held, ticket, query)
+            )
         if patch is not None:
             if callable(patch):
                 self.server.patch_answer = patch
@@ -218,8 +269,16 @@ class Canned:
         with self.server.lock:
             return list(self.server.seen)
 
+    def hold(self, *tickets: dict[str, object]) -> None:
+        """The tickets the server holds (and answers reads with)."""
+        for ticket in tickets:
+            self.server.held[str(ticket["TicketNumber"]).upper()] = ticket
+
     def patches(self) -> list[Seen]:
         return [s for s in self.seen if s.method == "PATCH"]
+
+    def reads(self) -> list[Seen]:
+        return [s for s in self.seen if s.method == "GET"]
 
     def grants(self) -> list[str]:
         return [s.form.split("&")[0] for s in self.server.token_requests()]
@@ -622,6 +681,11 @@ def test_a_server_gone_while_renewing_the_token_fails_the_row_not_the_worker(
 
 
 def run_against(canned: Canned, tmp_path: Path, rows: list[list[object]]) -> object:
+    # A live run reads the tickets before it changes them: unless a test says otherwise, the
+    # server holds each of the sheet's tickets as Open and Medium, so that every row changes it.
+    for row in rows:
+        if str(row[0]).upper() not in canned.server.held:
+            canned.hold(held_ticket(str(row[0])))
     write_sheet(tmp_path / "tickets.xlsx", rows)
     (tmp_path / "fast.yaml").write_text(FAST_RETRIES_YAML, encoding="utf-8")
     return run_command(
@@ -704,6 +768,16 @@ def test_end_to_end_bad_answers_become_row_outcomes(tmp_path: Path, canned: Cann
         f"{cut} (gave up after 4 attempts: HTTP 500, HTTP 500, HTTP 500, HTTP 500)"
     )
     assert results[6]["Message"] in ("", None)
+    # The tool reads before it changes: one Search (the server answers it as CCS does, with the
+    # five tickets, Open and Medium), then the planted answers came to the PATCHes, each of which
+    # holds the fields that differ (the state) and Priority.
+    seen = [s for s in canned.seen if s.method != "POST"]
+    assert [(s.method, s.query) for s in seen[:1]] == [("GET", SEARCH)]
+    assert {s.method for s in seen[1:]} == {"PATCH"}
+    for row, ticket in enumerate(answers, start=2):
+        patches = [s for s in canned.patches() if s.ticket == ticket]
+        sent = {"TicketNumber": ticket, "TicketState": 2, "Priority": "High"}
+        assert [s.body for s in patches] == [sent] * results[row]["Attempts"], ticket
 
 
 STOPPED_BY_401 = (
@@ -729,7 +803,126 @@ def test_end_to_end_a_401_with_html_stops_the_run(tmp_path: Path, canned: Canned
     assert results[2]["Message"] == (
         "HTTP 401 twice, even with a new token: credentials refused; the run stopped"
     )
+    assert (results[2]["Outcome"], results[2]["HTTP Status"]) == ("Failed", 401)
+    assert "Updated" not in {r["Outcome"] for r in results.values()}
+    # The tool reads before it changes: the Search was answered (the 401s are planted on the
+    # PATCHes), so the tickets were known and the 401s came to the PATCHes.
+    seen = [s for s in canned.seen if s.method != "POST"]
+    assert [(s.method, s.query) for s in seen[:1]] == [("GET", SEARCH)]
+    assert {s.method for s in seen[1:]} == {"PATCH"}
+    # Attempts counts every time the row's PATCH went out: with each new token, three in all.
+    first = [s for s in seen if s.method == "PATCH" and s.ticket == results[2]["Ticket Number"]]
+    assert results[2]["Attempts"] == len(first) == 3
+    # The first token served that Search, so the first PATCH's 401 is taken for a token that
+    # stopped working (as after a server restart) and it is renewed; the new token is refused
+    # at once, renewed once more, and that one refused too: the run stops. No more tokens.
+    assert canned.grants() == [
+        "grant_type=password",
+        "grant_type=refresh_token",
+        "grant_type=refresh_token",
+    ]
+
+
+def test_end_to_end_a_401_with_html_to_the_search_stops_before_anything_is_sent(
+    tmp_path: Path, canned: Canned
+) -> None:
+    page = html_page("401 - Unauthorized: Access is denied due to invalid credentials.")
+    canned.script(search=reply(401, page, "text/html"))
+
+    done = run_against(canned, tmp_path, [["INCA0000001", 2, "High"], ["INCA0000002", 3, "Low"]])
+
+    # Refused before the question and before the run's journal: nothing was sent, and there
+    # is no run to account for (as for a refused login).
+    assert done.returncode == ExitStatus.STOPPED, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-2:] == [
+        STOPPED_BY_401,
+        "Nothing was sent; no results workbook was written.",
+    ]
+    assert [(s.method, s.query) for s in canned.seen if s.method != "POST"] == [
+        ("GET", SEARCH),
+        ("GET", SEARCH),  # sent again with a new token, refused again
+    ]
     assert canned.grants() == ["grant_type=password", "grant_type=refresh_token"]
+    assert results_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (
+            reply(501, html_page("501 Not Implemented"), "text/html"),
+            "HTTP 501: 501 Not Implemented",
+        ),
+        (
+            reply(200, html_page("Sign in to the web proxy"), "text/html"),
+            "HTTP 200 with a web page instead of the API's answer (\"Sign in to the web "
+            "proxy\"): a proxy or a login page answered in the server's place, so the request "
+            "most likely did not reach CCS; check the server URL and the proxy settings",
+        ),
+    ],
+    ids=["501-html", "200-web-page"],
+)
+def test_end_to_end_a_search_that_fails_reads_each_ticket_before_its_patch(
+    tmp_path: Path, canned: Canned, answer: Answer, said: str
+) -> None:
+    canned.script(search=answer)
+
+    done = run_against(canned, tmp_path, [["INCA0000001", 2, "High"], ["INCA0000002", 3, "Low"]])
+
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert (
+        f"Current state: the tickets could not be read in pages ({said}), so 2 tickets read one "
+        "by one (GET), each right before its update."
+    ) in done.stderr.splitlines()
+    (workbook,) = results_files(tmp_path)
+    results = by_row(read_results(workbook))
+    # Each row: its ticket read (GET), then its PATCH.
+    got = {row: (r["Outcome"], r["HTTP Status"], r["Attempts"]) for row, r in results.items()}
+    assert got == {2: ("Updated", 204, 2), 3: ("Updated", 204, 2)}
+    seen = [s for s in canned.seen if s.method != "POST"]
+    assert [(s.method, s.query) for s in seen[:1]] == [("GET", SEARCH)]  # not retried
+    for ticket in ("INCA0000001", "INCA0000002"):
+        mine = [(s.method, s.query) for s in seen if s.ticket == ticket]
+        assert mine == [("GET", f"TicketNumber={ticket}"), ("PATCH", "")], ticket
+
+
+def test_end_to_end_tickets_that_cannot_be_read_are_not_changed(
+    tmp_path: Path, canned: Canned
+) -> None:
+    # A proxy's sign-in page answers every read: what the tickets hold is not known.
+    canned.server.read_answer = lambda ticket, query: reply(
+        200, html_page("Sign in to the web proxy"), "text/html"
+    )
+
+    done = run_against(canned, tmp_path, [["INCA0000001", 2, "High"], ["INCA0000002", 3, "Low"]])
+
+    assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr
+    assert "Traceback" not in done.stderr
+    (workbook,) = results_files(tmp_path)
+    results = by_row(read_results(workbook))
+    page = (
+        "HTTP 200 with a web page instead of the API's answer (\"Sign in to the web "
+        "proxy\"): a proxy or a login page answered in the server's place, so the request most "
+        "likely did not reach CCS; check the server URL and the proxy settings"
+    )
+    for row in (2, 3):
+        assert pick(results[row], "Outcome", "HTTP Status", "Attempts", "Request") == (
+            "Failed",
+            200,
+            1,
+            None,
+        )
+        assert results[row]["Message"] == (
+            f"the ticket could not be read before sending ({page}), so what it holds is not "
+            "known; nothing was sent"
+        )
+    assert canned.patches() == []
+    assert sorted(s.query for s in canned.reads()) == [
+        SEARCH,
+        "TicketNumber=INCA0000001",
+        "TicketNumber=INCA0000002",
+    ]
 
 
 def test_an_empty_204_labelled_html_is_still_an_update(canned: Canned) -> None:

@@ -88,19 +88,21 @@ def test_help_lists_every_command_and_every_exit_code() -> None:
     assert [line.split()[0] for line in listed] == list(command.commands)
     assert list(command.commands) == [
         "run",
+        "export",
         "resume",
         "retry",
         "rollback",
         "report",
         "runs",
         "check",
+        "show",
     ]
     assert [code for code in exit_codes_of(text) if code.isdigit()] == [
         str(int(s)) for s in ExitStatus
     ]
     for status, words in (
         (ExitStatus.OK, "every row Updated"),
-        (ExitStatus.ROWS_FAILED, "some rows Failed, Unknown or Invalid"),
+        (ExitStatus.ROWS_FAILED, "some rows Failed, Unknown, Invalid or Conflict"),
         (ExitStatus.USAGE, "usage, config or input-file error"),
         (ExitStatus.STOPPED, "the run stopped early"),
         (ExitStatus.INTERRUPTED, "interrupted by Ctrl-C"),

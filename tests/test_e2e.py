@@ -58,6 +58,9 @@ from helpers import (
 from batch_updater.cli import ExitStatus
 
 MSG_FORBIDDEN = "You are not authorized to perform this task. Access is denied."
+# A refusal met by the read of a ticket that the tool makes before changing it.
+FOUND_BY_THE_READ = " (found when the ticket was read before sending; nothing was sent)"
+SEARCH = "Page=0&PageSize=500"  # one page of every ticket the account sees
 STOPPING = (
     "Stopping: no new requests will be sent; waiting for the ones in flight "
     "(press Ctrl-C again to stop waiting)."
@@ -173,7 +176,15 @@ def test_live_run_updates_exactly_what_the_sheet_asks(tmp_path: Path, sheet, sim
         ["INCA0000014", 5.0, "Low", "", "=SUM(A1:A2) stays text"],
         ["INCA0000015", "not applicable", "High", "corp\\svc-ccs", "Zürich, ünïcode"],
         ["INCA0000016", "", "Medium", "", ""],
+        # The tool reads the tickets before changing them: this ticket already holds every value
+        # its row asks for (Open, Medium, corp\oadeyemi), so nothing is sent for it ...
+        ["INCA0000017", "Open", "medium", "corp\\oadeyemi", ""],
+        # ... and this one already has its assignee: the PATCH leaves AssignedTo out.
+        ["INCA0000018", 2, "High", "corp\\pnovak", ""],
     ]
+    held = ("TicketState", "Priority", "AssignedTo")
+    assert pick(before["INCA0000017"], *held) == (1, "Medium", "corp\\oadeyemi")
+    assert pick(before["INCA0000018"], *held) == (1, "High", "corp\\pnovak")
 
     done = run_command(
         [sheet(rows), *live_args(simulator, "--rate", "100")],
@@ -184,8 +195,16 @@ def test_live_run_updates_exactly_what_the_sheet_asks(tmp_path: Path, sheet, sim
     assert done.returncode == ExitStatus.OK == 0, done.stderr
     results = read_results(the_workbook(tmp_path))
     assert [(r["Row"], r["Outcome"], r["HTTP Status"], r["Attempts"]) for r in results] == [
-        (row, "Updated", 204, 1) for row in range(2, 8)
+        *[(row, "Updated", 204, 1) for row in range(2, 8)],
+        (8, "Unchanged", None, 0),
+        (9, "Updated", 204, 1),
     ]
+    unchanged = results[6]
+    assert pick(unchanged, "Message", "Request", "Sent At") == (
+        "the ticket already holds these values; nothing was sent",
+        None,
+        None,
+    )
     expected = {
         "INCA0000011": {
             "TicketState": 2,
@@ -209,18 +228,45 @@ def test_live_run_updates_exactly_what_the_sheet_asks(tmp_path: Path, sheet, sim
         "INCA0000016": {"Priority": "Medium"},
     }
     fields = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+    now_held = {**expected, "INCA0000018": {"TicketState": 2, "Priority": "High"}}
     for number, old in before.items():
         now = simulator.ticket(number)
         # Empty cells are left out of the request, so those fields keep what the server had.
-        want = {name: expected.get(number, {}).get(name, old[name]) for name in fields}
+        want = {name: now_held.get(number, {}).get(name, old[name]) for name in fields}
         assert {name: now[name] for name in fields} == want, number
-    bodies = {r.ticket: r.body for r in simulator.requests if r.method == "PATCH"}
-    assert bodies["INCA0000016"] == {"TicketNumber": "INCA0000016", "Priority": "Medium"}
-    assert bodies["INCA0000011"]["AssignedTo"] == "corp\\jsmith"
-    assert sorted(bodies) == sorted(expected)
-    assert simulator.counts()["by_method"] == {"POST": 1, "PATCH": 6}
-    requests = {r["Ticket Number"]: json.loads(r["Request"]) for r in results}
+    # One Search (every ticket the account sees, one page of 500) before any PATCH; then one
+    # PATCH per row that changes its ticket, none for the row whose ticket holds its values.
+    log = simulator.requests
+    assert [(r.method, r.endpoint, r.query) for r in log[:2]] == [
+        ("POST", "tokens", ""),
+        ("GET", "tickets", SEARCH),
+    ]
+    assert [r.status for r in log[:2]] == [200, 200]
+    assert {r.method for r in log[2:]} == {"PATCH"}
+    assert simulator.counts()["by_method"] == {"POST": 1, "GET": 1, "PATCH": 7}
+    bodies = {r.ticket: r.body for r in log if r.method == "PATCH"}
+    assert len(bodies) == 7  # one PATCH per ticket
+    # Each body holds only the fields that differ from what the ticket held, and Priority
+    # (INCA0000015 already held High: it is sent all the same, CCS wants it in every PATCH).
+    assert bodies == {
+        **{number: {"TicketNumber": number, **changed} for number, changed in expected.items()},
+        "INCA0000018": {"TicketNumber": "INCA0000018", "TicketState": 2, "Priority": "High"},
+    }
+    requests = {
+        r["Ticket Number"]: json.loads(r["Request"]) for r in results if r["Outcome"] == "Updated"
+    }
     assert requests == bodies
+    summary = read_summary(the_workbook(tmp_path))
+    assert pick(summary, "Updated", "Unchanged", "Failed") == (7, 1, 0)
+    current = (
+        "Current state: read in pages of 500 (every ticket the account sees): 1 Search request, "
+        "8 rows found."
+    )
+    assert summary["Note 1"] == current
+    lines = done.stderr.splitlines()
+    # Said before sending: how the tickets were read, what was found, then what is sent.
+    (said,) = [i for i, line in enumerate(lines) if line.startswith(current + " 1 already ")]
+    assert lines[said + 1].startswith(f"Sending 7 updates to {simulator.url} as corp\\ccsadmin ")
     assert read_results(the_workbook(tmp_path))[3]["Description"] == "=SUM(A1:A2) stays text"
     assert formula_cells(the_workbook(tmp_path)) == []
 
@@ -259,7 +305,16 @@ def test_a_server_restart_mid_run_costs_no_row(tmp_path: Path, sheet, simulator)
     for result in results:
         assert result["Attempts"] == len(answers_for(simulator, result["Ticket Number"])), result
     summary = read_summary(the_workbook(tmp_path))
-    assert summary["Note 1"] == "The access token was renewed 1 time(s) during the run."
+    # The tickets were read (one Search, before the restart) before any was changed: that note
+    # comes first now, the token's renewal after it.
+    assert [r.query for r in log if r.method == "GET"] == [SEARCH]
+    assert next(r.method for r in log if r.endpoint == "tickets") == "GET"
+    assert summary["Note 1"] == (
+        "Current state: read in pages of 500 (every ticket the account sees): 1 Search request, "
+        "40 rows found."
+    )
+    assert summary["Note 2"] == "The access token was renewed 1 time(s) during the run."
+    assert "Note 3" not in summary
 
 
 def test_a_row_sent_again_after_a_401_says_so(tmp_path: Path, sheet, simulator) -> None:
@@ -374,8 +429,16 @@ def test_an_account_without_the_role_stops_the_run(tmp_path: Path, sheet, simula
     not_sent = [r for r in results if r["Outcome"] == "Not sent"]
     assert 5 <= len(failed) <= 5 + 3  # the five, and at most the other three in flight
     assert len(failed) + len(not_sent) == rows
+    # The tool reads before it changes: the Search was refused (403), so each ticket was read
+    # with a GET before its PATCH; those GETs were refused, so no PATCH was ever sent, and the
+    # stop policy counted the refused reads.
     for result in failed:
-        assert pick(result, "HTTP Status", "Message", "Attempts") == (403, MSG_FORBIDDEN, 1)
+        assert pick(result, "HTTP Status", "Message", "Attempts", "Request") == (
+            403,
+            MSG_FORBIDDEN + FOUND_BY_THE_READ,
+            1,
+            None,
+        )
         assert result["Row"] < FIRST_ROW + 12, "the first rows sent are the ones refused"
     for result in not_sent:
         assert pick(result, "Message", "Attempts", "HTTP Status") == (
@@ -383,7 +446,20 @@ def test_an_account_without_the_role_stops_the_run(tmp_path: Path, sheet, simula
             0,
             None,
         )
-    assert sorted(patched(simulator)) == sorted(r["Ticket Number"] for r in failed)
+    assert patched(simulator) == []
+    log = [r for r in simulator.requests if r.endpoint == "tickets"]
+    assert {(r.method, r.status) for r in log} == {("GET", 403)}
+    assert (log[0].query, log[0].ticket) == (SEARCH, None)
+    assert sorted(r.ticket for r in log[1:]) == sorted(r["Ticket Number"] for r in failed)
+    assert [r.query for r in log[1:]] == [f"TicketNumber={r.ticket}" for r in log[1:]]
+    assert any(
+        line.startswith(
+            f"Current state: the tickets could not be read in pages (HTTP 403: {MSG_FORBIDDEN}), "
+            "so "
+        )
+        and line.endswith("read one by one (GET), each right before its update.")
+        for line in done.stderr.splitlines()
+    ), done.stderr
     summary = read_summary(the_workbook(tmp_path))
     assert summary["CCS user"] == AUDITOR
     assert summary["Stopped early"] == reason
@@ -467,14 +543,35 @@ def test_a_dead_server_stops_the_run_after_a_streak(
     counts = outcome_counts(results)
     assert set(counts) == {"Failed", "Not sent"}
     assert counts["Failed"] >= 10 and counts["Not sent"] >= 1, counts
+    # The tool reads before it changes: the Search failed after every retry, so each ticket was
+    # read with a GET before its PATCH, and those reads failed too. A row whose ticket could not
+    # be read is not sent (what the ticket holds is not known), and the streak counts it.
+    gets = [r for r in sim.requests if r.method == "GET"]
     for result in results:
         if result["Outcome"] == "Failed":
-            assert result["HTTP Status"] == 503
-            assert result["Message"].startswith("Service Unavailable ("), result
+            assert pick(result, "HTTP Status", "Message", "Request") == (
+                503,
+                "the ticket could not be read before sending (HTTP 503: Service Unavailable), "
+                "so what it holds is not known; nothing was sent",
+                None,
+            ), result
+            tries = [r for r in gets if r.ticket == result["Ticket Number"]]
+            assert result["Attempts"] == len(tries) == 4, result  # retries.max_attempts
         else:
             assert result["Message"] == f"not sent: {reason}"
-    assert set(patched(sim, 204)) == set()
-    assert {r.status for r in sim.requests if r.method == "PATCH"} == {503}
+    assert patched(sim) == []  # nothing was changed: no PATCH went out at all
+    searches = [r for r in gets if r.ticket is None]
+    assert [r.query for r in searches] == [SEARCH] * 4  # tried as often as any request
+    assert gets[:4] == searches, "the pages were tried before any ticket was read alone"
+    assert {r.status for r in sim.requests if r.endpoint == "tickets"} == {503}
+    assert any(
+        line.startswith(
+            "Current state: the tickets could not be read in pages (HTTP 503: Service "
+            "Unavailable), so "
+        )
+        and line.endswith("read one by one (GET), each right before its update.")
+        for line in done.stderr.splitlines()
+    ), done.stderr
 
 
 # --- signals --------------------------------------------------------------------------------------
@@ -677,6 +774,12 @@ def test_a_person_at_a_terminal_confirms_the_run(
     tmp_path: Path, sheet, simulator, answer: bytes, code: int
 ) -> None:
     name = sheet(ticket_rows(3))
+    # The tickets are read before the question (the tool knows them before changing them), and
+    # the question counts the rows that will change them.
+    read = (
+        "Current state: read in pages of 500 (every ticket the account sees): 1 Search request, "
+        "3 rows found.\n"
+    )
     question = (
         f"About to update 3 tickets on {simulator.url} as corp\\ccsadmin at 50 requests/s. "
         "Continue? [y/N]: "
@@ -691,15 +794,19 @@ def test_a_person_at_a_terminal_confirms_the_run(
     )
 
     assert status == code, err
-    assert err.startswith(question)
+    assert err.startswith(read + question)
     if code == 0:
         assert len(patched(simulator, 204)) == 3
+        assert err[len(read + question) :].startswith(f"Sending 3 updates to {simulator.url} ")
     else:
         # The answer and its newline were echoed by the terminal, not written to stderr.
-        assert err == question + "Error: Cancelled; nothing was sent.\n"
-        # Logged in before asking (a refused login is found before the question): no ticket
-        # request was made.
-        assert [r.endpoint for r in simulator.requests] == ["tokens"]
+        assert err == read + question + "Error: Cancelled; nothing was sent.\n"
+        # Logged in and the tickets read before asking (a refused login is found before the
+        # question): one Search, and nothing changed.
+        assert [(r.endpoint, r.method, r.query) for r in simulator.requests] == [
+            ("tokens", "POST", ""),
+            ("tickets", "GET", SEARCH),
+        ]
         assert results_files(tmp_path) == []
 
 
@@ -720,7 +827,12 @@ def test_giving_up_at_the_prompt_sends_nothing(
 
     assert status == ExitStatus.INTERRUPTED, err
     assert err.endswith(question + "\nInterrupted; nothing was sent.\n")
-    assert [r.endpoint for r in simulator.requests] == ["tokens"]  # the login, no ticket request
+    # The login, and the tickets read before the question (one Search): no ticket was changed.
+    assert err.startswith("Current state: read in pages of 500 (every ticket the account sees)")
+    assert [(r.endpoint, r.method, r.query) for r in simulator.requests] == [
+        ("tokens", "POST", ""),
+        ("tickets", "GET", SEARCH),
+    ]
     assert results_files(tmp_path) == []
 
 

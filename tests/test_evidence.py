@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import openpyxl
@@ -58,7 +59,34 @@ def test_before_values_read_back_and_a_planted_mismatch(tmp_path: Path, make_sim
     summary = read_summary(workbook_in(tmp_path))
     assert summary["Read-back verification"].endswith("3 Verified, 1 Mismatch, 0 Not checked")
     assert summary["Before values"].startswith("captured")
-    assert [r.method for r in sim.requests if r.ticket == "INCA0000004"] == ["GET", "PATCH", "GET"]
+    # The tool now reads the tickets first, in pages: the before values come from that one
+    # Search (no GET before each PATCH), and --verify reads the tickets back in pages once every
+    # row is sent (no GET after each PATCH). Each row costs its PATCH alone.
+    assert [results[number]["Attempts"] for number in originals] == [1, 1, 1, 1]
+    assert [r.method for r in sim.requests if r.ticket == "INCA0000004"] == ["PATCH"]
+    log = [(r.method, r.endpoint, r.query, r.ticket) for r in sim.requests]
+    search = ("GET", "tickets", "Page=0&PageSize=500", None)
+    assert log[:2] == [("POST", "tokens", "", None), search]  # the look: 4 rows, 1 page at most
+    assert sorted(log[2:-1]) == [("PATCH", "tickets", "", number) for number in sorted(originals)]
+    assert log[-1] == search  # the read-back, once every row is sent
+    notes = [str(v) for k, v in summary.items() if str(k).startswith("Note")]
+    assert notes[0] == (
+        "Current state: read in pages of 500 (every ticket the account sees): 1 Search request, "
+        "4 rows found."
+    )
+    assert notes[1].startswith("Read-back: 4 updated tickets read back in pages (1 request")
+    # Each PATCH holds only the fields the ticket did not hold already, and Priority.
+    for number, original in originals.items():
+        n = int(number[4:])
+        asked = {
+            "TicketState": 2,
+            "TicketDescription": f"Patched ticket {n}",
+            "AssignedTo": f"corp\\user{n}",
+        }
+        expected = {k: v for k, v in asked.items() if original[k] != v}
+        (body,) = [r.body for r in sim.requests if r.method == "PATCH" and r.ticket == number]
+        assert body == {"TicketNumber": number, **expected, "Priority": "High"}, number
+        assert json.loads(results[number]["Request"]) == body, number
 
 
 def test_a_sweep_then_its_rollback_restores_the_tickets(tmp_path: Path, simulator) -> None:
@@ -237,8 +265,6 @@ def test_report_only_of_a_capture_before_run_rebuilds_the_before_columns_and_the
 def test_an_input_rewritten_during_the_run_is_never_passed_as_the_one_read(
     tmp_path: Path, simulator
 ) -> None:
-    import json
-
     from helpers import finish, patched, start_command, wait_until
 
     write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6))

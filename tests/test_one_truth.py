@@ -38,6 +38,8 @@ from batch_updater.runner import reply_failure
 
 FIRST_ROW = 2
 LOCKED = "ERROR: ticket locked"
+FIELDS = ("TicketState", "Priority", "AssignedTo", "TicketDescription")
+READ_FIRST = "(found when the ticket was read before sending; nothing was sent)"
 
 
 # --- the rule: a 2xx whose body says the update failed ------------------------------------------
@@ -162,6 +164,9 @@ def test_every_outcome_is_what_the_server_saw_at_any_interrupt_moment(
     sheet = ticket_rows(rows)
     for n in missing:
         sheet[n - 1][0] = f"INCA9{n:06d}"
+    # A ticket that already holds its row's values: the tool reads first, and sends it nothing.
+    held = rng.choice([n for n in range(1, rows + 1) if n not in missing])
+    simulator.store.update(sheet[held - 1][0], dict(zip(FIELDS, sheet[held - 1][1:])))
     write_sheet(tmp_path / "tickets.xlsx", sheet)
     simulator.configure(latency_ms=250, jitter_ms=150)
     extra = ["--capture-before", "--verify"] if evidence else []
@@ -186,17 +191,46 @@ def test_every_outcome_is_what_the_server_saw_at_any_interrupt_moment(
     results = by_row(read_results(results_files(tmp_path)[-1]))
     assert len(results) == rows
     answers: dict[str, list[int | None]] = {}
+    reads: dict[str, list[int | None]] = {}  # the GETs of one ticket (a Search has no ticket)
     for record in simulator.requests:
         if record.method == "PATCH" and record.ticket:
             answers.setdefault(record.ticket, []).append(record.status)
+        elif record.method == "GET" and record.endpoint == "tickets" and record.ticket:
+            reads.setdefault(record.ticket, []).append(record.status)
+    # The tool now reads the tickets before changing them: the account's tickets in pages (a
+    # Search: a GET with no ticket) before the first PATCH, and a GET only for the ticket the
+    # pages did not give (the one the server does not have).
+    searches = [
+        r
+        for r in simulator.requests
+        if r.method == "GET" and r.endpoint == "tickets" and not r.ticket
+    ]
+    first_patch = min(r.t for r in simulator.requests if r.method == "PATCH")
+    assert searches and searches[0].t < first_patch, seed
+    assert all("PageSize=500" in r.query for r in searches), seed
+    assert set(reads) <= {f"INCA9{n:06d}" for n in missing}, (seed, reads)
     for number, result in results.items():
         got = answers.get(str(result["Ticket Number"]), [])
+        read = reads.get(str(result["Ticket Number"]), [])
         outcome = result["Outcome"]
-        where = (seed, number, outcome, result["Message"], got)
+        where = (seed, number, outcome, result["Message"], got, read)
         if outcome == "Not sent":
             assert got == [], where
         elif outcome == "Updated":
             assert got and got[-1] == 204 and result["HTTP Status"] == 204, where
+        elif outcome == "Failed" and str(result["Message"]).endswith(READ_FIRST):
+            # The tool now reads each ticket before changing it: the ticket the Search pages did
+            # not find is read (GET) before its PATCH, and the server's 404 there fails the row
+            # with no PATCH sent. What the server saw is that GET and its answer.
+            assert got == [], where
+            assert read and read[-1] in (403, 404), where
+            assert result["HTTP Status"] == read[-1], where
+        elif outcome == "Unchanged":
+            # Claimed only where the server holds the row's values, and was sent nothing.
+            assert number == FIRST_ROW + held - 1 and got == [], where
+            assert result["HTTP Status"] is None, where
+            ticket = simulator.ticket(str(result["Ticket Number"]))
+            assert [ticket[f] for f in FIELDS] == sheet[held - 1][1:], where
         elif outcome == "Failed":
             assert got and got[-1] is not None and got[-1] >= 400, where
             assert result["HTTP Status"] == got[-1], where

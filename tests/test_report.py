@@ -62,6 +62,8 @@ SUMMARY_KEYS_PLAIN_RUN = [
     "Header row",
     "Rows read",
     "Updated",
+    "Unchanged",
+    "Conflict",
     "Failed",
     "Unknown",
     "Invalid",
@@ -513,7 +515,8 @@ def test_summary_values(tmp_path):
     assert facts["Sheet"] == "Changes"
     assert facts["Header row"] == 1
     assert facts["Rows read"] == 6
-    assert [facts[o.value] for o in report_layout.OUTCOME_ORDER] == [1, 1, 0, 1, 1, 1, 1]
+    # Updated, Unchanged, Conflict, Failed, Unknown, Invalid, Skipped, Not sent, Valid (dry run)
+    assert [facts[o.value] for o in report_layout.OUTCOME_ORDER] == [1, 0, 0, 1, 0, 1, 1, 1, 1]
     assert facts["HTTP 204"] == 1
     assert facts["HTTP 404"] == 1
     assert facts["No response"] == 0
@@ -550,6 +553,8 @@ def test_summary_counts_every_outcome_even_zero_in_fixed_order(tmp_path):
     outcome_keys = [k for k in keys if k in {o.value for o in Outcome}]
     assert outcome_keys == [
         "Updated",
+        "Unchanged",
+        "Conflict",
         "Failed",
         "Unknown",
         "Invalid",
@@ -558,7 +563,7 @@ def test_summary_counts_every_outcome_even_zero_in_fixed_order(tmp_path):
         "Valid (dry run)",
     ]
     facts = summary(out)
-    assert [facts[k] for k in outcome_keys] == [2, 0, 0, 0, 0, 0, 0]
+    assert [facts[k] for k in outcome_keys] == [2, 0, 0, 0, 0, 0, 0, 0, 0]
     assert facts["HTTP 204"] == 2
     assert "HTTP 404" not in facts
 
@@ -567,7 +572,8 @@ def test_reconciliation_is_balanced_and_counted_from_the_rows(tmp_path):
     out, _, _ = write_standard(tmp_path)
     line = summary(out)["Reconciliation"]
     assert line == (
-        "balanced: 6 rows read = 1 Updated + 1 Failed + 0 Unknown + 1 Invalid + 1 Skipped "
+        "balanced: 6 rows read = 1 Updated + 0 Unchanged + 0 Conflict + 1 Failed + 0 Unknown "
+        "+ 1 Invalid + 1 Skipped "
         "+ 1 Not sent "
         "+ 1 Valid (dry run) (= 6, counted from the Results sheet)"
     )
@@ -584,7 +590,11 @@ def test_reconciliation_not_balanced_is_said_so():
     sheet = Sheet("in.xlsx", "S", 1, ["T"], [SheetRow(2, ("a",)), SheetRow(3, ("b",))])
     run = make_run(Path("in.xlsx"))
     items = dict(report_summary._summary_items(sheet, run, report_layout._layout(["T"], 1), tally))
-    assert items["Reconciliation"].startswith("NOT balanced: 2 rows read ≠ 1 Updated + 0 Failed")
+    assert items["Reconciliation"] == (
+        "NOT balanced: 2 rows read ≠ 1 Updated + 0 Unchanged + 0 Conflict + 0 Failed + 0 Unknown "
+        "+ 0 Invalid + 0 Skipped + 0 Not sent + 0 Valid (dry run) (= 1, counted from the Results "
+        "sheet)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -1300,7 +1310,14 @@ def test_csv_has_bom_same_columns_and_safe_values(tmp_path):
     assert rows[2][5] == "2026-12-02 09:30:00"
     assert rows[3][2] == "1.5"
     assert rows[5][4] == '\'=HYPERLINK("http://x","y")'
-    assert [row[7] for row in rows[1:]] == [o.value for o in Outcome if o is not Outcome.UNKNOWN]
+    assert [row[7] for row in rows[1:]] == [
+        "Updated",
+        "Failed",
+        "Invalid",
+        "Skipped",
+        "Not sent",
+        "Valid (dry run)",
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1309,15 +1326,16 @@ def test_csv_has_bom_same_columns_and_safe_values(tmp_path):
 
 def test_thousands_of_rows_are_all_written_and_counted(tmp_path):
     input_path = make_input(tmp_path)
-    outcomes = [o for o in Outcome if o is not Outcome.UNKNOWN]
+    outcomes = [o for o in Outcome if o is not Outcome.UNKNOWN]  # 8 outcomes, 375 rows each
+    assert len(outcomes) == 8
     rows = [(f"RT-{i:05d}", "2", i, "jdoe", f"row {i}", date(2026, 12, 1)) for i in range(3000)]
     sheet = make_sheet(input_path, rows)
     results = [
         RowResult(
             i + 2,
-            outcomes[i % 6],
+            outcomes[i % 8],
             f"RT-{i:05d}",
-            204 if outcomes[i % 6] is Outcome.UPDATED else None,
+            204 if outcomes[i % 8] is Outcome.UPDATED else None,
             "",
             1,
             SENT,
@@ -1332,16 +1350,22 @@ def test_thousands_of_rows_are_all_written_and_counted(tmp_path):
     assert cal[-1][:3] == ["RT-02999", "2", 2999]
     assert cal[-1][6] == 3001
     facts = summary(out)
+    # Updated, Unchanged, Conflict, Failed, Unknown, Invalid, Skipped, Not sent, Valid (dry run)
     assert [facts[o.value] for o in report_layout.OUTCOME_ORDER] == [
-        500,
-        500,
+        375,
+        375,
+        375,
+        375,
         0,
-        500,
-        500,
-        500,
-        500,
+        375,
+        375,
+        375,
+        375,
     ]
-    assert facts["Reconciliation"].startswith("balanced: 3000 rows read = 500 Updated")
+    assert facts["Reconciliation"].startswith(
+        "balanced: 3000 rows read = 375 Updated + 375 Unchanged + 375 Conflict + 375 Failed "
+        "+ 0 Unknown"
+    )
 
 
 def test_evidence_columns_and_charts(tmp_path: Path) -> None:

@@ -121,6 +121,21 @@ def holds(sim: Simulator, n: int) -> bool:
     return all(held[name] == value for name, value in wanted(n).items())
 
 
+def is_search(record: Any) -> bool:
+    """A Search (GET RemediationTickets?Fields=&Page=&PageSize=): a GET with no ticket."""
+    return record.endpoint == "tickets" and record.method == "GET" and record.ticket is None
+
+
+def searches(records: list[Any]) -> list[Any]:
+    """The Search requests among `records` (the reads in pages before sending)."""
+    return [r for r in records if is_search(r)]
+
+
+def of_tickets(records: list[Any]) -> list[Any]:
+    """The requests among `records` that name a ticket: its PATCHes and GETs, not Searches."""
+    return [r for r in records if r.endpoint == "tickets" and not is_search(r)]
+
+
 def row_of(n: int) -> int:
     return FIRST_ROW + n - 1
 
@@ -442,8 +457,14 @@ def test_sigterm_is_a_first_ctrl_c_and_resume_sends_only_the_rest(
     ) in done.stderr.splitlines()
     during = [r for r in sim.requests[before:] if r.endpoint == "tickets"]
     not_sent = sorted(r["Ticket Number"] for r in results.values() if r["Outcome"] == "Not sent")
-    assert sorted(r.ticket for r in during) == not_sent  # only the rest, once each, no GET
-    assert {(r.method, r.status) for r in during} == {("PATCH", 204)}
+    # The resume now reads the tickets first: one Search page of 500 (every ticket the account
+    # sees) holds all the rows to send, so no ticket is read alone, before the first PATCH.
+    (search,) = searches(during)
+    assert (search.status, search.query) == (200, "Page=0&PageSize=500")
+    sends = of_tickets(during)
+    assert search.t < min(r.t for r in sends)
+    assert sorted(r.ticket for r in sends) == not_sent  # only the rest, once each, no GET
+    assert {(r.method, r.status) for r in sends} == {("PATCH", 204)}
     final = by_row(read_results(newest_workbook(tmp_path)))
     for n in range(1, rows + 1):
         result = final[row_of(n)]
@@ -571,13 +592,25 @@ def test_a_double_ctrl_c_leaves_rows_sending_and_resume_reads_them_back(
     assert done.returncode == ExitStatus.OK, done.stderr
     assert f"{len(sending)} of them read back first (their outcome was unknown)." in done.stderr
     during = [r for r in simulator.requests[before:] if r.endpoint == "tickets"]
-    gets = {r.ticket: r for r in during if r.method == "GET"}
+    # The resume now reads the tickets first, in one Search page of 500 that holds them all,
+    # before any GET or PATCH; the rows caught sending are still each read back with a GET.
+    (search,) = searches(during)
+    assert (search.status, search.query) == (200, "Page=0&PageSize=500")
+    assert search.t < min(r.t for r in of_tickets(during))
+    gets = {r.ticket: r for r in of_tickets(during) if r.method == "GET"}
     assert sorted(gets) == sorted(map(ticket, sending))
     sent = {r.ticket: r for r in during if r.method == "PATCH"}
     rest = {ticket(n) for n in range(1, rows + 1) if n not in sending | updated}
     # The rows read back and found applied were not sent again; the changed one was, after it.
     assert sorted(sent) == sorted(rest | {ticket(changed)})
     assert gets[ticket(changed)].t < sent[ticket(changed)].t
+    # It is sent knowing the ticket: only the field that differs (the description edited in
+    # the console), with the Priority every PATCH carries.
+    assert sent[ticket(changed)].body == {
+        "TicketNumber": ticket(changed),
+        "TicketDescription": wanted(changed)["TicketDescription"],
+        "Priority": "High",
+    }
     final = by_row(read_results(newest_workbook(tmp_path)))
     for n in sending - {changed}:
         assert (final[row_of(n)]["Outcome"], final[row_of(n)]["Message"]) == ("Updated", READ_BACK)
@@ -655,8 +688,8 @@ def test_a_second_run_of_an_applied_file_is_refused_unless_again(tmp_path: Path,
     assert (
         f"Error: {SHEET} was already applied by run {applied.run_id} on "
         f"{applied.started:%Y-%m-%d %H:%M} UTC (results: {workbook.name}). Running it again "
-        "would send every row again, and every ticket set to state 2 would start its "
-        "Remediation Verification job again."
+        "reads every ticket and sends each row whose ticket no longer holds its values: a "
+        "change made in CCS since that run would be undone."
     ) in lines
     assert lines[-1] == (
         f"Tip: Add --again to run it anyway, or use batch-update retry {SHEET} {applied.run_id} "
@@ -676,10 +709,31 @@ def test_a_second_run_of_an_applied_file_is_refused_unless_again(tmp_path: Path,
     again = run_command([*args, "--again"], tmp_path, env=env)
 
     assert again.returncode == ExitStatus.OK, again.stderr
-    assert simulator.counts()["patches_by_ticket"] == {ticket(n): 2 for n in range(1, 6)}
+    # The tool now reads the tickets before changing them: the run --again reads them (one
+    # Search page of every ticket) and, every ticket already holding its row's values, sends
+    # nothing; each row is recorded Unchanged. The guard is a safety net.
+    during = [r for r in simulator.requests[before:] if r.endpoint == "tickets"]
+    assert [(r.method, r.ticket, r.status, r.query) for r in during] == [
+        ("GET", None, 200, "Page=0&PageSize=500")
+    ]
+    assert simulator.counts()["patches_by_ticket"] == {ticket(n): 1 for n in range(1, 6)}
     assert len(results_files(tmp_path)) == 2
     newest = runs(tmp_path)[0]
     assert newest.run_id != applied.run_id and newest.ended is RunEnd.FINISHED
+    unchanged = by_row(read_results(newest_workbook(tmp_path)))
+    assert {
+        n: (r["Outcome"], r["HTTP Status"], r["Attempts"], r["Message"])
+        for n, r in unchanged.items()
+    } == {
+        row_of(n): (
+            "Unchanged",
+            None,
+            0,
+            "the ticket already holds these values; nothing was sent",
+        )
+        for n in range(1, 6)
+    }
+    assert all(holds(simulator, n) for n in range(1, 6))
     # The guard now names the newest run that applied the file.
     third = run_command(args, tmp_path, env=env)
     assert third.returncode == ExitStatus.USAGE
@@ -969,8 +1023,11 @@ def test_retry_failed_sends_only_the_failed_and_not_sent_rows(
 
     assert done.returncode == ExitStatus.ROWS_FAILED, done.stderr  # the invalid row stays Invalid
     during = [r for r in simulator.requests[before:] if r.endpoint == "tickets"]
-    assert [(r.method, r.ticket, r.status) for r in during] == [
-        ("PATCH", ticket(n), 204) for n in range(4, 11)
+    # The retry now reads the tickets first: one Search page of every ticket (it holds all the
+    # rows to send), then the failed and not sent rows' PATCHes, none read alone.
+    assert [(r.method, r.ticket, r.status, r.query) for r in during] == [
+        ("GET", None, 200, "Page=0&PageSize=500"),
+        *(("PATCH", ticket(n), 204, "") for n in range(4, 11)),
     ]
     retry = runs(tmp_path)[0]
     assert (retry.retry_of, retry.resumed_from, retry.ended) == (
@@ -1083,6 +1140,30 @@ def test_report_only_rebuilds_a_deleted_workbook_from_the_journal(
         "Skipped": 1,
         "Invalid": 1,
     }
+    # The run now reads the tickets first: its token request, then the pages of every ticket
+    # (8 rows to send: a budget of 2 pages of 500), and a GET for each ticket the pages did not
+    # give, right before it would be sent: the 403 and the 404 are found by those reads, and
+    # their rows fail with no PATCH; the 6 others are PATCHed once each.
+    log = simulator.requests
+    after_run = len(log)
+    assert [(r.method, r.endpoint) for r in log[:1]] == [("POST", "tokens")]
+    assert [(r.status, r.query) for r in searches(log)] == [
+        (200, "Page=0&PageSize=500"),
+        (200, "Page=1&PageSize=500"),
+    ]
+    assert max(r.t for r in searches(log)) < min(r.t for r in of_tickets(log))
+    assert sorted((r.method, r.ticket, r.status) for r in of_tickets(log)) == [
+        ("GET", "INCA0000003", 403),
+        ("GET", "INCA9999999", 404),
+        *(("PATCH", ticket(n), 204) for n in (1, 2, 4, 5, 6, 12)),
+    ]
+    assert after_run == 1 + 2 + 2 + 6
+    failed = by_row(read_results(original))
+    for row, status in ((row_of(3), 403), (row_of(7), 404)):
+        assert failed[row]["Outcome"] == "Failed" and failed[row]["HTTP Status"] == status
+        assert failed[row]["Message"].endswith(
+            " (found when the ticket was read before sending; nothing was sent)"
+        ), failed[row]
     expected = workbook_cells(original)
     original.unlink()
     original.with_suffix(".manifest.json").unlink()  # lost together
@@ -1094,8 +1175,8 @@ def test_report_only_rebuilds_a_deleted_workbook_from_the_journal(
     notes = [str(v) for k, v in read_summary(rebuilt).items() if str(k).startswith("Note")]
     rebuilt_note = f"Rebuilt from the run journal {record.path.name}"
     assert any(note.startswith(rebuilt_note) for note in notes), notes
-    # Nothing was sent for the rebuild: the log holds the run's one token request and its PATCHes.
-    assert len(simulator.requests) == len(patched(simulator)) + 1
+    # Nothing was sent for the rebuild: the log holds the run's requests only.
+    assert len(simulator.requests) == after_run
 
 
 @POSIX_ONLY
@@ -1388,7 +1469,17 @@ def test_a_retry_of_rows_already_refused_with_403_is_not_taken_for_a_missing_rol
         **{n: ("Skipped", 204) for n in range(1, 5)},  # updated by the first run, with its 204
         **{n: ("Failed", 403) for n in range(5, 11)},
     }
-    assert Counter(patched(sim, 403)) == {ticket(n): 2 for n in range(5, 11)}
+    # The tool now reads each ticket before changing it: the six the account may not see are
+    # not in its Search pages, so each run reads each of them with a GET, whose 403 fails the
+    # row with nothing sent; none of them is ever PATCHed.
+    refused = Counter(r.ticket for r in of_tickets(sim.requests) if r.method == "GET")
+    assert refused == {ticket(n): 2 for n in range(5, 11)}
+    assert {r.status for r in of_tickets(sim.requests) if r.method == "GET"} == {403}
+    assert [r.ticket for r in sim.requests if r.method == "PATCH" and r.ticket in denied] == []
+    for n in range(5, 11):
+        assert results[row_of(n)]["Message"].endswith(
+            " (found when the ticket was read before sending; nothing was sent)"
+        ), results[row_of(n)]
 
 
 def test_a_retry_still_stops_when_new_rows_are_all_refused_with_403(

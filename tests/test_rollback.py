@@ -267,7 +267,7 @@ def test_a_run_without_before_values_cannot_be_rolled_back(tmp_path: Path, simul
     )
     assert refused.returncode == 2
     assert refused.stderr.splitlines() == [
-        f"Error: Run {run_id} did not read the tickets before updating them, so its journal holds "
-        "no values to put back.",
+        f"Error: Run {run_id} was made without --capture-before, so its journal holds no "
+        "values to put back.",
         "Tip: Only a run made with --capture-before can be rolled back.",
     ]

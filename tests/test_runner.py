@@ -591,3 +591,21 @@ def test_a_get_goes_through_the_same_retry_step_as_a_patch(simulator) -> None:
     assert [reason for _, reason in retries] == ["HTTP 503", "HTTP 503"]
     assert result.outcome is Outcome.FAILED and result.attempts == 4
     assert "before values not captured: HTTP 503" in result.message
+
+
+def test_a_resumed_rows_own_read_back_decides_what_is_sent_not_an_older_page(simulator) -> None:
+    from batch_updater.runner import CurrentState
+
+    client = CcsClient(simulator.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
+    row = PlannedRow(5, TicketUpdate("INCA0000005", assigned_to="corp\\new", priority="High"))
+    # The pages, read before sending, said the ticket already held the row's values; someone
+    # changed it since. The row's own read (a resume reads an in-flight row back) is newer.
+    older_page = {**simulator.ticket("INCA0000005"), "AssignedTo": "corp\\new", "Priority": "High"}
+    sender = make_sender(client, RateLimiter(1000), read_back_first={5})
+    sender.current = CurrentState(known={5: older_page})
+
+    report = sender.run([row])
+
+    assert report.results[5].outcome is Outcome.UPDATED
+    assert [r.method for r in simulator.requests if r.ticket == "INCA0000005"] == ["GET", "PATCH"]
+    assert simulator.ticket("INCA0000005")["AssignedTo"] == "corp\\new"

@@ -33,6 +33,7 @@ from helpers import (
 )
 
 from batch_updater.cli import SIMULATED_SERVER
+from batch_updater.tickets import TicketState
 
 MSG_NOT_FOUND = "Ticket not found. Provide valid ticket number."
 MSG_FORBIDDEN = "You are not authorized to perform this task. Access is denied."
@@ -40,7 +41,19 @@ MSG_SERVER_ERROR = (
     "Server encountered an error while serving request. "
     "Please contact administrator if problem persists."
 )
-OUTCOME_ORDER = ("Updated", "Failed", "Invalid", "Skipped", "Not sent", "Valid (dry run)")
+OUTCOME_ORDER = (
+    "Updated",
+    "Unchanged",
+    "Conflict",
+    "Failed",
+    "Unknown",
+    "Invalid",
+    "Skipped",
+    "Not sent",
+    "Valid (dry run)",
+)
+# The tool reads each ticket before changing it: a ticket the read refuses is never sent.
+READ_FIRST = " (found when the ticket was read before sending; nothing was sent)"
 
 
 def load_make_samples() -> ModuleType:
@@ -77,19 +90,22 @@ def check_intended(result: dict[str, Any], intended: str) -> None:
         assert result["Message"] is None, where
         assert json.loads(result["Request"])["TicketNumber"] == result["Ticket Number"], where
     elif intended == "Failed 404":
+        # The ticket is not among the account's tickets read in pages: the GET right before its
+        # PATCH answers 404, and the PATCH is not sent (the one attempt is the GET).
         assert (result["Outcome"], result["HTTP Status"], result["Message"]) == (
             "Failed",
             404,
-            MSG_NOT_FOUND,
+            MSG_NOT_FOUND + READ_FIRST,
         ), where
-        assert result["Attempts"] == 1, where
+        assert (result["Attempts"], result["Request"]) == (1, None), where
     elif intended == "Failed 403":
+        # Likewise a ticket of a standard the account may not touch: its GET answers 403.
         assert (result["Outcome"], result["HTTP Status"], result["Message"]) == (
             "Failed",
             403,
-            MSG_FORBIDDEN,
+            MSG_FORBIDDEN + READ_FIRST,
         ), where
-        assert result["Attempts"] == 1, where
+        assert (result["Attempts"], result["Request"]) == (1, None), where
     elif intended == "Failed 500":
         assert pick(result, "Outcome", "HTTP Status", "Attempts") == ("Failed", 500, 4), where
         assert result["Message"] == (
@@ -135,10 +151,32 @@ def check_sample_workbook(path: Path) -> list[dict[str, Any]]:
     assert json.loads(equals["Request"])["TicketDescription"] == "=Applied the same GPO as EXCH-01"
     # A reader that evaluates nothing (calamine, like Excel's cached values) sees the same text.
     assert "=Applied the same GPO as EXCH-01" in all_text(path)
-    for result in results:
-        if result["Assigned To"] == "corp\\jsmith" and result["Request"]:
-            assert json.loads(result["Request"])["AssignedTo"] == "corp\\jsmith"
+    # The backslash of a DOMAIN\user survives into the JSON. A PATCH holds only the fields that
+    # differ from the ticket's, so rows whose ticket is already assigned there do not send it.
+    assigned = [
+        json.loads(result["Request"])["AssignedTo"]
+        for result in results
+        if result["Assigned To"] == "corp\\jsmith"
+        and result["Request"]
+        and "AssignedTo" in json.loads(result["Request"])
+    ]
+    assert assigned and set(assigned) == {"corp\\jsmith"}
     return results
+
+
+def asked_of(result: dict[str, Any]) -> dict[str, object]:
+    """The API values a sample row asks for (its non-empty cells), as CCS holds them."""
+    asked: dict[str, object] = {"Priority": str(result["Priority"]).title()}
+    state = result["State"]
+    if state not in (None, ""):
+        text = str(state).strip()
+        labels = {s.label.casefold(): int(s) for s in TicketState}
+        asked["TicketState"] = labels.get(text.casefold()) or int(float(text))
+    if result["Assigned To"] not in (None, ""):
+        asked["AssignedTo"] = result["Assigned To"]
+    if result["Description"] not in (None, ""):
+        asked["TicketDescription"] = result["Description"]
+    return asked
 
 
 @pytest.fixture
@@ -242,7 +280,25 @@ def test_live_run_of_the_sample_changes_exactly_what_the_sheet_asks(
         for r in results
         if r["Outcome"] == "Updated"
     }
-    sent = {r["Ticket Number"].upper() for r in results if r["Outcome"] in ("Updated", "Failed")}
+    rows_by_ticket = {r["Ticket Number"].upper(): r for r in results if r["Outcome"] == "Updated"}
+    # The tool reads the tickets first: every ticket the account sees, in pages of 500 (30 rows
+    # to send: a budget of 7 pages; the second page is the last), then a GET right before the
+    # PATCH of each ticket the pages did not hold. The 403 and 404 rows stop at their GET.
+    refused = {
+        r["Ticket Number"].upper()
+        for r in results
+        if INTENDED[r["Row"]] in ("Failed 403", "Failed 404")
+    }
+    assert len(refused) == 4
+    assert [r.query for r in sim.requests if r.method == "GET" and r.ticket is None] == [
+        "Page=0&PageSize=500",
+        "Page=1&PageSize=500",
+    ]
+    assert sorted((r.ticket, r.query) for r in sim.requests if r.method == "GET" and r.ticket) == [
+        (number, f"TicketNumber={number}") for number in sorted(refused)
+    ]
+    sent = {r["Ticket Number"].upper() for r in results if r["Request"]}
+    assert sent == set(updated) | {"INCA0000777"}  # the Updated rows and the one that fails 500
     assert set(sim.counts()["patches_by_ticket"]) == sent
     for number, old in before.items():
         now = sim.ticket(number)
@@ -252,13 +308,24 @@ def test_live_run_of_the_sample_changes_exactly_what_the_sheet_asks(
                 k: old[k] for k in old if k != "VerificationJobs"
             }, number
             continue
+        asked = asked_of(rows_by_ticket[number.upper()])
+        # The PATCH holds only the fields the ticket did not hold already, and Priority.
+        differing = {k: v for k, v in asked.items() if k != "Priority" and old[k] != v}
+        assert request == {
+            "TicketNumber": rows_by_ticket[number.upper()]["Ticket Number"],
+            **differing,
+            "Priority": asked["Priority"],
+        }, number
+        # And the ticket now holds every value its row asks for; the rest as it was.
         expected = {
-            "TicketState": request.get("TicketState", old["TicketState"]),
-            "TicketDescription": request.get("TicketDescription", old["TicketDescription"]),
-            "Priority": request["Priority"].title(),
-            "AssignedTo": request.get("AssignedTo", old["AssignedTo"]),
+            k: old[k] for k in ("TicketState", "TicketDescription", "Priority", "AssignedTo")
         }
+        expected.update(asked)
         assert {k: now[k] for k in expected} == expected, number
+    # The sample's rows are real changes, and some leave out a field the ticket already held.
+    assert any(
+        len(request) < 1 + len(asked_of(rows_by_ticket[n])) for n, request in updated.items()
+    )
     assert sim.ticket("INCA0000101")["AssignedTo"] == "corp\\jsmith"
     assert sim.ticket("INCA0000116")["TicketDescription"] == "=Applied the same GPO as EXCH-01"
     description = {number: sim.ticket(number)["TicketDescription"] for number in before}

@@ -5,107 +5,31 @@ the installed command are in test_e2e.py and test_resume.py."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from contextlib import nullcontext
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from helpers import ADMIN, ADMIN_PASSWORD, patched, read_results, ticket_rows, write_sheet
+from helpers import (
+    ADMIN,
+    FakeConsole,
+    patched,
+    read_results,
+    settings_for,
+    ticket_rows,
+    write_sheet,
+)
 
 from batch_updater.errors import ConfigError, InputError
 from batch_updater.journal import list_runs
-from batch_updater.settings import Secret, load_settings, user_state_folder
+from batch_updater.settings import load_settings, user_state_folder
 from batch_updater.sweep import ExitStatus, NothingToSend, RunRequest, run
-from batch_updater.tickets import Outcome, RowResult
-
-
-class FakeProgress:
-    def __init__(self, console: FakeConsole, total: int) -> None:
-        self.console = console
-        self.done = 0
-
-    def row_done(self, result: RowResult) -> None:
-        self.done += 1
-        if self.console.stop_after is not None and self.done >= self.console.stop_after:
-            self.console.stops.cancel.set()  # as a Ctrl-C would
-
-    def retrying(self, *args: object) -> None:
-        self.console.said.append(("retrying", str(args)))
-
-    def close(self) -> None:
-        self.console.said.append(("progress closed", ""))
-
-
-class FakeConsole:
-    """A console that records what the run said and asked; answers as it is told."""
-
-    def __init__(
-        self,
-        *,
-        can_ask: bool = False,
-        username: str = ADMIN,
-        password: str | None = ADMIN_PASSWORD,
-        confirm: bool = True,
-        stop_after: int | None = None,
-    ) -> None:
-        self.said: list[tuple[str, str]] = []
-        self.asked: list[str] = []
-        self._can_ask = can_ask
-        self.username = username
-        self.password = password
-        self.answer = confirm
-        self.stop_after = stop_after
-        self.stops = SimpleNamespace(cancel=threading.Event(), abandon=threading.Event())
-
-    def note(self, text: str) -> None:
-        self.said.append(("note", text))
-
-    def warn(self, text: str) -> None:
-        self.said.append(("warn", text))
-
-    def can_ask(self) -> bool:
-        return self._can_ask
-
-    def ask_username(self) -> str:
-        self.asked.append("user name")
-        return self.username
-
-    def ask_password(self, username: str, url: str) -> Secret | None:
-        self.asked.append(f"password of {username}")
-        return Secret(self.password) if self.password and self._can_ask else None
-
-    def confirm(self, question: str) -> bool:
-        self.asked.append(question)
-        return self.answer
-
-    def progress(self, total: int) -> FakeProgress:
-        self.said.append(("progress", str(total)))
-        return FakeProgress(self, total)
-
-    def sending(self) -> Any:
-        return nullcontext(self.stops)
-
-    def writing(self) -> Any:
-        return nullcontext(None)
-
-    def texts(self, kind: str) -> list[str]:
-        return [text for said, text in self.said if said == kind]
+from batch_updater.tickets import Outcome
 
 
 @pytest.fixture
 def sheet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return write_sheet(tmp_path / "tickets.xlsx", ticket_rows(6))
-
-
-def settings_for(sim: Any, **cli: object):
-    """Settings as the command line would give them: the server, the rate, no config file."""
-    given = {"url": sim.url if sim else None, "username": ADMIN, "rate": 200.0, **cli}
-    env = {"CCS_PASSWORD": ADMIN_PASSWORD} if given.get("username") else {}
-    return load_settings(cli=given, env=env, config_path=None)
 
 
 def test_a_dry_run_returns_every_rows_verdict_and_touches_no_server(sheet: Path) -> None:
@@ -197,8 +121,27 @@ def test_the_guard_refuses_a_sheet_already_applied_and_again_runs_it(
     assert refused.value.tip is not None and f"batch-update retry {sheet} " in refused.value.tip
     assert len(patched(simulator)) == 6
 
+    # --again runs the sheet anew, but the tool now reads the tickets first: every one already
+    # holds its row's values, so each row is Unchanged and nothing is sent a second time.
+    seen = len(simulator.requests)
     again = run(RunRequest(sheet, yes=True, again=True), settings_for(simulator), FakeConsole())
-    assert again.status is ExitStatus.OK and len(patched(simulator)) == 12
+    assert again.status is ExitStatus.OK and len(patched(simulator)) == 6
+    assert [
+        (r.outcome, r.status, r.message, r.request_json, r.attempts) for r in again.results
+    ] == [
+        (
+            Outcome.UNCHANGED,
+            None,
+            "the ticket already holds these values; nothing was sent",
+            None,
+            0,
+        )
+    ] * 6
+    # The second run's requests: the login and one page of every ticket (6 rows: a budget of 1).
+    assert [(r.method, r.endpoint, r.query, r.ticket) for r in simulator.requests[seen:]] == [
+        ("POST", "tokens", "", None),
+        ("GET", "tickets", "Page=0&PageSize=500", None),
+    ]
 
 
 def test_a_resume_sends_only_what_the_stopped_run_did_not(sheet: Path, simulator) -> None:
@@ -246,11 +189,13 @@ def test_the_commands_over_recorded_runs_are_core_functions_too(sheet: Path, sim
 
     rebuilt = rebuild_report(record.run_id, sheet, sheet.parent / "again.xlsx", None, notes.append)
     assert rebuilt.workbook == sheet.parent / "again.xlsx" and rebuilt.manifest.exists()
-    assert rebuilt.rollback is None  # the run did not read the tickets first
+    # No rollback: the run read the tickets first (in pages) but, without --capture-before, it
+    # does not offer their before values as evidence to undo it by.
+    assert rebuilt.rollback is None
     # The rebuilt workbook says what the run's own said, row for row.
     assert read_results(rebuilt.workbook) == read_results(plain.workbook)
 
-    with pytest.raises(InputError, match="did not read the tickets before updating them"):
+    with pytest.raises(InputError, match="was made without --capture-before"):
         prepare_rollback(record.run_id, sheet, None, False, notes.append)
     assert notes == []
 
@@ -271,12 +216,19 @@ def test_a_rollback_is_made_ready_from_the_journal_and_refused_twice(
     ready = prepare_rollback(run_id, sheet, None, False, None)
     assert ready.workbook is not None and ready.workbook.exists()
     assert sorted(ready.rows) == list(range(2, 8))  # the rollback workbook's rows 2-7
+    seen = len(simulator.requests)
     undo = run(
         RunRequest(ready.workbook, yes=True, again=True, exact=ready.rows, rolls_back=run_id),
         settings_for(simulator, verify=True),
         FakeConsole(),
     )
     assert undo.status is ExitStatus.OK
+    # A rollback sends exactly what was captured: it does not read the tickets in pages first.
+    undo_requests = simulator.requests[seen:]
+    assert [r for r in undo_requests if r.method == "GET" and r.ticket is None] == []
+    assert sorted(r.ticket for r in undo_requests if r.method == "PATCH") == [
+        f"INCA{n:07d}" for n in sorted(before)
+    ]
     for n, ticket in before.items():
         held = simulator.ticket(f"INCA{n:07d}")
         assert {k: held[k] for k in ("TicketState", "Priority", "AssignedTo")} == {

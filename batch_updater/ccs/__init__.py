@@ -12,7 +12,8 @@ requests is imported here and nowhere else. Each worker thread gets its own Sess
 has no documented thread-safety contract); the token is shared by all of them under a lock.
 
 Modules: `client` (CcsClient and its tokens), `exchange` (an answer or a failed send as a
-Reply, a failed token request as an error), `answers` (Reply, messages, bodies, reasons).
+Reply, a failed token request as an error), `answers` (Reply, messages, bodies, reasons),
+`shapes` (the tickets of a Search answer, in each shape a server may give them).
 """
 
 from .answers import (
@@ -37,6 +38,7 @@ from .client import (
     CcsClient,
     SecretLike,
 )
+from .shapes import AnswerShapeError, SearchPage, tickets_in
 
 __all__ = [
     "CREDENTIALS_REFUSED",
@@ -49,12 +51,15 @@ __all__ = [
     "TICKET_QUERY_PATH",
     "TOKEN_PATH",
     "USER_AGENT",
+    "AnswerShapeError",
     "CcsClient",
     "Reply",
+    "SearchPage",
     "SecretLike",
     "_seconds",
     "describe_status",
     "encode_password",
     "extract_message",
     "parse_retry_after",
+    "tickets_in",
 ]

@@ -51,6 +51,8 @@ class Reply:
     # timeout, a connection dropped after it was sent); False when it cannot have (a refused or
     # timed-out connection, a TLS failure before anything was sent).
     maybe_applied: bool = False
+    # The body as text, secrets removed: kept only when asked for (`CcsClient.show_ticket`).
+    text: str = ""
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -328,13 +328,15 @@ class CcsClient:
         ran_out = token.age() >= 0.9 * token.lifetime  # it may have expired on its way
         if not token.served and not ran_out:
             if token.after_refusal:
-                raise AuthError(
+                refused = AuthError(
                     f"The CCS server refused {self.username} twice in a row with HTTP 401 "
                     f'("{reply.message or "Unauthorized"}"), even with a new token.',
                     tip="The account may have been disabled or its password changed during the "
                     "run; check it in CCS and run again (rows already updated are in the "
                     "results workbook).",
                 )
+                refused.sends = sends
+                raise refused
             reason = "refused"
         else:
             reason = "expired"
@@ -413,6 +415,7 @@ class CcsClient:
         token: str,
         *,
         content_type: str | None = None,
+        keep_text: bool = False,
         **kwargs: Any,
     ) -> Reply:
         """One request with `token`: what came back, or why nothing did, as a Reply."""
@@ -434,7 +437,7 @@ class CcsClient:
             content = _read_body(response)
         except (requests.exceptions.RequestException, _ReadTimeout) as exc:
             return _no_answer(exc, started, self._timeout)
-        return _answer(response, content, _ms(started), self._redactor)
+        return _answer(response, content, _ms(started), self._redactor, keep_text=keep_text)
 
     def update(self, update: TicketUpdate, pace: Pace | None = None) -> Reply:
         """PATCH one ticket. 204 means updated; anything else is described in the Reply."""
@@ -451,3 +454,34 @@ class CcsClient:
         return self._send(
             "GET", self.base_url + TICKET_QUERY_PATH, pace, params={"TicketNumber": ticket_number}
         )
+
+    def show_ticket(self, ticket_number: str, pace: Pace | None = None) -> Reply:
+        """Read one ticket, keeping the answer's text as the server sent it (Reply.text, any
+        secret in it removed), for `batch-update show`."""
+        return self._send(
+            "GET",
+            self.base_url + TICKET_QUERY_PATH,
+            pace,
+            params={"TicketNumber": ticket_number},
+            keep_text=True,
+        )
+
+    def search(
+        self,
+        fields: Sequence[tuple[str, str]],
+        page: int,
+        page_size: int,
+        pace: Pace | None = None,
+    ) -> Reply:
+        """One page of Search: GET ...RemediationTickets?Fields=(A=1,B=2)&Page=&PageSize=.
+
+        `fields` are the vendor's filters (`=` is the only operator, a comma means AND); none
+        reads every ticket the account may see. The parsed JSON is in Reply.body, in whatever
+        shape the server gives it (see `shapes.tickets_in`).
+        """
+        params: dict[str, str | int] = {}
+        if fields:
+            params["Fields"] = "(" + ",".join(f"{name}={value}" for name, value in fields) + ")"
+        params["Page"] = page
+        params["PageSize"] = page_size
+        return self._send("GET", self.base_url + TICKET_QUERY_PATH, pace, params=params)

@@ -68,10 +68,16 @@ def _no_answer(
 
 
 def _answer(
-    response: requests.Response, content: bytes, elapsed_ms: int, redactor: Redactor
+    response: requests.Response,
+    content: bytes,
+    elapsed_ms: int,
+    redactor: Redactor,
+    *,
+    keep_text: bool = False,
 ) -> Reply:
     """The Reply for an answer that came: its status, what it says (without any secret it
-    repeats), its Retry-After and, for a 200 in JSON, the parsed body."""
+    repeats), its Retry-After, for a 200 in JSON the parsed body, and with keep_text the body
+    as text (any secret in it removed)."""
     status = response.status_code
     content_type = response.headers.get("Content-Type", "")
     message = redactor.redact(extract_message(content, content_type))
@@ -93,6 +99,9 @@ def _answer(
         elapsed_ms=elapsed_ms,
         body=_json_body(status, content_type, content),
         intercepted=intercepted,
+        text=redactor.redact(content.decode(response.encoding or "utf-8", "replace"))
+        if keep_text
+        else "",
     )
 
 

@@ -41,8 +41,8 @@ RUN_LOG_HANDLER = "batch-update run"
 
 EXIT_CODES_HELP = """\b
 Exit codes:
-  0    every row Updated (or Valid in a dry run, or Skipped)
-  1    some rows Failed, Unknown or Invalid (see the results workbook)
+  0    every row Updated or Unchanged (or Valid in a dry run, or Skipped)
+  1    some rows Failed, Unknown, Invalid or Conflict (see the results workbook)
   2    usage, config or input-file error: nothing was sent
   3    the run stopped early (credentials refused, server unreachable,
        the account lacks the role, too many server errors)

@@ -81,13 +81,15 @@ class DefaultGroup(click.Group):
 def command() -> None:
     """Update CCS remediation tickets from a spreadsheet (.xlsx, .xlsm, .xls, .ods or .csv).
 
-    Every row is checked before anything is sent; then one PATCH per ticket goes to the CCS
-    server at a steady pace, and a results workbook records what happened to each row. Each run
-    is journaled, so that it can be resumed, retried, rebuilt or rolled back.
+    Every row is checked before anything is sent; then each ticket's current state is read, and
+    one PATCH goes to the CCS server for each ticket that really changes, at a steady pace. A
+    results workbook records what happened to each row. Each run is journaled, so that it can be
+    resumed, retried, rebuilt or rolled back. `batch-update export` writes the sheet to edit.
 
     \b
     Examples:
       batch-update samples/tickets.xlsx --simulate     try it against the built-in simulator
+      batch-update export --state Open --out t.xlsx    the open tickets, as a sheet to edit
       batch-update tickets.xlsx --dry-run              check the sheet, send nothing
       batch-update tickets.xlsx --url https://ccs01:12431 --user "corp\\svc-ccs"
       batch-update resume tickets.xlsx                 continue a run that did not finish

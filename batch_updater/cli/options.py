@@ -22,16 +22,16 @@ def _group(*options: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
-# Where the run goes: the server, who logs in, and how the connection is checked.
-server_options = _group(
-    click.option(
-        "--simulate",
-        is_flag=True,
-        help="Run against the built-in CCS simulator on this machine (nothing real is touched).",
-    ),
-    click.option(
-        "-y", "--yes", is_flag=True, help="Do not ask for confirmation before a live run."
-    ),
+_simulate_option = click.option(
+    "--simulate",
+    is_flag=True,
+    help="Run against the built-in CCS simulator on this machine (nothing real is touched).",
+)
+_yes_option = click.option(
+    "-y", "--yes", is_flag=True, help="Do not ask for confirmation before a live run."
+)
+# The server, who logs in, and how the connection is checked.
+_connection_options = _group(
     click.option("--url", help="CCS server, e.g. https://ccs01.corp.local:12431 [env CCS_URL]."),
     click.option(
         "--user", "username", help="CCS user name, e.g. corp\\svc-ccs [env CCS_USERNAME]."
@@ -58,6 +58,10 @@ server_options = _group(
         help="CA certificate(s) for an internal CA.",
     ),
 )
+# Where the run goes: the server, who logs in, and how the connection is checked.
+server_options = _group(_simulate_option, _yes_option, _connection_options)
+# Where a command that only reads goes (export, show): no confirmation to skip.
+reading_options = _group(_simulate_option, _connection_options)
 
 # How fast the requests go.
 pace_options = _group(
@@ -129,6 +133,13 @@ debug_option = click.option(
 
 again_option = click.option(
     "--again", is_flag=True, help="Run FILE even though a finished run already applied it."
+)
+
+overwrite_option = click.option(
+    "--overwrite-conflicts",
+    is_flag=True,
+    help="Send a row even when its ticket changed in CCS since the export the sheet was made "
+    "from (each such row says so in the workbook).",
 )
 
 rollback_again_option = click.option(

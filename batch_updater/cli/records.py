@@ -46,21 +46,26 @@ def check_manifest_files(results: Path) -> ExitStatus:
     from ..manifest import check_manifest
 
     checks = check_manifest(results)
-    results = Path(next(check.path for check in checks if check.role == "results"))
+    workbook = next(check for check in checks if check.role in ("results", "export"))
+    results = Path(workbook.path)
+    maker = "the export" if workbook.role == "export" else "the run"
     for check in checks:
         click.echo(
             ("  ok       " if check.ok else "  CHANGED  " if check.found else "  MISSING  ")
             + check.describe()
         )
     if all(check.ok for check in checks):
-        click.echo(
-            f"{results.name}: the workbook, the input and the journal are the ones the run produced."
+        said = (
+            "the workbook is the one the export wrote"
+            if workbook.role == "export"
+            else "the workbook, the input and the journal are the ones the run produced"
         )
+        click.echo(f"{results.name}: {said}.")
         return ExitStatus.OK
     bad = [check.role for check in checks if not check.ok]
     click.echo(
         f"{results.name}: {', '.join(bad)} {'differs' if len(bad) == 1 else 'differ'} from what "
-        "the run produced."
+        f"{maker} produced."
     )
     return ExitStatus.ROWS_FAILED
 

@@ -19,7 +19,9 @@ from .common import RUN_LOG_HANDLER, ExitStatus, _echo, _fail
 
 if TYPE_CHECKING:  # imported where used, so that --help stays quick
     from ..rollback import RollbackRow
+    from ..settings import Settings
     from ..sweep import RunOutcome
+    from .terminal import TerminalConsole
 
 
 def run_sheet(
@@ -36,7 +38,6 @@ def run_sheet(
     resume, retry_of: what the command continues; exact, rolls_back: a rollback's rows and the
     run it undoes (see RunRequest).
     """
-    from ..settings import load_settings
     from ..sweep import RunRequest, Transport, run
     from .terminal import TerminalConsole
 
@@ -52,6 +53,7 @@ def run_sheet(
         resume=resume,
         retry_of=retry_of,
         again=bool(given.pop("again", False)),
+        overwrite_conflicts=bool(given.pop("overwrite_conflicts", False)),
         out=given.pop("out", None),
         transport=Transport(
             insecure=bool(given.pop("insecure", False)),
@@ -60,14 +62,28 @@ def run_sheet(
         exact=exact,
         rolls_back=rolls_back,
     )
-    # What is left are settings: the command line is their last layer.
-    settings = load_settings(cli=given, env=os.environ, config_path=config_path)
-    _configure_logging(verbose, settings.log_file, file)
-    if settings.config_path is not None:
-        console.note(f"Using config file {settings.config_path}")
+    settings = command_settings(given, config_path, verbose, file, console)
     outcome = run(request, settings, console)
     _tell(outcome)
     return outcome.status
+
+
+def command_settings(
+    given: dict[str, Any],
+    config_path: Path | None,
+    verbose: bool,
+    kept_from_log: Path | None,
+    console: TerminalConsole,
+) -> Settings:
+    """The settings of a command (what is left of its options is their last layer), with the log
+    set up (never over `kept_from_log`, the command's input) and the config file named."""
+    from ..settings import load_settings
+
+    settings = load_settings(cli=given, env=os.environ, config_path=config_path)
+    _configure_logging(verbose, settings.log_file, kept_from_log)
+    if settings.config_path is not None:
+        console.note(f"Using config file {settings.config_path}")
+    return settings
 
 
 def _tell(outcome: RunOutcome) -> None:
@@ -131,7 +147,7 @@ def _summary_lines(
     return lines
 
 
-def _configure_logging(verbose: bool, log_file: Path | None, input_path: Path) -> None:
+def _configure_logging(verbose: bool, log_file: Path | None, input_path: Path | None) -> None:
     _close_logging()
     logger = logging.getLogger("batch_updater")
     logger.setLevel(logging.DEBUG if (verbose or log_file) else logging.WARNING)
@@ -143,7 +159,12 @@ def _configure_logging(verbose: bool, log_file: Path | None, input_path: Path) -
         stream.setLevel(logging.INFO)
         handlers.append(stream)
     if log_file:
-        if log_file.exists() and input_path.exists() and os.path.samefile(log_file, input_path):
+        if (
+            input_path is not None
+            and log_file.exists()
+            and input_path.exists()
+            and os.path.samefile(log_file, input_path)
+        ):
             raise OutputError(
                 f"{log_file} is the input file; batch-update never writes to its input.",
                 tip="Choose another name for the log with --log-file.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path, PurePath
 
@@ -43,7 +43,6 @@ from .records import (
     _path_text,
     _text_time,
     _utc,
-    canonical_settings_json,
     new_run_id,
 )
 from .writing import _initialise
@@ -86,7 +85,6 @@ class Journal:
         written done. Pass the sheet to keep its headers and cell values, so that the workbook
         can be rebuilt even if the input file is later changed or gone.
         """
-        settings_json = canonical_settings_json(run.settings)
         started = _utc(run.started)
         run_id = new_run_id(started)
         folder = Path(folder)
@@ -113,8 +111,6 @@ class Journal:
                     connection,
                     run,
                     run_id,
-                    started,
-                    settings_json,
                     rows,
                     sheet,
                     resumed_from=resumed_from,
@@ -217,10 +213,12 @@ class Journal:
         stopped_reason: str = "",
         finished: datetime | None = None,
         workers: int | None = None,
+        notes: Sequence[str] | None = None,
     ) -> RunRecord:
         """Record how the run ended, its exit code and the results workbook; returns the record.
 
         workers: with automatic concurrency, the most requests that were in flight at once.
+        notes: the run's notes as it ends (those learnt while sending added); None keeps them.
         """
         ended = RunEnd(ended)
         if ended is RunEnd.RUNNING:
@@ -230,6 +228,12 @@ class Journal:
             self._write(
                 "UPDATE journal_run SET workers = ? WHERE id = 1",
                 (int(workers),),
+                "record the end of the run in",
+            )
+        if notes is not None:
+            self._write(
+                "UPDATE journal_run SET notes_json = ? WHERE id = 1",
+                (json.dumps(list(notes), ensure_ascii=False),),
                 "record the end of the run in",
             )
         self._write(

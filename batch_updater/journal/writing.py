@@ -10,7 +10,6 @@ import re
 import socket
 import sqlite3
 from collections.abc import Iterable
-from datetime import datetime
 
 from ..tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, TicketUpdate
 from .files import _ROW_COLUMNS, _SCHEMA, _before_text
@@ -22,6 +21,7 @@ from .records import (
     _cells_json,
     _text_time,
     _utc,
+    canonical_settings_json,
 )
 
 
@@ -29,8 +29,6 @@ def _initialise(
     connection: sqlite3.Connection,
     run: RunInfo,
     run_id: str,
-    started: datetime,
-    settings_json: str,
     rows: Iterable[PlannedRow | RowResult],
     sheet: Sheet | None,
     *,
@@ -38,7 +36,7 @@ def _initialise(
     retry_of: str | None,
 ) -> None:
     """The schema, every row, the input sheet and the run record, in one transaction."""
-    created = _text_time(started)
+    created = _text_time(_utc(run.started))
     connection.execute("BEGIN IMMEDIATE")
     try:
         for statement in _SCHEMA.split(";"):
@@ -56,8 +54,6 @@ def _initialise(
             connection,
             run,
             run_id,
-            settings_json,
-            created,
             count,
             _sheet_json(sheet),
             resumed_from=resumed_from,
@@ -160,8 +156,6 @@ def _insert_run(
     connection: sqlite3.Connection,
     run: RunInfo,
     run_id: str,
-    settings_json: str,
-    created: str,
     row_count: int,
     sheet_json: str | None,
     *,
@@ -170,6 +164,8 @@ def _insert_run(
 ) -> None:
     """The run record: the run's facts, the run it continues, and this process."""
     input_path = str(run.input_path)
+    settings_json = canonical_settings_json(run.settings)
+    created = _text_time(_utc(run.started))
     connection.execute(
         "INSERT INTO journal_run (id, run_id, input_path, input_name, input_sha256, "
         "sheet_name, settings_digest, settings_json, server_url, ccs_user, operator, "

@@ -13,7 +13,8 @@ overwritten and the input is never written to. openpyxl is imported in this pack
 
 Modules: `cells` (safe_text, csv_text, text cells), `layout` (columns, meanings, row values),
 `paths` (names, checks, atomic moves), `results` (write_results), `summary` (Summary, Run,
-Legend), `rollback_book` (the rollback workbook).
+Legend), `rollback_book` (the rollback workbook), `export_book` (the export workbook: the tickets
+a Search returned, to edit for a sweep).
 """
 
 from .cells import (
@@ -24,6 +25,12 @@ from .cells import (
     TRUNCATION_MARKER,
     csv_text,
     safe_text,
+)
+from .export_book import (
+    EXPORT_ITEM_HEADERS,
+    EXPORT_NOTE,
+    PRIORITY_CHOICES_HEADER,
+    write_export,
 )
 from .layout import (
     BEFORE_COLUMNS,
@@ -52,11 +59,14 @@ __all__ = [
     "COLLISION_SUFFIX",
     "COLUMN_MEANINGS",
     "EXCEL_CELL_LIMIT",
+    "EXPORT_ITEM_HEADERS",
+    "EXPORT_NOTE",
     "FORMULA_TRIGGERS",
     "LEGEND_SHEET",
     "OUTCOME_COLOURS",
     "OUTCOME_MEANINGS",
     "OUTCOME_ORDER",
+    "PRIORITY_CHOICES_HEADER",
     "REPLACEMENT_CHARACTER",
     "RESULTS_SHEET",
     "RESULT_COLUMNS",
@@ -77,6 +87,7 @@ __all__ = [
     "result_headers",
     "rollback_rows",
     "safe_text",
+    "write_export",
     "write_results",
     "write_rollback",
 ]

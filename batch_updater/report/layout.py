@@ -42,6 +42,8 @@ COLLISION_SUFFIX = "batch-update"
 # The fixed order of outcomes in the Summary, so that months can be compared line by line.
 OUTCOME_ORDER: tuple[Outcome, ...] = (
     Outcome.UPDATED,
+    Outcome.UNCHANGED,
+    Outcome.CONFLICT,
     Outcome.FAILED,
     Outcome.UNKNOWN,
     Outcome.INVALID,
@@ -52,6 +54,8 @@ OUTCOME_ORDER: tuple[Outcome, ...] = (
 
 OUTCOME_COLOURS: dict[Outcome, str] = {
     Outcome.UPDATED: "C6EFCE",  # green
+    Outcome.UNCHANGED: "EDEDED",  # light grey
+    Outcome.CONFLICT: "FCE4D6",  # peach
     Outcome.FAILED: "FFC7CE",  # red
     Outcome.UNKNOWN: "E4DFEC",  # lavender
     Outcome.INVALID: "F8CBAD",  # orange
@@ -62,6 +66,11 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
 
 OUTCOME_MEANINGS: dict[Outcome, str] = {
     Outcome.UPDATED: "The server accepted the change (HTTP 204).",
+    Outcome.UNCHANGED: "The ticket already held every value the row asks for (read from CCS "
+    "just before sending); nothing was sent.",
+    Outcome.CONFLICT: "The ticket changed in CCS since the export the sheet was made from, in a "
+    "field the row would overwrite; nothing was sent. Message names the field, its exported and "
+    "its current value. Check the change, then edit the row or run with --overwrite-conflicts.",
     Outcome.FAILED: "The server refused the change (400, 403, 404), it still answered with an "
     "error (5xx) after the last retry, or it could not be reached at all. The ticket was not "
     "changed by this row.",

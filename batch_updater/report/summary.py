@@ -86,7 +86,8 @@ def _count_items(sheet: Sheet, tally: _Tally) -> _Items:
 def _check_items(run: RunInfo, tally: _Tally) -> _Items:
     """Whether before values were captured and updated tickets read back, and what that found."""
     before = (
-        "captured: each ticket was read (GET) just before its update; see the Before columns"
+        "captured: each ticket's values as read just before its update (in pages, or with a "
+        "GET); see the Before columns"
         if run.capture_before
         else "not captured (run with --capture-before to record them)"
     )

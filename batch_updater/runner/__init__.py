@@ -2,9 +2,10 @@
 
 Modules: `pool` (`Sender`: the workers fed by a bounded queue, automatic concurrency, the stop
 policy, every row's result told once), `row` (one row's requests: the read first, the PATCH,
-the read-back, and the one retry step every request kind goes through), `policy` (what the
-sender is told: `SendPolicies`, `EarlierRows`, `SenderHooks`; what it reports: `SendReport`;
-how answers read: `reply_failure`, the messages).
+the read-back, and the one retry step every request kind goes through), `pages` (every ticket a
+Search matches, a page a request, through the same limiter and retry step), `policy` (what the
+sender is told: `SendPolicies`, `EarlierRows`, `CurrentState`, `SenderHooks`; what it reports:
+`SendReport`; how answers read: `reply_failure`, the messages).
 """
 
 from .policy import (
@@ -13,6 +14,7 @@ from .policy import (
     RETRYABLE_STATUSES,
     UNANSWERED,
     UNKNOWN_IN_FLIGHT,
+    CurrentState,
     EarlierRows,
     Progress,
     RetryPolicy,
@@ -32,6 +34,7 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "UNANSWERED",
     "UNKNOWN_IN_FLIGHT",
+    "CurrentState",
     "EarlierRows",
     "Progress",
     "RetryPolicy",

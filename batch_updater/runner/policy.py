@@ -13,7 +13,15 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from ..ccs import Reply
-from ..tickets import Outcome, PlannedRow, RowResult, TicketUpdate, compare_ticket
+from ..tickets import (
+    Field,
+    Outcome,
+    PlannedRow,
+    RowResult,
+    TicketUpdate,
+    compare_ticket,
+    job_note,
+)
 
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 THROTTLED = 429
@@ -105,6 +113,30 @@ class EarlierRows:
 
 
 @dataclass(frozen=True)
+class CurrentState:
+    """What the run knows of each ticket before it sends anything (DESIGN, "The one idea").
+
+    A row in `known` or `look_first` is sent only if its ticket does not already hold what it
+    asks for, and then only the fields that differ (plus Priority); otherwise it ends Unchanged,
+    or Conflict when the ticket changed in CCS since the export the sheet was made from.
+    """
+
+    # Rows whose ticket was read in pages before sending: its values as the server gave them.
+    known: Mapping[int, Mapping[str, object]] = field(default_factory=dict)
+    # Rows whose ticket is read (GET) right before its PATCH, and decided then.
+    look_first: frozenset[int] = frozenset()
+    # The "as exported" values of each row of a sheet made by `export`, by row number.
+    exported: Mapping[int, Mapping[Field, object]] = field(default_factory=dict)
+    overwrite_conflicts: bool = False
+    # --verify: the rows in `known` are read back in pages once every row is sent (the caller
+    # does it), not with a GET each.
+    verify_in_pages: bool = False
+
+    def looks_at(self, row_number: int) -> bool:
+        return row_number in self.known or row_number in self.look_first
+
+
+@dataclass(frozen=True)
 class SenderHooks:
     """Who hears of the run as it goes, and the events that stop it."""
 
@@ -152,6 +184,16 @@ def _answer(reply: Reply) -> str:
     return f"HTTP {reply.status}"
 
 
+def answer_text(reply: Reply) -> str:
+    """A refused or failed request in words: 'HTTP 403: You are not authorized...', or why no
+    answer came."""
+    if reply.status is None:
+        return reply.message or "no answer"
+    if reply.message.startswith(f"HTTP {reply.status}"):
+        return reply.message  # it says its status itself (a web page in the API's place)
+    return f"HTTP {reply.status}: {reply.message}" if reply.message else f"HTTP {reply.status}"
+
+
 def retryable(reply: Reply) -> bool:
     """An answer worth another try: throttled (429), a 5xx that may pass, or no answer."""
     return reply.status is None or reply.status == THROTTLED or reply.status in RETRYABLE_STATUSES
@@ -161,7 +203,10 @@ def _verification(update: TicketUpdate, held: dict[str, object] | Reply | None) 
     """The Verification text of an updated row from what the read-back found."""
     if isinstance(held, dict):
         differences = compare_ticket(update, held)
-        return "Mismatch: " + "; ".join(differences) if differences else "Verified"
+        if differences:
+            return "Mismatch: " + "; ".join(differences)
+        moved = job_note(update, held)
+        return f"Verified: {moved}" if moved else "Verified"
     if isinstance(held, Reply):
         return f"Not checked: the read-back got {_answer(held)} {held.message}".rstrip()
     return "Not checked: the run stopped before the read-back"

@@ -39,6 +39,7 @@ from .policy import (
     AUTO_START_WORKERS,
     FORBIDDEN,
     UNKNOWN_IN_FLIGHT,
+    CurrentState,
     EarlierRows,
     SenderHooks,
     SendPolicies,
@@ -56,7 +57,7 @@ log = logging.getLogger("batch_updater.runner")
 
 
 class Sender:
-    """One send run: `Sender(client, limiter, policies, hooks, earlier).run(rows)`."""
+    """One send run: `Sender(client, limiter, policies, hooks, earlier, current).run(rows)`."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class Sender:
         policies: SendPolicies | None = None,
         hooks: SenderHooks | None = None,
         earlier: EarlierRows | None = None,
+        current: CurrentState | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
@@ -72,6 +74,7 @@ class Sender:
         self.policies = policies = policies or SendPolicies()
         self.hooks = hooks or SenderHooks()
         self.earlier = earlier or EarlierRows()
+        self.current = current or CurrentState()
         self.concurrency = None if policies.concurrency is None else max(1, policies.concurrency)
         self.cancel = self.hooks.cancel
         self.abandon = self.hooks.abandon

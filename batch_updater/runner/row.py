@@ -3,6 +3,8 @@ and the one retry step that every request kind (PATCH and GET) goes through."""
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -10,16 +12,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..ccs import Reply
+from ..changes import Verdict, decide
 from ..errors import AuthError
-from ..pacing import backoff_delay
+from ..pacing import RateLimiter, backoff_delay
 from ..tickets import Outcome, PlannedRow, RowResult, TicketUpdate, compare_ticket
 from .policy import (
     THROTTLED,
     UNANSWERED,
+    RetryPolicy,
     _answer,
     _unknown_message,
     _utc_now,
     _verification,
+    answer_text,
     reply_failure,
     retryable,
 )
@@ -40,29 +45,62 @@ class Tries:
     throttled: int = 0  # HTTP 429
 
 
+def _unread_message(reply: Reply) -> str:
+    """Why a row was not sent when its ticket could not be read first."""
+    if reply.status in (403, 404):
+        said = reply.message or f"HTTP {reply.status}"
+        return f"{said} (found when the ticket was read before sending; nothing was sent)"
+    return (
+        f"the ticket could not be read before sending ({answer_text(reply)}), so what it holds "
+        "is not known; nothing was sent"
+    )
+
+
 def retry_step(sender: Sender, row: PlannedRow, reply: Reply, tries: Tries, attempt: int) -> bool:
-    """The one retry step of every request kind, for a retryable answer (see `retryable`).
+    """The one retry step of a row's requests (PATCH and GET), for a retryable answer.
+
+    True: send the request again (the wait it needs is over). False: the row's tries are used up.
+    """
+
+    def tell(reason: str, delay: float) -> None:
+        sender._notify_retry(row, attempt, reason, delay)
+
+    return wait_to_retry(
+        reply, tries, sender.policies.retry, sender.limiter, sender._rng, sender._halt, tell
+    )
+
+
+def wait_to_retry(
+    reply: Reply,
+    tries: Tries,
+    retry: RetryPolicy,
+    limiter: RateLimiter,
+    rng: random.Random,
+    halt: threading.Event,
+    tell: Callable[[str, float], None],
+) -> bool:
+    """The one retry step of every request kind (PATCH, GET, Search page), for a retryable
+    answer (see `retryable`).
 
     True: send the request again (the wait it needs is over: the limiter's after a 429, the
-    backoff after anything else). False: the row's tries are used up.
+    backoff after anything else). False: the tries are used up.
     """
-    retry = sender.policies.retry
     if reply.status == THROTTLED:
         tries.throttled += 1
-        sender.limiter.throttled(reply.retry_after)
+        limiter.throttled(reply.retry_after)
         if tries.throttled > retry.max_throttled:
             return False
-        sender._notify_retry(row, attempt, "HTTP 429 (throttled)", reply.retry_after or 0.0)
+        tell("HTTP 429 (throttled)", reply.retry_after or 0.0)
         return True
-    sender.limiter.succeeded()
+    limiter.succeeded()
     tries.transient += 1
     if tries.transient >= retry.max_attempts:
         return False
-    delay = backoff_delay(tries.transient, retry.backoff_base, retry.backoff_cap, sender._rng)
+    delay = backoff_delay(tries.transient, retry.backoff_base, retry.backoff_cap, rng)
     if reply.retry_after:
         delay = max(delay, min(reply.retry_after, retry.backoff_cap))
-    sender._notify_retry(row, attempt, _answer(reply), delay)
-    sender._halt.wait(delay)
+    tell(_answer(reply), delay)
+    halt.wait(delay)
     return True
 
 
@@ -117,7 +155,8 @@ class RowSend:
         self.sender = sender
         self.row = row
         self.update: TicketUpdate = row.update
-        self.request_json = row.update.to_json_text()
+        self.request_json: str | None = row.update.to_json_text()
+        self.note = ""  # what the decision on what to send said (an overwritten conflict)
         self.attempts = 0
         self.tries = Tries()
         self.history: list[str] = []  # the answers retried, for the message
@@ -134,22 +173,28 @@ class RowSend:
 
     def send(self) -> RowResult:
         sender = self.sender
+        held: Read = None
         if self.row.row_number in sender.earlier.read_back_first and not sender._halting():
-            done = self._read_first()
+            done, held = self._read_first()
             if done is not None:
                 return done
-        if sender.policies.capture_before and not sender._halting():
+        if sender.current.looks_at(self.row.row_number) and not sender._halting():
+            done = self._look(held)
+            if done is not None:
+                return done
+        elif sender.policies.capture_before and not sender._halting():
             done = self._capture_before()
             if done is not None:
                 return done
         return self._patch()
 
-    def _read_first(self) -> RowResult | None:
-        """A row an earlier run may have applied: read it, and send nothing if it holds the update."""
+    def _read_first(self) -> tuple[RowResult | None, Read]:
+        """A row an earlier run may have applied: read it, and send nothing if it holds the
+        update; else what was read, for the decision on what to send."""
         sender = self.sender
         held = self._read()  # credentials refused: the run stops, and _patch says Not sent
         if not isinstance(held, dict) or compare_ticket(self.update, held):
-            return None
+            return None, held
         self.reply = Reply(200, "")
         if sender.policies.capture_before:
             self.before = sender.earlier.known_before.get(self.row.row_number)
@@ -163,11 +208,46 @@ class RowSend:
             "the ticket already held these values when read back (GET), so it was not "
             "sent again (verified by read-back)",
             "Verified",
+        ), held
+
+    def _look(self, held: Read) -> RowResult | None:
+        """The ticket's current values (read in pages before the run, or now with a GET), and
+        the decision they make: Unchanged, Conflict, or only the fields that differ sent."""
+        sender = self.sender
+        number = self.row.row_number
+        # `held`: read just now (a resumed row's read-back), fresher than any page.
+        if held is None and number in sender.current.known:
+            held = dict(sender.current.known[number])
+        elif held is None:
+            held = self._read()  # credentials refused: the run stops, and _patch says Not sent
+        if held is None:
+            return None
+        if isinstance(held, Reply):
+            self.reply = held
+            self.request_json = None
+            return self._result(Outcome.FAILED, _unread_message(held))
+        decision = decide(
+            self.update,
+            held,
+            sender.current.exported.get(number),
+            overwrite_conflicts=sender.current.overwrite_conflicts,
         )
+        if decision.verdict is not Verdict.CHANGE or decision.update is None:
+            self.request_json = None
+            if sender.policies.capture_before:
+                self.before = held
+            outcome = (
+                Outcome.UNCHANGED if decision.verdict is Verdict.UNCHANGED else Outcome.CONFLICT
+            )
+            return self._result(outcome, decision.message)
+        self.update = decision.update
+        self.request_json = decision.update.to_json_text()
+        self.note = decision.message
+        # The before values are evidence the run was asked for (--capture-before) or not.
+        return self._keep_before(held) if sender.policies.capture_before else None
 
     def _capture_before(self) -> RowResult | None:
         """Read the ticket's values before the PATCH, and hand them to the journal first."""
-        sender = self.sender
         held = self._read()  # credentials refused: the run stops, and _patch says Not sent
         if isinstance(held, Reply):
             self.before_problem = (
@@ -176,6 +256,12 @@ class RowSend:
             return None
         if not isinstance(held, dict):
             return None
+        return self._keep_before(held)
+
+    def _keep_before(self, held: dict[str, object]) -> RowResult | None:
+        """The before values kept, and handed to the journal before the PATCH (so that a run
+        killed mid-request can still be undone); Not sent if the journal cannot take them."""
+        sender = self.sender
         self.before = held
         if sender.hooks.on_before is None:
             return None
@@ -208,7 +294,7 @@ class RowSend:
                 answer = sender.client.update(self.update, pace=self._pace)
                 sender._answered_now(answer)
             except AuthError as exc:
-                self.attempts += 2
+                self.attempts += exc.sends or 2
                 sender._stop(str(exc), auth=True)
                 self.reply = Reply(401, "Unauthorized")
                 return self._result(
@@ -281,7 +367,10 @@ class RowSend:
                 f"updated on attempt {self.attempts} after " + ", ".join(self.history)
             )
         verification = ""
-        if self.sender.policies.verify:
+        current = self.sender.current
+        if self.sender.policies.verify and not (
+            current.verify_in_pages and self.row.row_number in current.known
+        ):
             verification = _verification(self.update, self._read_back())
         return self._result(Outcome.UPDATED, message, verification)
 
@@ -337,6 +426,8 @@ class RowSend:
         return held
 
     def _result(self, outcome: Outcome, message: str, verification: str = "") -> RowResult:
+        if self.note:
+            message = f"{self.note}; {message}" if message else self.note
         if self.before_problem:
             message = f"{message}; {self.before_problem}" if message else self.before_problem
         return RowResult(

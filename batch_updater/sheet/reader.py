@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, PasswordError
+from python_calamine import (
+    CalamineError,
+    CalamineSheet,
+    CalamineWorkbook,
+    PasswordError,
+    SheetMetadata,
+)
 
 from ..errors import InputError
+from ..exported import EXPORT_SHEET
 from ..tickets import Sheet, SheetRow, count_text
 from .cells import _extra_fields, _is_empty, _merge_notice, _normalize_rows
 from .choice import _asked_sheet, _guess_sheet, _sheet_listing
@@ -254,7 +261,9 @@ class _Reader:
             )
         sheet = load(meta.name)
         others = [n for n in others_checked if n != meta.name]
-        return self._read_loaded(sheet, meta.name, facts.get(meta.name), notices, others)
+        read = self._read_loaded(sheet, meta.name, facts.get(meta.name), notices, others)
+        read.export_items = _export_items(book, metas, meta.name)
+        return read
 
     def _has_header(self, sheet: CalamineSheet) -> bool:
         """Whether the sheet has a header row among its first rows (loading only those)."""
@@ -430,6 +439,21 @@ _KIND_NAMES = {
 
 
 _PANIC = "the workbook reader stopped on damaged content"
+
+
+def _export_items(
+    book: CalamineWorkbook, metas: Sequence[SheetMetadata], chosen: str
+) -> tuple[tuple[str, str], ...]:
+    """The (item, value) rows of the workbook's Export sheet (a sheet made by `export` says
+    there where it came from), when the sheet read is another one; () when there is none."""
+    if chosen == EXPORT_SHEET or not any(m.name == EXPORT_SHEET for m in metas):
+        return ()
+    grid = book.get_sheet_by_name(EXPORT_SHEET).to_python(skip_empty_area=False, nrows=200)
+    return tuple(
+        (str(row[0]).strip(), str(row[1]))
+        for row in grid
+        if len(row) >= 2 and isinstance(row[0], str) and row[0].strip() and row[1] != ""
+    )
 
 
 def _is_panic(exc: BaseException) -> bool:

@@ -1,4 +1,5 @@
-"""A run of a sheet as one function: `run(request, settings, console) -> RunOutcome`.
+"""The core functions of the commands: a run of a sheet, `run(request, settings, console) ->
+RunOutcome`; an export, `export(...) -> ExportOutcome`; one ticket shown, `show(...)`.
 
 The steps of the data flow (read, validate, the earlier runs, send, the evidence) as plain
 functions. The run talks to the user only through a `Console` (notices, credentials, the
@@ -8,8 +9,9 @@ prints, prompts, exits or reads stdin. Tests and benchmarks call it with console
 Modules: `run` (`run()`, the data flow, and its first steps: reading, validation), `earlier`
 (the policy for earlier runs: the journal folders, the run lock, resume, retry and the
 duplicate guard), `continuation` (what a resume or retry sends, reads back or carries),
-`sending` (the server or the simulator, credentials, the confirmation, the sender wired to the
-journal), `evidence` (the outputs chosen, the workbook written from the journal, the journal
+`sending` (the confirmation, the journal started, the sender wired to the journal), `server`
+(the server or the simulator, the credentials, the client and its TLS), `export` (the tickets a
+Search matches, read in pages, written as a workbook to edit), `show` (one ticket as sent), `evidence` (the outputs chosen, the workbook written from the journal, the journal
 finished, the rollback workbook, the manifest), `outcome` (`RunRequest`, `RunOutcome`,
 `ExitStatus`), `console` (the `Console` protocol), `history` (the core of the commands over
 recorded runs: the list, a workbook rebuilt, a rollback made ready), `common` (names and times
@@ -18,9 +20,11 @@ as written).
 
 from .console import Console, Progress, Stops
 from .continuation import Continuation, continue_run
+from .export import ExportOutcome, ExportRequest, export, search_query
 from .outcome import ExitStatus, NothingToSend, RunOutcome, RunRequest, Transport
 from .run import ROLLS_BACK, planned_results, run
-from .sending import SIMULATED_SERVER
+from .server import SIMULATED_SERVER
+from .show import ShowOutcome, ShowRequest, show
 
 __all__ = [
     "ROLLS_BACK",
@@ -28,13 +32,20 @@ __all__ = [
     "Console",
     "Continuation",
     "ExitStatus",
+    "ExportOutcome",
+    "ExportRequest",
     "NothingToSend",
     "Progress",
     "RunOutcome",
     "RunRequest",
+    "ShowOutcome",
+    "ShowRequest",
     "Stops",
     "Transport",
     "continue_run",
+    "export",
     "planned_results",
     "run",
+    "search_query",
+    "show",
 ]

@@ -283,8 +283,8 @@ def _guard(folders: list[Path], file: Path, info: RunInfo) -> None:
         raise InputError(
             f"{file.name} was already applied by run {done.run_id} on {_when(done.started)}"
             + (f" (results: {Path(done.results_path).name})" if done.results_path else "")
-            + ". Running it again would send every row again, and every ticket set to state 2 "
-            "would start its Remediation Verification job again.",
+            + ". Running it again reads every ticket and sends each row whose ticket no longer "
+            "holds its values: a change made in CCS since that run would be undone.",
             tip=f"Add --again to run it anyway, or use batch-update retry {_quoted(file)} "
             f"{done.run_id} to send only the rows that failed or were not sent.",
         )

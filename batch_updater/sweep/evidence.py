@@ -165,6 +165,7 @@ def _workbook_failed(
             stopped_reason=info.stopped_reason,
             workers=info.workers,
             finished=info.finished,
+            notes=info.notes,
         )
     journal.close()
     return RunOutcome(
@@ -193,6 +194,7 @@ def _finish_journal(
             stopped_reason=info.stopped_reason,
             workers=info.workers,
             finished=info.finished,
+            notes=info.notes,
         )
     except BatchUpdateError as error:  # e.g. the disk filled after the last row
         return error.message.rstrip(".")

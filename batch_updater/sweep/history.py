@@ -207,8 +207,8 @@ def _check_undoable(record: RunRecord) -> None:
         )
     if not record.to_run_info().capture_before:
         raise InputError(
-            f"Run {record.run_id} did not read the tickets before updating them, so its journal "
-            "holds no values to put back.",
+            f"Run {record.run_id} was made without --capture-before, so its journal holds no "
+            "values to put back.",
             tip="Only a run made with --capture-before can be rolled back.",
         )
 

@@ -59,6 +59,8 @@ class RunRequest:
     resume: bool = False
     retry_of: str | None = None
     again: bool = False
+    # Send a row whose ticket changed in CCS since the export anyway (its Message says so).
+    overwrite_conflicts: bool = False
     out: Path | None = None
     transport: Transport = Transport()
     exact: Mapping[int, RollbackRow] | None = None
@@ -92,7 +94,8 @@ def exit_status(results: Sequence[RowResult], stopped: bool, interrupted: bool) 
         return ExitStatus.INTERRUPTED
     if stopped:
         return ExitStatus.STOPPED
-    if any(r.outcome in (Outcome.FAILED, Outcome.UNKNOWN, Outcome.INVALID) for r in results):
+    needs_attention = (Outcome.FAILED, Outcome.UNKNOWN, Outcome.INVALID, Outcome.CONFLICT)
+    if any(r.outcome in needs_attention for r in results):
         return ExitStatus.ROWS_FAILED
     if any(r.verification.startswith("Mismatch") for r in results):
         return ExitStatus.ROWS_FAILED  # the server does not hold what it accepted

@@ -18,8 +18,9 @@ from ..tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
 from .common import MAX_PROBLEMS_SHOWN, _operator
 from .earlier import _create_journal, _follow_earlier_run, _journal_folder
 from .evidence import Recorded, choose_outputs, write_evidence
+from .looking import sheet_facts
 from .outcome import ExitStatus, RunOutcome, RunRequest
-from .sending import Sent, send_rows
+from .sending import Prepared, Sent, send_rows
 
 if TYPE_CHECKING:
     from ..journal import Journal
@@ -178,10 +179,9 @@ def _send_sheet(
         return _create_journal(folder, facts, rows, sheet, batch)
 
     checks = [row for row in valid if row.row_number in batch.verify_carried]
+    prepared = Prepared(start_journal, batch, sheet_facts(sheet))
     try:
-        sent = send_rows(
-            [*batch.send, *checks], settings, info, start_journal, batch, request, console
-        )
+        sent = send_rows([*batch.send, *checks], settings, info, prepared, request, console)
     except (AuthError, ServerUnreachable) as error:
         # The login failed: no request for a ticket was made, so there is no run to report.
         return RunOutcome(

@@ -3,30 +3,25 @@ confirmation, the journal started, and the sender wired to the journal and the c
 
 from __future__ import annotations
 
-import ipaddress
-import warnings
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..journal import Journal
-from ..tickets import PlannedRow, RowResult, RunInfo
+from ..tickets import PlannedRow, RowResult, RunInfo, count_text
 from .common import _concurrency_text
+from .confirming import verify_in_pages
 from .continuation import Continuation
-from .outcome import RunRequest, Transport
+from .looking import Looked, SheetFacts, look
+from .outcome import RunRequest
+from .server import Login, client_for, server, verified
 
 if TYPE_CHECKING:
     from ..ccs import CcsClient
-    from ..runner import EarlierRows, SendPolicies, SendReport
-    from ..settings import Secret, Settings
+    from ..runner import CurrentState, EarlierRows, RetryPolicy, SendPolicies, SendReport
+    from ..settings import Settings
     from .console import Console
-
-
-# The simulated server of --simulate: the samples' tickets exist, a few are restricted (403) and
-# one always fails (500), so that the demo shows every outcome a real sweep can have.
-SIMULATED_SERVER: dict[str, Any] = {"tickets": 1000, "seed": 7, "fail_tickets": {"INCA0000777"}}
 
 
 @dataclass(frozen=True)
@@ -42,61 +37,91 @@ class Sent:
 
 
 @dataclass(frozen=True)
-class _Login:
-    url: str
-    username: str
-    password: Secret
-    encoding: str
+class Prepared:
+    """What sending is given besides the rows: how to start the journal (the journal of the run
+    with these facts, and the facts with its run id), what an earlier run leaves to this one,
+    and what the sheet says of its tickets as they were when it was made."""
+
+    start_journal: Callable[[RunInfo], tuple[Journal, RunInfo]]
+    batch: Continuation
+    facts: SheetFacts = field(default_factory=SheetFacts)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the run knows of its rows before sending: what an earlier run leaves to this one,
+    and what the tickets hold now (None for a rollback, which sends what was captured)."""
+
+    batch: Continuation
+    current: CurrentState | None
 
 
 def send_rows(
     rows: Sequence[PlannedRow],
     settings: Settings,
     info: RunInfo,
-    start_journal: Callable[[RunInfo], tuple[Journal, RunInfo]],
-    batch: Continuation,
+    prepared: Prepared,
     request: RunRequest,
     console: Console,
 ) -> Sent:
-    """Connect, confirm, and send the rows (batch: what an earlier run leaves to this one).
+    """Connect, look at the tickets, confirm, and send the rows that change.
 
-    The journal is created once the run is confirmed, before the first request (start_journal:
-    the journal of the run with these facts, and the facts with its run id); it holds every row
-    from then on. A refused login or an unreachable server raises (AuthError,
+    The journal is created once the run is confirmed, before the first request; it holds every
+    row from then on. A refused login or an unreachable server raises (AuthError,
     ServerUnreachable) before the journal exists: nothing was sent, there is no run.
     """
+    batch = prepared.batch
     with ExitStack() as stack:
-        login = _server(stack, settings, request, console)
+        login = server(stack, settings, request, console)
         info = replace(info, server_url=login.url, ccs_user=login.username)
         if not rows:
-            journal, info = start_journal(info)
+            journal, info = prepared.start_journal(info)
             return Sent({}, False, False, journal, "", info)
         count = len(rows) - len(batch.verify_carried)  # the rows that are sent, not only read
         ask = not request.simulate and not request.yes
         if ask and not console.can_ask():
             _confirm(count, login, settings, console)  # refuses: nobody to ask
-        client = _client(login, settings, request, console)
+        client = client_for(login, settings, request, console)
         stack.callback(client.close)
-        if not _verified(request):
+        if not verified(request):
             info = info.noting(
                 "TLS certificate verification was turned OFF for this run (--insecure)."
             )
         # Logged in before the question and before the journal: a refused login or an
         # unreachable server stops here, with nothing sent and no run to account for.
         client.login()
-        if ask:
+        current = None
+        if request.exact is None:  # a rollback sends exactly what was captured
+            looked = _look(client, settings, rows, prepared, request, console)
+            current, count = replace(looked.current, verify_in_pages=info.verify), looked.to_send
+            info = info.noting(looked.how + ".")
+        if ask and count:
             _confirm(count, login, settings, console)
-        journal, info = start_journal(info)
+        journal, info = prepared.start_journal(info)
         # Said before the progress starts, so that it stands above a progress bar.
-        console.note(
-            f"Sending {count:,} updates to {login.url} as {login.username} at "
-            f"{settings.rate:g} requests/s ({_concurrency_text(settings.concurrency)}); "
-            f"run {journal.run_id}."
-        )
-        report = _sender_run(client, rows, settings, info, journal, batch, console)
+        if count:
+            console.note(
+                f"Sending {'up to ' if current is not None and current.look_first else ''}"
+                f"{count_text(count, 'update')} to {login.url} as {login.username} at "
+                f"{settings.rate:g} requests/s ({_concurrency_text(settings.concurrency)}); "
+                f"run {journal.run_id}."
+            )
+        else:
+            console.note(
+                f"Nothing to send: every ticket already holds its row's values, or changed "
+                f"since the export; each row's outcome is recorded (run {journal.run_id})."
+            )
+        known = _Known(batch, current)
+        report = _sender_run(client, rows, settings, info, journal, known, console)
+        results = report.results
+        if current is not None and current.verify_in_pages:
+            results, said = verify_in_pages(
+                client, settings, report, current, prepared.facts, journal, console
+            )
+            info = info.noting(said) if said else info
         # Rows abandoned in flight stay "sending" in the journal: a resume reads them back.
         return Sent(
-            report.results,
+            results,
             report.interrupted,
             report.stopped and not report.interrupted,
             journal,
@@ -105,44 +130,39 @@ def send_rows(
         )
 
 
-def _server(stack: ExitStack, settings: Settings, request: RunRequest, console: Console) -> _Login:
-    """The built-in simulator (started for the run), or the server and credentials given."""
-    if not request.simulate:
-        return _credentials(settings, request.transport, console)
-    from ..settings import Secret
-    from ..sim import DEFAULT_USERS, Simulator
-
-    admin = next(user for user in DEFAULT_USERS if user.remediation_admin)
-    sim = stack.enter_context(Simulator(port=0, **SIMULATED_SERVER))
-    console.note(f"Simulated CCS server at {sim.url} (nothing real is touched).")
-    return _Login(sim.url, admin.name, Secret(admin.password), "base64")
-
-
-def _verified(request: RunRequest) -> bool:
-    """Certificates are verified unless the user said --insecure in so many words."""
-    return not (request.transport.insecure and not request.simulate)
-
-
-def _client(login: _Login, settings: Settings, request: RunRequest, console: Console) -> CcsClient:
-    from ..ccs import CcsClient
-
-    verified = _verified(request)
-    ca: bool | str = str(settings.ca_bundle) if settings.ca_bundle else True
-    if not verified:
-        warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-        console.warn(
-            f"WARNING: --insecure: the TLS certificate of {login.url} is NOT verified; anyone "
-            "between this machine and the server could read the password and the tickets."
-        )
-    return CcsClient(
-        login.url,
-        login.username,
-        login.password,
-        password_encoding=login.encoding,
-        verify=ca if verified else False,
-        timeout=(settings.connect_timeout, settings.read_timeout),
-        token_lifetime=settings.token_lifetime,
+def _look(
+    client: CcsClient,
+    settings: Settings,
+    rows: Sequence[PlannedRow],
+    prepared: Prepared,
+    request: RunRequest,
+    console: Console,
+) -> Looked:
+    """What the tickets hold now, said on the terminal: how it was read, and what it found."""
+    checks = prepared.batch.verify_carried
+    looked = look(
+        client,
+        settings,
+        [row for row in rows if row.row_number not in checks],
+        prepared.facts,
+        console,
+        overwrite_conflicts=request.overwrite_conflicts,
     )
+    found = [
+        (
+            f"{looked.unchanged:,} already {'holds its' if looked.unchanged == 1 else 'hold their'}"
+            " values"
+        )
+        if looked.unchanged
+        else "",
+        f"{looked.conflicts:,} changed in CCS since the export (Conflict)"
+        if looked.conflicts
+        else "",
+    ]
+    console.note(
+        looked.how + "." + (" " + "; ".join(f for f in found if f) + "." if any(found) else "")
+    )
+    return looked
 
 
 def _sender_run(
@@ -151,7 +171,7 @@ def _sender_run(
     settings: Settings,
     info: RunInfo,
     journal: Journal,
-    batch: Continuation,
+    known: _Known,
     console: Console,
 ) -> SendReport:
     """The sender, wired to the journal (intent before each send, outcome when known)."""
@@ -175,7 +195,8 @@ def _sender_run(
                     cancel=stops.cancel,
                     abandon=stops.abandon,
                 ),
-                _earlier_rows(batch),
+                _earlier_rows(known.batch),
+                known.current,
             )
             return sender.run(rows)
     finally:
@@ -185,23 +206,30 @@ def _sender_run(
 def _policies(settings: Settings, info: RunInfo) -> SendPolicies:
     """The sender's policies from the settings (the evidence as the run decided it: a resume
     keeps the evidence settings of the run it continues)."""
-    from ..runner import RetryPolicy, SendPolicies, StopPolicy
+    from ..runner import SendPolicies, StopPolicy
     from ..settings import AUTO
 
     return SendPolicies(
         concurrency=None if settings.concurrency == AUTO else int(settings.concurrency),
-        retry=RetryPolicy(
-            max_attempts=settings.max_attempts,
-            backoff_base=settings.backoff_base,
-            backoff_cap=settings.backoff_cap,
-            max_throttled=settings.max_throttled,
-        ),
+        retry=retry_policy(settings),
         stop=StopPolicy(
             forbidden_at_start=settings.stop_forbidden_at_start,
             transient_streak=settings.stop_transient_streak,
         ),
         capture_before=info.capture_before,
         verify=info.verify,
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """How each request is retried, from the settings (PATCH, GET and Search page alike)."""
+    from ..runner import RetryPolicy
+
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        backoff_base=settings.backoff_base,
+        backoff_cap=settings.backoff_cap,
+        max_throttled=settings.max_throttled,
     )
 
 
@@ -237,57 +265,7 @@ def _ended(report: SendReport, client: CcsClient, settings: Settings, info: RunI
     return info
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _credentials(settings: Settings, transport: Transport, console: Console) -> _Login:
-    from ..errors import ConfigError
-
-    url = settings.url
-    if not url:
-        raise ConfigError(
-            "No CCS server given.",
-            tip="Pass --url https://ccs01.corp.local:12431, set CCS_URL, or set server.url in "
-            "batch-update.yaml. To try the tool first, add --simulate.",
-        )
-    parts = urlsplit(url)
-    if (
-        parts.scheme == "http"
-        and not _is_loopback(parts.hostname or "")
-        and not transport.allow_http
-    ):
-        raise ConfigError(
-            f"{url} is plain http: the password and the tickets would cross the network unencrypted.",
-            tip=f"Use https://{parts.netloc}, or add --allow-http if this really is what you want.",
-        )
-    username = settings.username
-    if not username:
-        if not console.can_ask():
-            raise ConfigError(
-                "No CCS user name given.",
-                tip="Pass --user 'corp\\svc-ccs', set CCS_USERNAME, or set auth.username in the config.",
-            )
-        username = console.ask_username()
-    password = settings.password
-    if password is None:
-        password = console.ask_password(username, url)
-    if password is None:
-        raise ConfigError(
-            f"No password for {username}.",
-            tip="Set the CCS_PASSWORD environment variable (it is never read from the config "
-            "file or the command line), or run in a terminal to be asked.",
-        )
-    encoding = getattr(settings.password_encoding, "value", settings.password_encoding)
-    return _Login(url, username, password, str(encoding))
-
-
-def _confirm(count: int, login: _Login, settings: Settings, console: Console) -> None:
+def _confirm(count: int, login: Login, settings: Settings, console: Console) -> None:
     from ..errors import ConfigError
 
     question = (

@@ -12,7 +12,8 @@ Modules: `rules` (ValidationRules, aliases), `columns` (ColumnMap, map_columns, 
 """
 
 from ..tickets import PriorityFormat
-from .columns import ColumnMap, looks_like_field, map_columns
+from .cells import parse_state
+from .columns import ColumnMap, alias_field, looks_like_field, map_columns
 from .planning import Plan, format_problem, plan, plan_rows, sheet_location, validate_row
 from .rules import (
     DEFAULT_DESCRIPTION_MAX_LENGTH,
@@ -35,12 +36,14 @@ __all__ = [
     "Plan",
     "PriorityFormat",
     "ValidationRules",
+    "alias_field",
     "format_problem",
     "is_header_row",
     "looks_like_field",
     "make_header_matcher",
     "map_columns",
     "normalize_header",
+    "parse_state",
     "plan",
     "plan_rows",
     "rules_from_settings",

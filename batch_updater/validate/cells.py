@@ -217,3 +217,8 @@ def _parse_priority(value: object, rules: ValidationRules) -> str | int | None:
         return found[1] if found else None
     found = rules._priority_index.get(_squash_words(_text(value)))
     return found[0] if found else None
+
+
+def parse_state(value: object) -> TicketState | None:
+    """A state from a cell or an option: 1-5 (2.0 too) or its name in any case; None if not."""
+    return _parse_state(value)

@@ -202,3 +202,8 @@ def _unrecognised_fields(columns: ColumnMap, rules: ValidationRules) -> InputErr
         "the field a column feeds, or ignore for a column that is only context (it is kept in "
         "the results workbook and never sent):\n" + "\n".join(lines),
     )
+
+
+def alias_field(header: str) -> Field | None:
+    """The field a header names by one of its aliases ("Assigned To", "Status"...), else None."""
+    return _ALIAS_INDEX.get(normalize_header(header))

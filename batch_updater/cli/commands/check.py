@@ -25,7 +25,8 @@ from ..options import (
 @guarded
 def check_command(results: Path) -> ExitStatus:
     """Check that RESULTS (a results workbook or its manifest), its input and its journal are the
-    files the run produced (their SHA-256 against the manifest)."""
+    files the run produced (their SHA-256 against the manifest); or that an export workbook is
+    as the export wrote it."""
     from ..records import check_manifest_files
 
     return check_manifest_files(results)

@@ -13,6 +13,7 @@ from ..options import (
     debug_option,
     evidence_options,
     file_argument,
+    overwrite_option,
     sending_options,
     sheet_option,
 )
@@ -22,6 +23,7 @@ from ..options import (
 @file_argument
 @sheet_option
 @evidence_options
+@overwrite_option
 @sending_options
 @debug_option
 @guarded

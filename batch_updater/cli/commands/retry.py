@@ -13,6 +13,7 @@ from ..options import (
     debug_option,
     evidence_options,
     file_argument,
+    overwrite_option,
     run_argument,
     sending_options,
     sheet_option,
@@ -24,6 +25,7 @@ from ..options import (
 @run_argument
 @sheet_option
 @evidence_options
+@overwrite_option
 @sending_options
 @debug_option
 @guarded

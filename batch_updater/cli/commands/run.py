@@ -13,6 +13,7 @@ from ..options import (
     again_option,
     debug_option,
     evidence_options,
+    overwrite_option,
     sending_options,
     sheet_option,
 )
@@ -27,6 +28,7 @@ from ..options import (
 )
 @sheet_option
 @evidence_options
+@overwrite_option
 @again_option
 @sending_options
 @debug_option
@@ -34,8 +36,10 @@ from ..options import (
 def run_command(file: Path | None, **options: Any) -> ExitStatus:
     """Update CCS remediation tickets from FILE (.xlsx, .xlsm, .xls, .ods or .csv).
 
-    Every row is checked before anything is sent; then one PATCH per ticket goes to the CCS
-    server at a steady pace, and a results workbook records what happened to each row.
+    Every row is checked before anything is sent; then the tickets are read (in pages where
+    that is cheaper), and one PATCH goes to the CCS server for each ticket that really changes,
+    with only the fields that differ, at a steady pace. A results workbook records what
+    happened to each row.
     `run` is the default command: `batch-update FILE` is `batch-update run FILE`.
 
     \b

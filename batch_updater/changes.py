@@ -1,0 +1,158 @@
+"""What a row changes: from what it asks for, what the ticket holds now and, for a sheet made by
+`export`, what the ticket held when the sheet was made (DESIGN, "The one idea").
+
+Nothing here does I/O. A row whose ticket already holds every value it asks for is Unchanged
+(nothing sent); a row whose ticket changed in CCS since the export, in a field the row would
+otherwise overwrite, is a Conflict (nothing sent unless the user overrides); any other row sends
+only the fields that differ, with Priority in every PATCH because the vendor marks it mandatory
+(the row's value, or the ticket's current one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from .tickets import Field, TicketState, TicketUpdate, holds_value, ticket_field
+
+# The fields a row can change, with the names the workbook and messages use.
+FIELD_LABELS: Mapping[Field, str] = {
+    Field.TICKET_STATE: "State",
+    Field.PRIORITY: "Priority",
+    Field.ASSIGNED_TO: "Assigned To",
+    Field.TICKET_DESCRIPTION: "Description",
+}
+
+
+class Verdict(Enum):
+    CHANGE = "change"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one row: send `update` (CHANGE), or nothing, and why in words."""
+
+    verdict: Verdict
+    update: TicketUpdate | None  # the PATCH to send: only the fields that differ, and Priority
+    message: str = ""
+    conflicts: tuple[Field, ...] = ()  # the fields changed in CCS since the export
+
+
+def _wanted(update: TicketUpdate) -> dict[Field, object]:
+    values: dict[Field, object] = {}
+    if update.state is not None:
+        values[Field.TICKET_STATE] = int(update.state)
+    if update.priority is not None:
+        values[Field.PRIORITY] = update.priority
+    if update.assigned_to is not None:
+        values[Field.ASSIGNED_TO] = update.assigned_to
+    if update.description is not None:
+        values[Field.TICKET_DESCRIPTION] = update.description
+    return values
+
+
+def exported_state(value: object) -> int | None:
+    """A state as an export wrote it ("Open", or a number), as its number; None if not a state."""
+    text = str(value).strip() if value is not None else ""
+    if text.isdigit():
+        return int(text)
+    for state in TicketState:
+        if state.label.casefold() == text.casefold():
+            return int(state)
+    return None
+
+
+def _shown(fld: Field, value: object) -> str:
+    if fld is Field.TICKET_STATE:
+        try:
+            return json.dumps(TicketState(int(str(value).strip())).label)
+        except ValueError:
+            pass
+    return json.dumps("" if value is None else value, ensure_ascii=False)
+
+
+def _exported_value(fld: Field, value: object) -> object:
+    if fld is Field.TICKET_STATE:
+        state = exported_state(value)
+        return state if state is not None else value
+    return "" if value is None else value
+
+
+def decide(
+    update: TicketUpdate,
+    current: Mapping[str, object],
+    exported: Mapping[Field, object] | None = None,
+    *,
+    overwrite_conflicts: bool = False,
+) -> Decision:
+    """The decision for one row from the ticket's current values (as the server gave them).
+
+    `exported`: the row's "as exported" values by field (a sheet made by `export`), or None.
+    A field that changed in CCS since the export is a conflict only when the row would change
+    it: a field the ticket already holds as the row asks is no conflict, whoever set it.
+    """
+    wanted = _wanted(update)
+    held = {fld: ticket_field(current, fld.value) for fld in wanted}
+    differing = [fld for fld, value in wanted.items() if not _holds(fld, value, held[fld])]
+    if not differing:
+        return Decision(
+            Verdict.UNCHANGED,
+            None,
+            "the ticket already holds these values; nothing was sent",
+        )
+    conflicts = tuple(
+        fld
+        for fld in wanted
+        if exported is not None
+        and fld in exported
+        and not _holds(fld, _exported_value(fld, exported[fld]), held[fld])
+        and not _holds(fld, wanted[fld], held[fld])
+    )
+    change = _only(update, differing, current)
+    if conflicts:
+        said = "; ".join(
+            f"{FIELD_LABELS[fld]} was {_shown(fld, exported[fld])} when exported, is now "  # type: ignore[index]
+            f"{_shown(fld, held[fld][1])}"
+            for fld in conflicts
+        )
+        if not overwrite_conflicts:
+            return Decision(
+                Verdict.CONFLICT,
+                None,
+                f"changed in CCS since the export: {said}; not sent "
+                "(--overwrite-conflicts sends it anyway)",
+                conflicts,
+            )
+        return Decision(
+            Verdict.CHANGE,
+            change,
+            f"sent over a change made in CCS since the export (--overwrite-conflicts): {said}",
+            conflicts,
+        )
+    return Decision(Verdict.CHANGE, change)
+
+
+def _holds(fld: Field, value: object, held: tuple[bool, object]) -> bool:
+    found, held_value = held
+    return found and holds_value(fld.value, value, held_value)
+
+
+def _only(
+    update: TicketUpdate, differing: list[Field], current: Mapping[str, object]
+) -> TicketUpdate:
+    """The update with only the differing fields, and Priority (the row's, else the ticket's)."""
+    priority = update.priority
+    if priority is None:
+        found, held = ticket_field(current, Field.PRIORITY.value)
+        priority = held if found and isinstance(held, (str, int)) and held != "" else None
+    return replace(
+        update,
+        state=update.state if Field.TICKET_STATE in differing else None,
+        description=update.description if Field.TICKET_DESCRIPTION in differing else None,
+        assigned_to=update.assigned_to if Field.ASSIGNED_TO in differing else None,
+        priority=priority,
+    )

@@ -1,0 +1,214 @@
+"""The look: what each ticket holds now, read before anything is sent (DESIGN, "The one idea").
+
+A sheet made by `export` re-runs its export's query in pages; a hand-made sheet is read in pages
+too when that is cheaper (the tickets the account sees, page by page, until every ticket of the
+sheet has been seen or the pages would cost more than one read per ticket). A ticket the pages
+did not give is read (GET) right before its PATCH. The sender then decides row by row: Unchanged,
+Conflict, or only the fields that differ sent (`changes.decide`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..changes import Verdict, decide
+from ..exported import AS_EXPORTED_COLUMNS
+from ..tickets import Field, PlannedRow, Sheet, count_text, ticket_field
+from .common import log
+
+if TYPE_CHECKING:
+    from ..ccs import CcsClient
+    from ..runner import CurrentState
+    from ..runner.pages import PageRead
+    from ..settings import Settings
+    from .console import Console
+
+# Below this many rows, a hand-made sheet's tickets are read one by one: a page costs as much.
+PAGES_FROM_ROWS = 2
+# A hand-made sheet is read in pages only while the pages cost no more than a quarter of the
+# reads one by one: the rest of the tickets are read with a GET each.
+PAGES_PER_ROW = 0.25
+
+
+def pages_budget(rows: int) -> int:
+    """How many pages of every ticket are worth reading for this many rows of a hand-made sheet."""
+    return max(1, int(rows * PAGES_PER_ROW))
+
+
+@dataclass(frozen=True)
+class SheetFacts:
+    """What the sheet says of its tickets as they were when it was made (by `export`)."""
+
+    exported: Mapping[int, Mapping[Field, object]] = field(default_factory=dict)
+    query: tuple[tuple[str, str], ...] | None = None  # the export's Search, if it is known
+    export_server: str = ""
+    exported_at: str = ""
+
+    @property
+    def from_export(self) -> bool:
+        return bool(self.exported) or self.query is not None
+
+
+def sheet_facts(sheet: Sheet) -> SheetFacts:
+    """The "as exported" values of every row, and the export's query, from the sheet itself."""
+    from ..validate import normalize_header
+
+    columns = {normalize_header(header): index for index, header in enumerate(sheet.headers)}
+    positions = {
+        fld: columns[normalize_header(header)]
+        for fld, header in AS_EXPORTED_COLUMNS
+        if normalize_header(header) in columns
+    }
+    exported = (
+        {
+            row.row_number: {
+                fld: row.values[index] if index < len(row.values) else None
+                for fld, index in positions.items()
+            }
+            for row in sheet.rows
+        }
+        if positions
+        else {}
+    )
+    items = dict(sheet.export_items)
+    return SheetFacts(
+        exported,
+        _query(items.get("Query (JSON)")),
+        items.get("Server", "").removesuffix(" (simulated)"),
+        items.get("Exported at (ISO 8601)", ""),
+    )
+
+
+def _query(text: str | None) -> tuple[tuple[str, str], ...] | None:
+    if text is None:
+        return None
+    try:
+        pairs = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(pairs, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
+        for pair in pairs
+    ):
+        return None
+    return tuple((name, value) for name, value in pairs)
+
+
+@dataclass(frozen=True)
+class Looked:
+    """What the look found: the sender's CurrentState, and what it cost, in words."""
+
+    current: CurrentState
+    how: str  # how the current state was read, for the Summary and the terminal
+    to_send: int  # rows that may be sent: known to change, or to be read first
+    unchanged: int = 0  # rows whose ticket was read in pages and holds their values
+    conflicts: int = 0
+    requests: int = 0  # Search requests the pages took
+
+
+def look(
+    client: CcsClient,
+    settings: Settings,
+    rows: Sequence[PlannedRow],
+    facts: SheetFacts,
+    console: Console,
+    *,
+    overwrite_conflicts: bool = False,
+) -> Looked:
+    """Read what the rows' tickets hold now, in pages where that is cheaper than one GET each."""
+    from ..runner import CurrentState
+
+    numbers = {row.ticket_number.strip().upper(): row.row_number for row in rows}
+    read = _pages(client, settings, rows, facts, console)
+    if read is not None and read.stopped:
+        raise KeyboardInterrupt  # Ctrl-C while reading: nothing was sent
+    known: dict[int, Mapping[str, object]] = {}
+    if read is not None and not read.failure:
+        for ticket in read.tickets:
+            number = str(ticket_field(ticket, "TicketNumber")[1] or "").strip().upper()
+            if number in numbers:
+                known[numbers[number]] = ticket
+    look_first = frozenset(row.row_number for row in rows if row.row_number not in known)
+    current = CurrentState(known, look_first, facts.exported, overwrite_conflicts)
+    verdicts = [
+        decide(
+            row.update,
+            known[row.row_number],
+            facts.exported.get(row.row_number),
+            overwrite_conflicts=overwrite_conflicts,
+        ).verdict
+        for row in rows
+        if row.row_number in known and row.update is not None
+    ]
+    changing = sum(1 for verdict in verdicts if verdict is Verdict.CHANGE)
+    return Looked(
+        current,
+        _how(read, facts, len(known), len(look_first)),
+        changing + len(look_first),
+        sum(1 for verdict in verdicts if verdict is Verdict.UNCHANGED),
+        sum(1 for verdict in verdicts if verdict is Verdict.CONFLICT),
+        read.requests if read is not None else 0,
+    )
+
+
+def _pages(
+    client: CcsClient,
+    settings: Settings,
+    rows: Sequence[PlannedRow],
+    facts: SheetFacts,
+    console: Console,
+) -> PageRead | None:
+    """The tickets read in pages: the export's query, or every ticket while it is cheaper."""
+    from ..pacing import RateLimiter
+    from ..runner.pages import PageReader
+    from .sending import retry_policy
+
+    if facts.query is None and len(rows) < PAGES_FROM_ROWS:
+        return None
+
+    def tell(reason: str, delay: float) -> None:
+        console.note(f"Retrying the read of {reason}, in {delay:.1f} s.")
+
+    with console.sending() as stops:
+        reader = PageReader(
+            client, RateLimiter(settings.rate), retry_policy(settings), halt=stops.cancel, tell=tell
+        )
+        if facts.query is not None:
+            read = reader.read(facts.query)
+        else:
+            budget = pages_budget(len(rows))
+            wanted = [row.ticket_number for row in rows]
+            read = reader.read((), wanted=wanted, max_pages=budget)
+    for note in read.notes:
+        log.info("current state: %s", note)
+    if read.failure:
+        log.info("current state: the pages failed: %s", read.failure)
+    return read
+
+
+def _how(read: PageRead | None, facts: SheetFacts, known: int, one_by_one: int) -> str:
+    """How the current state was read, in words, for the Summary and the terminal."""
+    singles = (
+        f"{count_text(one_by_one, 'ticket')} read one by one (GET), each right before its update"
+    )
+    if read is None:
+        return f"Current state: {singles}"
+    if read.failure:
+        return (
+            f"Current state: the tickets could not be read in pages ({read.failure}), so {singles}"
+        )
+    query = (
+        "the export's query ("
+        + (",".join(f"{name}={value}" for name, value in facts.query) or "every ticket")
+        + ")"
+        if facts.query is not None
+        else "every ticket the account sees"
+    )
+    said = (
+        f"Current state: read in pages of {read.page_size} ({query}): "
+        f"{count_text(read.requests, 'Search request')}, {count_text(known, 'row')} found"
+    )
+    return said + (f"; {singles}" if one_by_one else "")

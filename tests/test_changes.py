@@ -1,0 +1,152 @@
+"""What a row changes (changes.decide): plain unit tests of the decision, no I/O."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from batch_updater.changes import Verdict, decide, exported_state
+from batch_updater.tickets import Field, TicketState, TicketUpdate, compare_ticket, job_note
+
+TICKET = {
+    "TicketNumber": "INCA0000001",
+    "TicketState": 1,
+    "Priority": "Low",
+    "AssignedTo": "corp\\jsmith",
+    "TicketDescription": "SSH permits root login",
+    "Asset": "RHEL-0001",
+}
+EXPORTED = {
+    Field.TICKET_STATE: "Open",
+    Field.PRIORITY: "Low",
+    Field.ASSIGNED_TO: "corp\\jsmith",
+    Field.TICKET_DESCRIPTION: "SSH permits root login",
+}
+
+
+def update(**fields) -> TicketUpdate:
+    return TicketUpdate("INCA0000001", **fields)
+
+
+def sent(decision) -> dict:
+    return json.loads(decision.update.to_json_text())
+
+
+def test_a_row_asking_for_what_the_ticket_holds_is_unchanged() -> None:
+    row = update(
+        state=TicketState.OPEN,
+        priority="low",  # a priority in another case is the same priority
+        assigned_to="corp\\jsmith",
+        description="SSH permits root login",
+    )
+    decision = decide(row, TICKET, EXPORTED)
+    assert decision.verdict is Verdict.UNCHANGED and decision.update is None
+    assert decision.message == "the ticket already holds these values; nothing was sent"
+
+
+def test_only_the_fields_that_differ_are_sent_with_the_rows_priority() -> None:
+    row = update(
+        state=TicketState.REMEDIATION_PERFORMED, priority="Low", assigned_to="corp\\jsmith"
+    )
+    decision = decide(row, TICKET, EXPORTED)
+    assert decision.verdict is Verdict.CHANGE
+    assert sent(decision) == {"TicketNumber": "INCA0000001", "TicketState": 2, "Priority": "Low"}
+
+
+def test_priority_travels_in_every_patch_from_the_ticket_when_the_row_has_none() -> None:
+    decision = decide(update(description="Patched"), TICKET)
+    assert sent(decision) == {
+        "TicketNumber": "INCA0000001",
+        "TicketDescription": "Patched",
+        "Priority": "Low",
+    }
+
+
+def test_a_changed_priority_is_a_change() -> None:
+    decision = decide(update(priority="High"), TICKET)
+    assert sent(decision) == {"TicketNumber": "INCA0000001", "Priority": "High"}
+
+
+def test_camel_case_keys_are_read_like_pascal_case() -> None:
+    camel = {key[0].lower() + key[1:]: value for key, value in TICKET.items()}
+    assert (
+        decide(update(state=TicketState.OPEN, priority="Low"), camel).verdict is Verdict.UNCHANGED
+    )
+
+
+def test_a_field_changed_in_ccs_since_the_export_is_a_conflict_naming_both_values() -> None:
+    now = {**TICKET, "AssignedTo": "corp\\mgarcia"}  # someone reassigned it in the console
+    row = update(
+        state=TicketState.REMEDIATION_PERFORMED, priority="Low", assigned_to="corp\\jsmith"
+    )
+    decision = decide(row, now, EXPORTED)
+    assert decision.verdict is Verdict.CONFLICT and decision.update is None
+    assert decision.conflicts == (Field.ASSIGNED_TO,)
+    assert decision.message == (
+        'changed in CCS since the export: Assigned To was "corp\\\\jsmith" when exported, is now '
+        '"corp\\\\mgarcia"; not sent (--overwrite-conflicts sends it anyway)'
+    )
+
+
+def test_overwrite_conflicts_sends_and_says_so() -> None:
+    now = {**TICKET, "AssignedTo": "corp\\mgarcia"}
+    row = update(
+        state=TicketState.REMEDIATION_PERFORMED, priority="Low", assigned_to="corp\\jsmith"
+    )
+    decision = decide(row, now, EXPORTED, overwrite_conflicts=True)
+    assert decision.verdict is Verdict.CHANGE
+    assert sent(decision) == {
+        "TicketNumber": "INCA0000001",
+        "TicketState": 2,
+        "Priority": "Low",
+        "AssignedTo": "corp\\jsmith",
+    }
+    assert decision.message.startswith("sent over a change made in CCS since the export")
+
+
+def test_a_change_in_ccs_that_agrees_with_the_row_is_no_conflict() -> None:
+    now = {**TICKET, "TicketState": 2}  # someone already did what the row asks
+    row = update(state=TicketState.REMEDIATION_PERFORMED, priority="Low")
+    assert decide(row, now, EXPORTED).verdict is Verdict.UNCHANGED
+
+
+def test_a_state_changed_since_the_export_is_a_conflict_by_its_name() -> None:
+    now = {**TICKET, "TicketState": 5}
+    decision = decide(
+        update(state=TicketState.REMEDIATION_PERFORMED, priority="Low"), now, EXPORTED
+    )
+    assert decision.verdict is Verdict.CONFLICT
+    assert 'State was "Open" when exported, is now "Not Applicable"' in decision.message
+
+
+def test_without_exported_values_a_hand_made_row_never_conflicts() -> None:
+    now = {**TICKET, "AssignedTo": "corp\\mgarcia"}
+    decision = decide(update(assigned_to="corp\\jsmith", priority="Low"), now)
+    assert decision.verdict is Verdict.CHANGE
+
+
+def test_state_3_or_4_where_2_is_asked_is_the_verification_jobs_doing() -> None:
+    for state in (3, 4):
+        now = {**TICKET, "TicketState": state}
+        row = update(state=TicketState.REMEDIATION_PERFORMED, priority="Low")
+        # Not sent again: a second 2 would start the verification job again.
+        assert decide(row, now).verdict is Verdict.UNCHANGED
+        assert compare_ticket(row, now) == []
+    assert job_note(row, {**TICKET, "TicketState": 3}).startswith("verified by CCS")
+    assert job_note(row, {**TICKET, "TicketState": 4}).startswith("failed verification")
+    assert job_note(update(state=TicketState.OPEN), {**TICKET, "TicketState": 3}) == ""
+
+
+def test_a_field_missing_from_the_answer_is_sent() -> None:
+    partial = {"TicketNumber": "INCA0000001", "Priority": "Low"}
+    decision = decide(update(description="Patched", priority="Low"), partial)
+    assert sent(decision)["TicketDescription"] == "Patched"
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [("Open", 1), ("remediation performed", 2), ("3", 3), ("", None), ("x", None)],
+)
+def test_exported_states_by_name_or_number(text: str, state: int | None) -> None:
+    assert exported_state(text) == state
