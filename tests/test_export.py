@@ -544,3 +544,23 @@ def test_kill_9_mid_sweep_of_an_export_and_resume_change_each_ticket_once(
     assert sorted(outcomes.get("Updated", []) + outcomes.get("Skipped", [])) == changed
     assert len(outcomes["Unchanged"]) == len(results) - 30
     assert set(outcomes) <= {"Updated", "Skipped", "Unchanged"}
+
+
+def test_an_edited_export_run_with_simulate_says_how_many_rows_were_unchanged(
+    tmp_path: Path,
+) -> None:
+    exported = run_command(["export", "--simulate", "--state", "Open", "--out", "t.xlsx"], tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    edit(tmp_path / "t.xlsx", tmp_path / "t.xlsx", {"INCA0000005": {"State": "Not Applicable"}})
+
+    done = run_command(["t.xlsx", "--simulate"], tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert "  990/990 done: 1 updated, 989 unchanged, 0 failed" in lines
+    assert done.stdout.splitlines()[:4] == [
+        '990 rows in t.xlsx (sheet "Tickets"):',
+        "  Updated               1",
+        "  Unchanged           989",
+        "  Failed                0",
+    ]

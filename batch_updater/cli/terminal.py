@@ -57,6 +57,7 @@ class TerminalProgress:
             self.bar.update(1)
             self.bar.set_postfix(
                 updated=self.counts[Outcome.UPDATED.value],
+                unchanged=self.counts[Outcome.UNCHANGED.value],
                 failed=self.counts[Outcome.FAILED.value],
                 refresh=False,
             )
@@ -66,10 +67,14 @@ class TerminalProgress:
             # "done", not "sent": after Ctrl-C or a stop, the rest are done without being sent.
             not_sent = self.counts[Outcome.NOT_SENT.value]
             unknown = self.counts[Outcome.UNKNOWN.value]
+            unchanged = self.counts[Outcome.UNCHANGED.value]
+            conflicts = self.counts[Outcome.CONFLICT.value]
             _echo(
                 f"  {self.done:,}/{self.total:,} done: "
                 f"{self.counts[Outcome.UPDATED.value]:,} updated, "
-                f"{self.counts[Outcome.FAILED.value]:,} failed"
+                + (f"{unchanged:,} unchanged, " if unchanged else "")
+                + (f"{conflicts:,} conflict{'s' if conflicts != 1 else ''}, " if conflicts else "")
+                + f"{self.counts[Outcome.FAILED.value]:,} failed"
                 + (f", {unknown:,} unknown" if unknown else "")
                 + (f", {not_sent:,} not sent" if not_sent else "")
             )
