@@ -1301,3 +1301,30 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
     assert sorted(set(patched(sim, 204))) == [row[0] for row in ticket_rows(60)]
     # No ticket was accepted twice.
     assert len(patched(sim, 204)) == 60
+
+
+@POSIX_ONLY
+def test_a_reader_of_the_output_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
+    """`batch-update ... | head`: once the reader has gone, every line written is a broken pipe;
+    the run still sends every row, records it and writes its evidence, and ends."""
+    copy_sample("tickets.xlsx", tmp_path)
+    process = start_command(["tickets.xlsx", "--simulate", "--rate", "20"], tmp_path)
+    assert process.stderr is not None and process.stdout is not None
+    for line in process.stderr:  # read until sending has started, then go away
+        if line.startswith("Sending"):
+            break
+    process.stderr.close()
+    process.stdout.close()
+    try:
+        code = process.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the run hung once its output could not be written") from None
+    assert code == ExitStatus.ROWS_FAILED  # as the sample ends: some rows Failed or Invalid
+    (workbook,) = results_files(tmp_path)
+    assert outcome_counts(read_results(workbook)) == {
+        "Updated": 25,
+        "Failed": 5,
+        "Invalid": 5,
+        "Skipped": 2,
+    }

@@ -64,8 +64,22 @@ def run_sheet(
     )
     settings = command_settings(given, config_path, verbose, file, console)
     outcome = run(request, settings, console)
-    _tell(outcome)
+    try:
+        _tell(outcome)
+    except BrokenPipeError:
+        # Our output is piped into a reader that has gone (| head): the evidence is written;
+        # say nothing more (and let the interpreter's last flush find nowhere to fail).
+        _silence_output()
     return outcome.status
+
+
+def _silence_output() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def command_settings(

@@ -25,7 +25,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from ..ccs import Reply
@@ -41,6 +41,7 @@ from .policy import (
     UNKNOWN_IN_FLIGHT,
     CurrentState,
     EarlierRows,
+    Progress,
     SenderHooks,
     SendPolicies,
     SendReport,
@@ -94,6 +95,7 @@ class Sender:
         self._last_answer: dict[int, Reply | None] = {}
         self._first_sent: dict[int, datetime] = {}
         self._heard: set[int] = set()  # rows whose result the listeners have been told
+        self._progress_failed = False  # the progress listener raised: it is told no more
         # Seconds from taking a slot to the answer, for the latest requests (automatic concurrency).
         self._response_times: deque[float] = deque(maxlen=AUTO_SAMPLES)
         self._times_lock = threading.Lock()
@@ -268,8 +270,11 @@ class Sender:
         self._local.slot_taken = None
 
     def _notify_retry(self, row: PlannedRow, attempt: int, reason: str, delay: float) -> None:
-        if self.hooks.progress is not None:
-            self.hooks.progress.retrying(row.row_number, row.ticket_number, attempt, reason, delay)
+        self._heard_by_progress(
+            lambda progress: progress.retrying(
+                row.row_number, row.ticket_number, attempt, reason, delay
+            )
+        )
 
     def _abandoned(self, row: PlannedRow, answer: Reply | object | None) -> RowResult:
         """The result of a row a worker still held when the run was abandoned (second Ctrl-C)."""
@@ -362,8 +367,20 @@ class Sender:
             except Exception as exc:
                 log.warning("row %d: the outcome could not be recorded: %s", result.row_number, exc)
                 self._record_failed(exc)
-        if self.hooks.progress is not None:
-            self.hooks.progress.row_done(result)
+        self._heard_by_progress(lambda progress: progress.row_done(result))
+
+    def _heard_by_progress(self, tell: Callable[[Progress], None]) -> None:
+        """Tell the progress listener, which must never stop a worker: one that fails (the
+        terminal gone, its output piped into a reader that closed) is told nothing more, and
+        the run goes on to record every row."""
+        progress = self.hooks.progress
+        if progress is None or self._progress_failed:
+            return
+        try:
+            tell(progress)
+        except Exception as exc:
+            self._progress_failed = True
+            log.warning("the progress display failed (%s); the run goes on without it", exc)
 
     def _record(self, result: RowResult) -> None:
         stop_reason = ""
