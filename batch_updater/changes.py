@@ -6,6 +6,12 @@ Nothing here does I/O. A row whose ticket already holds every value it asks for 
 otherwise overwrite, is a Conflict (nothing sent unless the user overrides); any other row sends
 only the fields that differ, with Priority in every PATCH because the vendor marks it mandatory
 (the row's value, or the ticket's current one).
+
+What to send is decided by what the ticket holds (`same_value`), not by what the verification
+job makes of a 2: a row asking 2 of a ticket at 3 (Verified) or 4 (Failed) is sent again, which
+starts the job again (a re-remediation). That allowance is the read-back's (`compare_ticket`).
+A Description or Assigned To the ticket holds with surrounding white space holds the same value
+without it (validation trims a row's values): an untouched value is never sent trimmed.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .tickets import Field, TicketState, TicketUpdate, holds_value, ticket_field
+from .tickets import Field, TicketState, TicketUpdate, same_value, state_number, ticket_field
 
 # The fields a row can change, with the names the workbook and messages use.
 FIELD_LABELS: Mapping[Field, str] = {
@@ -57,21 +63,17 @@ def _wanted(update: TicketUpdate) -> dict[Field, object]:
 
 def exported_state(value: object) -> int | None:
     """A state as an export wrote it ("Open", or a number), as its number; None if not a state."""
-    text = str(value).strip() if value is not None else ""
-    if text.isdigit():
-        return int(text)
-    for state in TicketState:
-        if state.label.casefold() == text.casefold():
-            return int(state)
-    return None
+    return state_number(value)
+
+
+_STATE_LABELS = {int(state): state.label for state in TicketState}
 
 
 def _shown(fld: Field, value: object) -> str:
     if fld is Field.TICKET_STATE:
-        try:
-            return json.dumps(TicketState(int(str(value).strip())).label)
-        except ValueError:
-            pass
+        state = exported_state(value)
+        if state in _STATE_LABELS:
+            return json.dumps(_STATE_LABELS[state])
     return json.dumps("" if value is None else value, ensure_ascii=False)
 
 
@@ -109,7 +111,7 @@ def decide(
         for fld in wanted
         if exported is not None
         and fld in exported
-        and not _holds(fld, _exported_value(fld, exported[fld]), held[fld])
+        and not _unchanged_since(fld, _exported_value(fld, exported[fld]), held[fld])
         and not _holds(fld, wanted[fld], held[fld])
     )
     change = _only(update, differing, current)
@@ -136,9 +138,41 @@ def decide(
     return Decision(Verdict.CHANGE, change)
 
 
+# The fields whose surrounding white space is not a difference (validation trims a row's).
+_TRIMMED = frozenset({Field.TICKET_DESCRIPTION, Field.ASSIGNED_TO})
+
+
 def _holds(fld: Field, value: object, held: tuple[bool, object]) -> bool:
+    """Whether the ticket holds the value a row asks for: `same_value`, or for a Description or
+    Assigned To the same text once the ticket's surrounding white space is stripped (the row's
+    value was trimmed by validation; one a rollback sends with its white space must match it)."""
     found, held_value = held
-    return found and holds_value(fld.value, value, held_value)
+    if not found:
+        return False
+    if same_value(fld.value, value, held_value):
+        return True
+    return (
+        fld in _TRIMMED
+        and isinstance(value, str)
+        and isinstance(held_value, str)
+        and held_value.strip() == value
+    )
+
+
+def _unchanged_since(fld: Field, exported: object, held: tuple[bool, object]) -> bool:
+    """Whether the ticket holds what it held when exported: `same_value`, or for a Description
+    or Assigned To the same text once both sides' surrounding white space is stripped."""
+    found, held_value = held
+    if not found:
+        return False
+    if same_value(fld.value, exported, held_value):
+        return True
+    return (
+        fld in _TRIMMED
+        and isinstance(exported, str)
+        and isinstance(held_value, (str, type(None)))
+        and (held_value or "").strip() == exported.strip()
+    )
 
 
 def _only(

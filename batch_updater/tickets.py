@@ -317,23 +317,46 @@ def ticket_field(ticket: Mapping[str, object], name: str) -> tuple[bool, object]
     return False, None
 
 
-def _as_int(value: object) -> int:
-    if isinstance(value, (int, float, str)):
-        return int(value)
-    raise TypeError(f"{type(value).__name__} is not a number")
+def state_number(value: object) -> int | None:
+    """A state by its number (2, "2", 2.0) or its name ("Remediation Performed", any case), as
+    its number; None for anything else (None, "", 2.5, "x", True). Never raises."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return int(text)
+    for state in TicketState:
+        if state.label.casefold() == text.casefold():
+            return int(state)
+    return None
+
+
+def _text_of(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 def same_value(field_name: str, sent: object, held: object) -> bool:
     """Whether the server's value of a field is the value sent (or asked for): a state by its
-    number or name, a priority in any case, anything else exactly (an absent value is "")."""
+    number or name, a priority in any case, anything else exactly (an absent value is "").
+
+    Total: it never raises. A value that is not a state compares with the other as text."""
     if field_name == "TicketState":
-        try:
-            return int(str(held).strip()) == _as_int(sent)
-        except (TypeError, ValueError):
-            return str(held).strip().casefold() == TicketState(_as_int(sent)).label.casefold()
+        sent_state, held_state = state_number(sent), state_number(held)
+        if sent_state is not None and held_state is not None:
+            return sent_state == held_state
+        return _text_of(held).strip().casefold() == _text_of(sent).strip().casefold()
     if field_name == "Priority":
-        return str(held).strip().casefold() == str(sent).strip().casefold()
-    return (held if held is not None else "") == sent
+        return _text_of(held).strip().casefold() == _text_of(sent).strip().casefold()
+    try:
+        return bool((held if held is not None else "") == sent)
+    except Exception:  # an odd value's __eq__: not the same
+        return False
 
 
 # What CCS's Remediation Verification job makes of state 2 (Remediation Performed) when it
@@ -348,18 +371,16 @@ _JOB_MOVES = {
 
 def moved_on_by_job(field_name: str, sent: object, held: object) -> str:
     """What the verification job did, when the server holds 3 or 4 where 2 was sent; else ""."""
-    if field_name != "TicketState":
+    if field_name != "TicketState" or state_number(sent) != TicketState.REMEDIATION_PERFORMED:
         return ""
-    try:
-        if _as_int(sent) != TicketState.REMEDIATION_PERFORMED:
-            return ""
-        return _JOB_MOVES.get(int(str(held).strip()), "")
-    except (TypeError, ValueError):
-        return ""
+    held_state = state_number(held)
+    return "" if held_state is None else _JOB_MOVES.get(held_state, "")
 
 
 def holds_value(field_name: str, sent: object, held: object) -> bool:
-    """The server holds what was sent, or what the verification job made of it."""
+    """The server holds what was sent, or what the verification job made of it: for reading
+    back what was sent (`compare_ticket`), never for deciding what to send (`changes.decide`
+    compares with `same_value`: a 2 asked of a ticket at 3 or 4 is sent again)."""
     return same_value(field_name, sent, held) or bool(moved_on_by_job(field_name, sent, held))
 
 

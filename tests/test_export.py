@@ -564,3 +564,307 @@ def test_an_edited_export_run_with_simulate_says_how_many_rows_were_unchanged(
         "  Unchanged           989",
         "  Failed                0",
     ]
+
+
+# --- What a row changes: re-remediation, surrounding white space, rows appended by hand -------
+
+
+def admin_client(sim):
+    from helpers import ADMIN_PASSWORD
+
+    from batch_updater.ccs import CcsClient
+    from batch_updater.settings import Secret
+
+    return CcsClient(sim.url, ADMIN, Secret(ADMIN_PASSWORD))
+
+
+def set_in_ccs(sim, number: str, **fields) -> None:
+    """A value set in CCS by hand (the console, another tool), exactly as given."""
+    priority = sim.ticket(number)["Priority"]
+    update = TicketUpdate(number, priority=priority, **fields)
+    assert admin_client(sim).update(update).status == 204
+
+
+def test_a_2_asked_again_of_a_ticket_that_failed_verification_is_sent(
+    tmp_path: Path, simulator
+) -> None:
+    from helpers import write_sheet
+
+    set_in_ccs(simulator, "INCA0000005", state=TicketState.FAILED)
+    priority = simulator.ticket("INCA0000005")["Priority"]
+    sheet = write_sheet(
+        tmp_path / "tickets.xlsx", [["INCA0000005", "Remediation Performed", priority, None, None]]
+    )
+    simulator.clear_requests()
+    outcome, _ = run_sheet_in(sheet, simulator)
+    assert outcome.status is ExitStatus.OK
+    assert [r.outcome.value for r in outcome.results] == ["Updated"]
+    assert patches(simulator) == [
+        {"TicketNumber": "INCA0000005", "TicketState": 2, "Priority": priority}
+    ]
+    assert simulator.ticket("INCA0000005")["TicketState"] == 2
+
+
+def test_an_exported_2_the_verification_job_moved_on_since_is_a_conflict(
+    tmp_path: Path, simulator
+) -> None:
+    sheet = exported_sheet(tmp_path, simulator, {"INCA0000001": {"State": "Remediation Performed"}})
+    set_in_ccs(simulator, "INCA0000001", state=TicketState.VERIFIED)  # since the export
+    simulator.clear_requests()
+    outcome, _ = run_sheet_in(sheet, simulator)
+    conflict = next(r for r in outcome.results if r.ticket_number == "INCA0000001")
+    assert conflict.outcome.value == "Conflict"
+    assert 'State was "Open" when exported, is now "Verified"' in conflict.message
+    assert patches(simulator) == []
+
+
+def test_an_untouched_exported_row_whose_ticket_holds_surrounding_white_space_is_unchanged(
+    tmp_path: Path, simulator
+) -> None:
+    set_in_ccs(simulator, "INCA0000007", description="  Patched by hand ")
+    set_in_ccs(simulator, "INCA0000008", description="Patched by hand\n")
+    set_in_ccs(simulator, "INCA0000009", assigned_to=" corp\\someone ")
+    sheet = exported_sheet(tmp_path, simulator, {"INCA0000010": {"State": "Not Applicable"}})
+    simulator.clear_requests()
+
+    outcome, _ = run_sheet_in(sheet, simulator)
+
+    assert outcome.status is ExitStatus.OK
+    assert [body["TicketNumber"] for body in patches(simulator)] == ["INCA0000010"]
+    by_ticket = {r.ticket_number: r.outcome.value for r in outcome.results}
+    assert [by_ticket[n] for n in ("INCA0000007", "INCA0000008", "INCA0000009")] == [
+        "Unchanged"
+    ] * 3
+    assert simulator.ticket("INCA0000007")["TicketDescription"] == "  Patched by hand "
+    assert simulator.ticket("INCA0000008")["TicketDescription"] == "Patched by hand\n"
+    assert simulator.ticket("INCA0000009")["AssignedTo"] == " corp\\someone "
+
+
+def test_surrounding_white_space_trimmed_in_ccs_since_the_export_is_no_conflict(
+    tmp_path: Path, simulator
+) -> None:
+    set_in_ccs(simulator, "INCA0000007", description="  Patched by hand ")
+    sheet = exported_sheet(tmp_path, simulator, {"INCA0000007": {"Description": "Patched twice"}})
+    set_in_ccs(simulator, "INCA0000007", description="Patched by hand")  # trimmed in CCS since
+    simulator.clear_requests()
+
+    outcome, _ = run_sheet_in(sheet, simulator)
+
+    assert outcome.status is ExitStatus.OK
+    (sent,) = patches(simulator)
+    assert sent["TicketDescription"] == "Patched twice"
+    assert simulator.ticket("INCA0000007")["TicketDescription"] == "Patched twice"
+
+
+def append_rows(path: Path, target: Path, rows: list[list[object]]) -> Path:
+    """The export with rows typed below it by hand: their hidden Exported cells stay empty."""
+    book = openpyxl.load_workbook(path)
+    for row in rows:
+        book[TICKETS_SHEET].append(row)
+    book.save(target)
+    return target
+
+
+def test_a_row_appended_to_an_exported_sheet_is_decided_like_a_hand_made_row(
+    tmp_path: Path, simulator
+) -> None:
+    # Three tickets not open at the export, so not in it; each is then appended by hand.
+    for number in ("INCA0000020", "INCA0000021", "INCA0000022"):
+        set_in_ccs(simulator, number, state=TicketState.VERIFIED)
+    outcome, _ = export_in(tmp_path, simulator, query=(("TicketState", "1"),))
+    set_in_ccs(simulator, "INCA0000021", state=TicketState.OPEN)  # reopened since the export
+    priority = {n: simulator.ticket(n)["Priority"] for n in ("INCA0000020", "INCA0000021")}
+    sheet = append_rows(
+        outcome.workbook,
+        tmp_path / "appended.xlsx",
+        [
+            ["INCA0000020", "Not Applicable", priority["INCA0000020"]],
+            ["INCA0000021", "Not Applicable", priority["INCA0000021"]],
+            ["INCA0000022", "Verified", simulator.ticket("INCA0000022")["Priority"]],
+        ],
+    )
+    simulator.clear_requests()
+
+    run_outcome, _ = run_sheet_in(sheet, simulator)
+
+    assert run_outcome.status is ExitStatus.OK
+    by_ticket = {r.ticket_number: (r.outcome.value, r.message) for r in run_outcome.results}
+    assert by_ticket["INCA0000020"] == ("Updated", "")
+    assert by_ticket["INCA0000021"] == ("Updated", "")  # no conflict check: nothing exported
+    assert by_ticket["INCA0000022"][0] == "Unchanged"
+    assert sorted(patches(simulator), key=lambda body: str(body["TicketNumber"])) == [
+        {"TicketNumber": n, "TicketState": 5, "Priority": priority[n]}
+        for n in ("INCA0000020", "INCA0000021")
+    ]
+
+
+def test_sheet_facts_has_no_exported_values_for_a_row_without_an_exported_state(
+    tmp_path: Path, simulator
+) -> None:
+    from batch_updater.sweep.looking import sheet_facts
+    from batch_updater.tickets import Field
+    from batch_updater.validate import rules_from_settings
+
+    outcome, _ = export_in(tmp_path, simulator, query=(("TicketState", "1"),))
+    book = openpyxl.load_workbook(outcome.workbook)
+    tickets = book[TICKETS_SHEET]
+    headers = [cell.value for cell in tickets[1]]
+    first = tickets[2]
+    # The ticket had no description when exported: "" is a real exported value, kept.
+    first[headers.index("Exported Description")].value = None
+    tickets.append(["INCA0000999", "Open", "High"])
+    book.save(tmp_path / "appended.xlsx")
+
+    rules = rules_from_settings(settings_for(simulator))
+    sheet = read_sheet(tmp_path / "appended.xlsx", is_header_row=rules.is_header_row)
+    facts = sheet_facts(sheet)
+    last = sheet.rows[-1].row_number
+    assert last not in facts.exported
+    assert facts.from_export
+    kept = facts.exported[sheet.rows[0].row_number]
+    assert kept[Field.TICKET_DESCRIPTION] in (None, "")
+    assert kept[Field.TICKET_STATE] == "Open"
+    assert len(facts.exported) == len(sheet.rows) - 1
+
+
+def summary_items(path: Path) -> dict[str, object]:
+    """The Summary sheet of a results workbook, its first column to its second."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        rows = list(book["Summary"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    return {row[0]: row[1] for row in rows if row and row[0] and len(row) > 1}
+
+
+def run_with_hook_after_sending(sheet: Path, sim, after_sending, cli: dict[str, object]):
+    """sweep.run of `sheet`, `after_sending(console)` called once the last row is sent (as the
+    progress closes), just before the read-back starts."""
+    from helpers import FakeProgress
+
+    from batch_updater.sweep import RunRequest, run
+
+    class Progress(FakeProgress):
+        def close(self) -> None:
+            super().close()
+            after_sending(self.console)
+
+    class Console(FakeConsole):
+        def progress(self, total: int) -> FakeProgress:
+            return Progress(self, total)
+
+    console = Console()
+    outcome = run(RunRequest(sheet, yes=True), settings_for(sim, **cli), console)
+    return outcome, console
+
+
+def test_a_read_back_refused_by_the_server_keeps_the_run_that_was_sent(
+    tmp_path: Path, simulator
+) -> None:
+    sheet = exported_sheet(tmp_path, simulator, THREE_EDITS)
+
+    def refuse_the_login(console) -> None:
+        # The service restarts and the account's password changes: the token is refused.
+        simulator.restart()
+        with simulator._tokens._lock:
+            simulator._tokens._refresh.clear()
+        simulator.configure(password_encoding="plain")
+
+    outcome, console = run_with_hook_after_sending(
+        sheet, simulator, refuse_the_login, {"verify": True}
+    )
+
+    assert outcome.status is ExitStatus.OK  # every row was sent; Not checked is no failure
+    assert sorted(body["TicketNumber"] for body in patches(simulator)) == sorted(THREE_EDITS)
+    assert not any("Nothing was sent" in warning for warning in outcome.warnings)
+    updated = [r for r in outcome.results if r.outcome.value == "Updated"]
+    assert len(updated) == 3
+    assert all(
+        r.verification.startswith(
+            "Not checked: the read-back failed: The CCS server refused the user name or password"
+        )
+        for r in updated
+    ), [r.verification for r in updated]
+    assert outcome.workbook is not None and outcome.workbook.exists()
+    # The journal took each verification: the workbook, written from it, says them.
+    verifications = [
+        row["Verification"] for row in read_results(outcome.workbook) if row["Outcome"] == "Updated"
+    ]
+    assert verifications == [r.verification for r in updated]
+    notes = [v for v in summary_items(outcome.workbook).values() if isinstance(v, str)]
+    assert any(note.startswith("Read-back: not done: The CCS server refused") for note in notes)
+    assert any("the read-back failed" in text for text in console.texts("warn"))
+
+
+def test_a_journal_that_fails_during_the_read_back_is_reported_and_the_workbook_written(
+    tmp_path: Path, simulator, monkeypatch
+) -> None:
+    from batch_updater.journal import store
+    from batch_updater.journal.records import JournalError
+
+    sheet = exported_sheet(tmp_path, simulator, THREE_EDITS)
+
+    def fill_the_disk(console) -> None:
+        def record(self, result, *, verified=None):
+            raise JournalError("Could not write to the journal: database or disk is full.")
+
+        monkeypatch.setattr(store.Journal, "record", record)
+
+    outcome, _ = run_with_hook_after_sending(sheet, simulator, fill_the_disk, {"verify": True})
+
+    assert outcome.status is ExitStatus.OK  # what the rows say: every one sent
+    assert [r.outcome.value for r in outcome.results].count("Updated") == 3
+    assert outcome.workbook is not None and outcome.workbook.exists()
+    # The workbook is the journal's, as after a journal failure during sending; its notes say
+    # what the read-back found and why the journal does not hold it.
+    notes = [v for v in summary_items(outcome.workbook).values() if isinstance(v, str)]
+    assert any(
+        note.startswith("Read-back: 3 updated tickets read back in pages")
+        and note.endswith(
+            "The journal could not record the verifications: Could not write to the journal: "
+            "database or disk is full."
+        )
+        for note in notes
+    ), notes
+    assert "Warning: Could not write to the journal: database or disk is full." in outcome.warnings
+    assert any("Free some space on the journal's disk" in w for w in outcome.warnings)
+
+
+def test_ctrl_c_during_the_read_back_makes_the_run_interrupted(
+    tmp_path: Path, simulator, monkeypatch
+) -> None:
+    from batch_updater.runner.pages import PageReader
+
+    sheet = exported_sheet(tmp_path, simulator, THREE_EDITS)
+
+    def ctrl_c_after_the_first_query(console) -> None:
+        read = PageReader.read
+
+        def then_stop(self, *args, **kwargs):
+            done = read(self, *args, **kwargs)
+            console.stops.cancel.set()  # as a Ctrl-C would, once the open tickets are read
+            return done
+
+        monkeypatch.setattr(PageReader, "read", then_stop)
+
+    outcome, _ = run_with_hook_after_sending(
+        sheet, simulator, ctrl_c_after_the_first_query, {"verify": True}
+    )
+
+    assert outcome.status is ExitStatus.INTERRUPTED
+    verifications = {
+        r.ticket_number: r.verification for r in outcome.results if r.outcome.value == "Updated"
+    }
+    # Tickets 2 and 3 are still open (the first query); ticket 1 moved to state 2 and was not read.
+    assert verifications == {
+        "INCA0000001": "Not checked: the run stopped before the read-back",
+        "INCA0000002": "Verified",
+        "INCA0000003": "Verified",
+    }
+    items = summary_items(outcome.workbook)
+    assert items["Stopped early"] == "interrupted (Ctrl-C or a stop signal) during the read-back"
+    notes = [v for v in items.values() if isinstance(v, str)]
+    assert any(
+        note.startswith("Read-back: stopped (Ctrl-C) after 2 of 3 updated tickets read back")
+        for note in notes
+    ), notes

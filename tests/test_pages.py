@@ -153,23 +153,105 @@ def test_a_stopped_reading_says_so_and_sends_nothing_more(simulator) -> None:
     assert searches(simulator) == []
 
 
+class PagedClient:
+    """A server of `pages` (lists of tickets) in the page size asked for, pages counted from 0;
+    `total`, when given, is the count it says beside them; `ignore_page` answers page 0 always."""
+
+    def __init__(
+        self, tickets: list[dict[str, object]], *, total: int | None = None, ignore_page=False
+    ) -> None:
+        self.tickets = tickets
+        self.total = total
+        self.ignore_page = ignore_page
+        self.asked: list[int] = []
+
+    def search(self, fields, page, page_size, pace=None):
+        from batch_updater.ccs import Reply
+
+        pace and pace()
+        self.asked.append(page)
+        first = 0 if self.ignore_page else page * page_size
+        items = self.tickets[first : first + page_size]
+        return Reply(
+            200, body=items if self.total is None else {"Total": self.total, "Items": items}
+        )
+
+    def get_ticket(self, ticket_number, pace=None):
+        raise AssertionError("not read one by one here")
+
+
+def page_reader(client, page_size: int = 10) -> PageReader:
+    return PageReader(client, RateLimiter(1000), FAST_RETRY, page_size=page_size)  # type: ignore[arg-type]
+
+
 def test_a_total_that_disagrees_with_what_was_read_is_noted() -> None:
-    class Client:
-        """A server that ignores the page number: every page is the first."""
+    client = PagedClient([{"ticketNumber": f"T{n}"} for n in range(12)], total=5)
+    read = page_reader(client).read()
+    assert read.complete and len(read.tickets) == 12
+    assert client.asked == [0, 1]
+    assert "the server said 5 tickets match; 12 tickets were read" in read.notes
 
-        def search(self, fields, page, page_size, pace=None):
-            from batch_updater.ccs import Reply
 
-            pace and pace()
-            body = {"Total": 5, "Items": [{"ticketNumber": f"T{n}"} for n in range(page_size)]}
-            return Reply(200, body=body)
+def test_a_server_that_ignores_the_page_number_fails_the_reading_and_never_truncates() -> None:
+    # Page 1 repeating page 0 may be a server counting from 1; page 2 repeating it too is not.
+    client = PagedClient([{"ticketNumber": f"T{n}"} for n in range(25)], ignore_page=True)
+    read = page_reader(client).read()
+    assert not read.complete
+    assert read.failure == (
+        "the server answered pages 0, 1 and 2 with the same tickets: it seems to ignore the "
+        "Page parameter; 10 tickets were read, more may match"
+    )
+    assert client.asked == [0, 1, 2] and read.requests == 3
+    assert "the server counts pages from 1" not in read.notes
 
-    read = PageReader(Client(), RateLimiter(1000), FAST_RETRY, page_size=10).read()  # type: ignore[arg-type]
+
+def test_tickets_without_a_ticket_number_fail_the_reading_naming_the_keys_seen() -> None:
+    client = PagedClient([{"Number": f"T{n}", "TicketState": 1} for n in range(5)])
+    read = page_reader(client).read()
+    assert not read.complete and read.tickets == ()
+    assert read.failure.startswith(
+        "the tickets of the Search answer (page 0) have no ticket number (the first one's keys: "
+        '"Number", "TicketState")'
+    )
+    assert "batch-update show TICKET" in read.failure
+
+
+def test_tickets_without_a_number_among_numbered_ones_are_left_out_and_counted() -> None:
+    tickets: list[dict[str, object]] = [{"TicketNumber": f"T{n}"} for n in range(12)]
+    tickets[3] = {"Number": "T3"}
+    tickets[11] = {"TicketNumber": ""}
+    read = page_reader(PagedClient(tickets)).read()
+    assert read.complete, read.failure
     assert len(read.tickets) == 10
-    assert (
-        read.requests == 3
-    )  # page 0, page 1 (repeated: maybe counting from 1), page 2 (repeated: end)
-    assert "the server said 5 tickets match; 10 tickets were read" in read.notes
+    assert "2 tickets without a ticket number were left out" in read.notes
+
+
+class OneClient:
+    """A server whose read of one ticket answers with `body`."""
+
+    def __init__(self, body: object) -> None:
+        self.body = body
+
+    def get_ticket(self, ticket_number, pace=None):
+        from batch_updater.ccs import Reply
+
+        pace and pace()
+        return Reply(200, body=self.body)
+
+
+def test_reading_one_ticket_takes_the_one_asked_for_never_another() -> None:
+    from batch_updater.ccs import Reply
+
+    other, wanted = {"TicketNumber": "INCA0000019"}, {"ticketNumber": "inca0000001", "x": 1}
+    # A server matching the number as a prefix: a list of others, or others and this one.
+    refused = page_reader(OneClient([other])).read_one("INCA0000001")
+    assert isinstance(refused, Reply) and refused.status == 200
+    assert refused.message == "the answer held no ticket INCA0000001"
+    assert page_reader(OneClient([other, wanted])).read_one("INCA0000001") == wanted
+    assert page_reader(OneClient(other)).read_one("INCA0000001") == Reply(
+        200, "the answer held no ticket INCA0000001"
+    )
+    assert page_reader(OneClient(wanted)).read_one("INCA0000001") == wanted
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -609,3 +610,131 @@ def test_a_resumed_rows_own_read_back_decides_what_is_sent_not_an_older_page(sim
     assert report.results[5].outcome is Outcome.UPDATED
     assert [r.method for r in simulator.requests if r.ticket == "INCA0000005"] == ["GET", "PATCH"]
     assert simulator.ticket("INCA0000005")["AssignedTo"] == "corp\\new"
+
+
+def test_a_resumed_row_is_compared_with_what_its_earlier_run_sent_not_the_whole_row(
+    simulator,
+) -> None:
+    from batch_updater.runner import CurrentState
+
+    client = CcsClient(simulator.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
+    ticket = simulator.ticket("INCA0000003")
+    whole = TicketUpdate(
+        "INCA0000003",
+        state=TicketState.REMEDIATION_PERFORMED,
+        priority=ticket["Priority"],
+        assigned_to=ticket["AssignedTo"],
+        description=ticket["TicketDescription"],
+    )
+    sent = TicketUpdate(
+        "INCA0000003", state=TicketState.REMEDIATION_PERFORMED, priority=ticket["Priority"]
+    )
+    # The earlier run's PATCH (state only) was applied without its answer being seen; then a
+    # colleague reassigned the ticket. The row as the sheet has it no longer matches the ticket.
+    assert client.update(sent).status == 204
+    assert (
+        client.update(
+            TicketUpdate("INCA0000003", assigned_to="corp\\colleague", priority=ticket["Priority"])
+        ).status
+        == 204
+    )
+    simulator.clear_requests()
+    sender = make_sender(client, RateLimiter(1000), read_back_first={7}, known_sent={7: sent})
+    sender.current = CurrentState(look_first=frozenset({7}))
+
+    report = sender.run([PlannedRow(7, whole)])
+
+    result = report.results[7]
+    assert (result.outcome, result.verification) == (Outcome.UPDATED, "Verified")
+    assert result.request_json == sent.to_json_text()  # the evidence names what was sent
+    assert [r.method for r in simulator.requests] == ["GET"]  # read back, not sent again
+    assert simulator.ticket("INCA0000003")["AssignedTo"] == "corp\\colleague"
+
+
+def test_the_intent_recorded_before_a_patch_is_the_patch_that_leaves(simulator) -> None:
+    from batch_updater.runner import CurrentState
+
+    client = CcsClient(simulator.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
+    ticket = simulator.ticket("INCA0000004")
+    row = PlannedRow(
+        9,
+        TicketUpdate(
+            "INCA0000004",
+            state=TicketState.REMEDIATION_PERFORMED,
+            priority=ticket["Priority"],
+            assigned_to=ticket["AssignedTo"],  # already so: not sent
+        ),
+    )
+    intents: list[str] = []
+    sender = make_sender(
+        client,
+        RateLimiter(1000),
+        on_sending=lambda sent: intents.append(sent.update.to_json_text()),
+    )
+    sender.current = CurrentState(look_first=frozenset({9}))
+
+    report = sender.run([row])
+
+    body = {"TicketNumber": "INCA0000004", "TicketState": 2, "Priority": ticket["Priority"]}
+    assert [r.body for r in simulator.requests if r.method == "PATCH"] == [body]
+    # The journal's intent (and a row abandoned in flight) name the same body.
+    assert [json.loads(text) for text in intents] == [body]
+    assert json.loads(report.results[9].request_json) == body
+
+
+def test_rows_decided_without_a_request_do_not_hide_a_dead_server(simulator) -> None:
+    from batch_updater.runner import CurrentState
+
+    client = CcsClient(simulator.url, "corp\\ccsadmin", Secret("Demo-Passw0rd!"))
+    rows, known = [], {}
+    for n in range(1, 41):
+        ticket = simulator.ticket(f"INCA{n:07d}")
+        changes = n % 4 == 0  # one row in four changes; the others hold their values already
+        state = TicketState.REMEDIATION_PERFORMED if changes else TicketState(ticket["TicketState"])
+        rows.append(
+            PlannedRow(
+                n, TicketUpdate(ticket["TicketNumber"], state=state, priority=ticket["Priority"])
+            )
+        )
+        known[n] = ticket
+    simulator.configure(unavailable_rate=1.0)  # the server is gone once sending starts
+    sender = make_sender(
+        client,
+        RateLimiter(1000),
+        retry=FAST_RETRY,
+        concurrency=1,
+        stop_policy=StopPolicy(transient_streak=3),
+    )
+    sender.current = CurrentState(known=known)
+
+    report = sender.run(rows)
+
+    # The Unchanged rows between the failing ones do not reset the streak: three failures stop it.
+    assert report.stopped_reason.startswith("3 rows in a row failed on server or network errors")
+    assert sum(1 for r in report.results.values() if r.outcome is Outcome.FAILED) == 3
+
+
+def test_a_bug_while_sending_a_row_stops_the_run_and_loses_no_row() -> None:
+    class BrokenClient:
+        """A client with a bug: its update raises once the request may have left."""
+
+        def update(self, update, pace=None):
+            if pace is not None and not pace():
+                from batch_updater.ccs import Reply
+
+                return Reply(None, "not sent", sends=0)
+            raise RuntimeError("a bug")
+
+        def get_ticket(self, ticket_number, pace=None):  # pragma: no cover - not read
+            raise AssertionError("no read expected")
+
+    sender = make_sender(BrokenClient(), RateLimiter(1000), concurrency=1)
+
+    report = sender.run(rows(5))
+
+    assert report.stopped_reason.startswith("internal error in batch-update while sending row")
+    assert "RuntimeError: a bug" in report.stopped_reason
+    assert sorted(report.results) == [5, 6, 7, 8, 9]  # every row has its result
+    first = report.results[5]
+    assert first.outcome is Outcome.UNKNOWN  # its PATCH may have left: a resume reads it back
+    assert {r.outcome for n, r in report.results.items() if n != 5} == {Outcome.NOT_SENT}

@@ -38,7 +38,7 @@ from .client import (
     CcsClient,
     SecretLike,
 )
-from .shapes import AnswerShapeError, SearchPage, tickets_in
+from .shapes import AnswerShapeError, SearchPage, ticket_in_answer, tickets_in
 
 __all__ = [
     "CREDENTIALS_REFUSED",
@@ -61,5 +61,6 @@ __all__ = [
     "encode_password",
     "extract_message",
     "parse_retry_after",
+    "ticket_in_answer",
     "tickets_in",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 _SHOWN_KEYS = 12
 
@@ -71,3 +72,24 @@ def tickets_in(body: object) -> SearchPage:
             "tickets (JSON objects)"
         )
     return SearchPage(tickets, total)
+
+
+def ticket_in_answer(body: object, ticket_number: str) -> Mapping[str, object] | None:
+    """The ticket a read of one ticket (GET ?TicketNumber=) answered with: the object itself, or
+    the one in a list (or in an object holding one) whose TicketNumber is the one asked for, in
+    any case; None if the answer holds no such ticket (a list of others is not this ticket)."""
+    wanted = ticket_number.strip().casefold()
+
+    def number_of(ticket: Mapping[Any, object]) -> str | None:
+        for key, value in ticket.items():
+            if str(key).casefold() == "ticketnumber":
+                return str(value).strip().casefold()
+        return None
+
+    if isinstance(body, Mapping) and number_of(body) is not None:
+        return body if number_of(body) == wanted else None
+    try:
+        tickets = tickets_in(body).tickets
+    except AnswerShapeError:
+        return None
+    return next((ticket for ticket in tickets if number_of(ticket) == wanted), None)

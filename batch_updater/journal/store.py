@@ -256,19 +256,24 @@ class Journal:
 
     # -- rows: writing -------------------------------------------------------------------------
 
-    def mark_sending(self, row_number: int, at: datetime | None = None) -> None:
+    def mark_sending(
+        self, row_number: int, at: datetime | None = None, *, request_json: str | None = None
+    ) -> None:
         """Commit the intent to send this row; call it before each request for the row goes out.
 
-        Counts the attempt and keeps the first attempt's time as sent_at. Refuses (JournalError)
-        a row that already has its outcome, so that a row is never sent twice by mistake.
+        Counts the attempt and keeps the first attempt's time as sent_at. request_json: the
+        body about to be sent, when it is not the one planned (only the fields that differ);
+        None keeps the planned one. Refuses (JournalError) a row that already has its outcome,
+        so that a row is never sent twice by mistake.
         """
         sent_at = _text_time(_utc(at) if at is not None else _now())
         with self._lock:
             try:
                 changed = self._db.execute(
                     "UPDATE journal_row SET phase = 'sending', attempts = attempts + 1, "
-                    "sent_at = COALESCE(sent_at, ?) WHERE row_number = ? AND phase != 'done'",
-                    (sent_at, row_number),
+                    "sent_at = COALESCE(sent_at, ?), request_json = COALESCE(?, request_json) "
+                    "WHERE row_number = ? AND phase != 'done'",
+                    (sent_at, request_json, row_number),
                 ).rowcount
                 if changed:
                     return

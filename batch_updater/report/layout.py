@@ -66,8 +66,8 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
 
 OUTCOME_MEANINGS: dict[Outcome, str] = {
     Outcome.UPDATED: "The server accepted the change (HTTP 204).",
-    Outcome.UNCHANGED: "The ticket already held every value the row asks for (read from CCS "
-    "just before sending); nothing was sent.",
+    Outcome.UNCHANGED: "The ticket already held every value the row asks for (as read from CCS "
+    "when the run started, in pages, or just before its update); nothing was sent.",
     Outcome.CONFLICT: "The ticket changed in CCS since the export the sheet was made from, in a "
     "field the row would overwrite; nothing was sent. Message names the field, its exported and "
     "its current value. Check the change, then edit the row or run with --overwrite-conflicts.",

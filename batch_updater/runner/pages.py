@@ -4,13 +4,18 @@ The paging rules are the contract's ("Reading tickets"): pages count from 0; the
 first one with fewer tickets than the page size, or an empty one; a server that counts from 1
 answers page 1 with the tickets of page 0, and reading goes on from page 2; any later page that
 holds only tickets already seen ends the reading (a server that ignores the page number would
-otherwise be read for ever). Tickets are de-duplicated by number, the first answer kept. A page
-size the server refuses (HTTP 400 on the first page) is halved, down to MIN_PAGE_SIZE, and the
-size that worked is kept for the rest of the reading.
+otherwise be read for ever). A page 2 that again holds only tickets already seen is no server
+counting from 1 but one that ignores the page number: the reading fails (more may match than
+were read), it never ends as if complete. Tickets are de-duplicated by number, the first answer
+kept; a ticket without a number is left out (and said), and a page of tickets none of which has
+one fails the reading, naming the keys seen. A page size the server refuses (HTTP 400 on the
+first page) is halved, down to MIN_PAGE_SIZE, and the size that worked is kept for the rest of
+the reading.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -19,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..ccs import AnswerShapeError, Reply, tickets_in
+from ..ccs import AnswerShapeError, Reply, ticket_in_answer, tickets_in
 from ..pacing import RateLimiter
 from ..tickets import count_text, ticket_field
 from .policy import RetryPolicy, answer_text, retryable
@@ -32,6 +37,7 @@ MAX_AHEAD = 4
 SLOW_ANSWER = 0.1
 MIN_PAGE_SIZE = 10
 BAD_REQUEST = 400
+_SHOWN_KEYS = 12
 
 
 class SearchClient(Protocol):
@@ -136,6 +142,7 @@ class _Reading:
     requests: int = 0
     pages: int = 0
     duplicates: int = 0
+    unnumbered: int = 0  # tickets without a ticket number, left out
     total: int | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -143,6 +150,13 @@ class _Reading:
 def _number(ticket: Mapping[str, object]) -> str:
     value = ticket_field(ticket, "TicketNumber")[1]
     return str(value).strip().upper() if value is not None else ""
+
+
+def _keys_text(ticket: Mapping[str, object]) -> str:
+    """The keys of a ticket, quoted, as an answer's shape is named to the user."""
+    keys = [json.dumps(str(key), ensure_ascii=False) for key in list(ticket)[:_SHOWN_KEYS]]
+    more = len(ticket) - len(keys)
+    return ", ".join(keys) + (f" and {more} more" if more > 0 else "") if keys else "none"
 
 
 class PageReader:
@@ -212,10 +226,10 @@ class PageReader:
                 return None
             if reply.ok:
                 self.limiter.succeeded()
-                held = reply.body[0] if isinstance(reply.body, list) and reply.body else reply.body
-                if isinstance(held, Mapping):
+                held = ticket_in_answer(reply.body, ticket_number)
+                if held is not None:
                     return held
-                return Reply(reply.status, "the answer held no ticket")
+                return Reply(reply.status, f"the answer held no ticket {ticket_number}")
             if not retryable(reply) or not wait_to_retry(
                 reply, tries, self.retry, self.limiter, self._rng, self.halt, self._tell
             ):
@@ -253,6 +267,7 @@ class PageReader:
     ) -> dict[str, Any]:
         """Read page after page until the reading ends; how it ended (for `_done`)."""
         page = 0
+        from_one = False  # page 1 repeated page 0: taken as a server counting pages from 1
         while True:
             if self.halt.is_set():
                 return {"stopped": True}
@@ -292,13 +307,37 @@ class PageReader:
                 reading.total = answer.total
             if page == 0:
                 ahead.pace_to(reply)
+            unnumbered = reading.unnumbered
             new = self._take(answer.tickets, reading)
+            if answer.tickets and reading.unnumbered - unnumbered == len(answer.tickets):
+                return {
+                    "failure": (
+                        f"the tickets of the Search answer (page {page}) have no ticket number "
+                        f"(the first one's keys: {_keys_text(answer.tickets[0])}); batch-update "
+                        "takes it from a TicketNumber key, in any case. Run `batch-update show "
+                        "TICKET` and report the shape your CCS answers with"
+                    ),
+                    "reply": reply,
+                }
             if answer.tickets and not new:
                 if page == 1:
                     # A server counting from 1 answers pages 0 and 1 alike: read on from 2.
+                    from_one = True
                     reading.notes.append("the server counts pages from 1")
                     page += 1
                     continue
+                if from_one and page == 2:
+                    # Pages 0, 1 and 2 alike: the server ignores the page number, and the
+                    # tickets past the first page were never read.
+                    reading.notes.remove("the server counts pages from 1")
+                    return {
+                        "failure": (
+                            "the server answered pages 0, 1 and 2 with the same tickets: it "
+                            "seems to ignore the Page parameter; "
+                            f"{count_text(len(reading.seen), 'ticket')} were read, more may match"
+                        ),
+                        "reply": reply,
+                    }
                 return {}
             reading.pages += 1
             if len(answer.tickets) < reading.page_size:
@@ -311,6 +350,7 @@ class PageReader:
         for ticket in tickets:
             number = _number(ticket)
             if not number:
+                reading.unnumbered += 1
                 continue
             if number in reading.seen:
                 reading.duplicates += 1
@@ -329,6 +369,11 @@ class PageReader:
         partial: bool = False,
     ) -> PageRead:
         notes = list(reading.notes)
+        if reading.unnumbered and not failure:
+            notes.append(
+                f"{count_text(reading.unnumbered, 'ticket')} without a ticket number "
+                f"{'was' if reading.unnumbered == 1 else 'were'} left out"
+            )
         if reading.page_size != self.page_size and not failure:
             notes.append(f"pages of {reading.page_size} tickets were read")
         count = len(reading.seen)

@@ -102,6 +102,9 @@ class EarlierRows:
     read_back_first: frozenset[int] = frozenset()
     # Before values the earlier run captured for such rows (the values before its PATCH).
     known_before: Mapping[int, dict[str, object]] = field(default_factory=dict)
+    # The request such a row's earlier run sent (only the fields that differed then): what the
+    # read-back compares with, since the rest of the row was never sent.
+    known_sent: Mapping[int, TicketUpdate] = field(default_factory=dict)
     # Rows the earlier run already saw refused with 403 (a retry sends them again): another
     # 403 for one of them says nothing new about the account's role, so the stop policy
     # "the first requests all refused with 403" does not count them.

@@ -229,7 +229,12 @@ class Sender:
             if self._halting():
                 self._record(self._not_sent(row))
                 continue
-            self._record(self._send_row(row))
+            try:
+                result = self._send_row(row)
+            except Exception as exc:  # a bug: the row's fate is unknown, the run stops
+                log.exception("internal error while sending row %d", row.row_number)
+                result = self._broken(row, exc)
+            self._record(result)
 
     def _send_row(self, row: PlannedRow) -> RowResult:
         carried = self.earlier.check_carried.get(row.row_number)
@@ -320,6 +325,19 @@ class Sender:
             request_json=request_json,
         )
 
+    def _broken(self, row: PlannedRow, exc: Exception) -> RowResult:
+        """A row whose sending met a bug of batch-update: what was seen of its PATCH (Unknown if
+        one may have left, read back by a resume), and the run stops, saying so."""
+        with self._lock:
+            row = self._taken.get(row.row_number, row)
+            answer = self._last_answer.get(row.row_number, _NO_PATCH)
+            self._in_flight.pop(row.row_number, None)
+        self._stop(
+            f"internal error in batch-update while sending row {row.row_number} "
+            f"({type(exc).__name__}: {exc}): a bug; please report it"
+        )
+        return self._abandoned(row, answer)
+
     def _not_sent(self, row: PlannedRow) -> RowResult:
         carried = self.earlier.check_carried.get(row.row_number)
         if carried is not None:  # only to be read back: it keeps what the earlier run did
@@ -391,7 +409,9 @@ class Sender:
             forbidden_again = (
                 result.status == FORBIDDEN and result.row_number in self.earlier.known_forbidden
             )
-            if result.outcome is not Outcome.NOT_SENT:
+            # A row that made no request (Unchanged or Conflict from the pages read first) says
+            # nothing of the server: it neither counts towards the stop policies nor resets them.
+            if result.outcome is not Outcome.NOT_SENT and result.attempts > 0:
                 if not forbidden_again:
                     self._answered += 1
                     if result.status == FORBIDDEN:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..ccs import Reply
+from ..ccs import Reply, ticket_in_answer
 from ..changes import Verdict, decide
 from ..errors import AuthError
 from ..pacing import RateLimiter, backoff_delay
@@ -120,10 +120,10 @@ def read_ticket(sender: Sender, row: PlannedRow, pace: Callable[[], bool]) -> tu
             if reply.sends == 0:
                 return None, sends
             if reply.ok:
-                held = reply.body[0] if isinstance(reply.body, list) and reply.body else reply.body
-                if isinstance(held, dict):
-                    return held, sends
-                return Reply(reply.status, "the answer held no ticket"), sends
+                held = ticket_in_answer(reply.body, row.ticket_number)
+                if held is not None:
+                    return dict(held), sends
+                return Reply(reply.status, f"the answer held no ticket {row.ticket_number}"), sends
             if not retryable(reply) or not retry_step(sender, row, reply, tries, sends):
                 return reply, sends
         return None, sends
@@ -193,8 +193,11 @@ class RowSend:
         update; else what was read, for the decision on what to send."""
         sender = self.sender
         held = self._read()  # credentials refused: the run stops, and _patch says Not sent
-        if not isinstance(held, dict) or compare_ticket(self.update, held):
+        # What the earlier run sent (only the fields that differed then), else the whole row.
+        sent = sender.earlier.known_sent.get(self.row.row_number, self.update)
+        if not isinstance(held, dict) or compare_ticket(sent, held):
             return None, held
+        self.update, self.request_json = sent, sent.to_json_text()
         self.reply = Reply(200, "")
         if sender.policies.capture_before:
             self.before = sender.earlier.known_before.get(self.row.row_number)
@@ -242,6 +245,11 @@ class RowSend:
             return self._result(outcome, decision.message)
         self.update = decision.update
         self.request_json = decision.update.to_json_text()
+        # From here on the row is what is sent: the journal's intent and a row abandoned in
+        # flight record the PATCH that left, not the row as the sheet asked for it.
+        self.row = replace(self.row, update=decision.update)
+        with sender._lock:
+            sender._taken[number] = self.row
         self.note = decision.message
         # The before values are evidence the run was asked for (--capture-before) or not.
         return self._keep_before(held) if sender.policies.capture_before else None

@@ -10,9 +10,10 @@ Verification from what was read, and the journal records it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from ..errors import BatchUpdateError
 from ..tickets import (
     Field,
     Outcome,
@@ -22,6 +23,7 @@ from ..tickets import (
     count_text,
     ticket_field,
 )
+from .common import log
 
 if TYPE_CHECKING:
     from ..ccs import CcsClient, Reply
@@ -64,6 +66,18 @@ def queries_after(
     return queries
 
 
+@dataclass(frozen=True)
+class ReadBack:
+    """What the read-back left: each row's result (the updated rows with their Verification),
+    how it went in words, whether the user stopped it (Ctrl-C), and why the journal could not
+    record it, if it could not."""
+
+    results: dict[int, RowResult]
+    said: str = ""
+    interrupted: bool = False
+    record_failed: str = ""
+
+
 def verify_in_pages(
     client: CcsClient,
     settings: Settings,
@@ -72,10 +86,15 @@ def verify_in_pages(
     facts: SheetFacts,
     journal: Journal,
     console: Console,
-) -> tuple[dict[int, RowResult], str]:
+) -> ReadBack:
     """The updated rows read back in pages (a GET for any the pages miss), their Verification
     recorded; the results, and how the read-back went in words. A run that was stopped (Ctrl-C,
-    the stop policy) reads nothing: each updated row says it was not checked."""
+    the stop policy) reads nothing: each updated row says it was not checked.
+
+    Every row was sent by now: nothing here may lose the run. A read-back that fails (the token
+    refused, the server gone) leaves the rows it did not check Not checked, and says why; a
+    journal that cannot take a Verification is `record_failed`; a Ctrl-C during it makes the
+    run interrupted."""
     from ..pacing import RateLimiter
     from ..runner.pages import PageReader
     from ..runner.policy import _verification
@@ -90,11 +109,13 @@ def verify_in_pages(
             if update is not None:
                 sent[number] = update
     if not sent:
-        return dict(results), ""
+        return ReadBack(dict(results))
     by_ticket = {update.ticket_number.strip().upper(): row for row, update in sent.items()}
     held: dict[int, Mapping[str, object] | Reply] = {}
     requests = 0
     singles: list[int] = []
+    failed = ""  # why the read-back could not go on, if it could not
+    interrupted = False
     with console.sending() as stops:
         if stopped:
             stops.cancel.set()
@@ -105,38 +126,74 @@ def verify_in_pages(
             queries = queries_after(facts.query, list(sent.values()))
         else:
             queries = [()]
-        for query in queries:
-            if stops.cancel.is_set():
-                break
-            missing = [n for n, row in by_ticket.items() if row not in held]
-            if not missing:
-                break
-            # Every ticket the account sees (a hand-made sheet): no more pages than the look read.
-            budget = None if facts.query is not None else pages_budget(len(current.known))
-            read = reader.read(query, wanted=missing, max_pages=budget)
-            requests += read.requests
-            for ticket in read.tickets:
-                key = str(ticket_field(ticket, "TicketNumber")[1] or "").strip().upper()
-                if key in by_ticket and by_ticket[key] not in held:
-                    held[by_ticket[key]] = ticket
-        singles = [row for row in sent if row not in held and not stops.cancel.is_set()]
-        for row in singles:
-            one = reader.read_one(sent[row].ticket_number)
-            requests += 1
-            if one is not None:
-                held[row] = one
+        try:
+            for query in queries:
+                if stops.cancel.is_set():
+                    break
+                missing = [n for n, row in by_ticket.items() if row not in held]
+                if not missing:
+                    break
+                # Every ticket the account sees (a hand-made sheet): no more pages than the
+                # look read.
+                budget = None if facts.query is not None else pages_budget(len(current.known))
+                read = reader.read(query, wanted=missing, max_pages=budget)
+                requests += read.requests
+                for ticket in read.tickets:
+                    key = str(ticket_field(ticket, "TicketNumber")[1] or "").strip().upper()
+                    if key in by_ticket and by_ticket[key] not in held:
+                        held[by_ticket[key]] = ticket
+            singles = [row for row in sent if row not in held and not stops.cancel.is_set()]
+            for row in singles:
+                one = reader.read_one(sent[row].ticket_number)
+                requests += 1
+                if one is not None:
+                    held[row] = one
+        except BatchUpdateError as error:  # AuthError, ServerUnreachable: the rows are sent
+            failed = error.message.rstrip(".")
+            log.warning("the read-back failed: %s", failed)
+            console.warn(
+                f"Note: the read-back failed: {failed}. Every row was sent; the updated rows it "
+                "did not check are Not checked."
+            )
+        # Set by the console (a Ctrl-C) during the read-back, not by a run stopped before it.
+        interrupted = stops.cancel.is_set() and not stopped
     checked = dict(results)
+    record_failed = ""
     for row, update in sent.items():
         found = held.get(row)
-        verification = _verification(update, dict(found) if isinstance(found, Mapping) else found)
+        if found is None and failed:
+            verification = f"Not checked: the read-back failed: {failed}"
+        else:
+            verification = _verification(
+                update, dict(found) if isinstance(found, Mapping) else found
+            )
         checked[row] = replace(results[row], verification=verification)
-        journal.record(checked[row], verified=verification)
+        try:
+            journal.record(checked[row], verified=verification)
+        except BatchUpdateError as error:  # a full disk: the workbook still says it all
+            log.warning("row %d: the verification could not be recorded: %s", row, error)
+            record_failed = record_failed or error.message.rstrip(".")
+    read_back = sum(1 for row in sent if isinstance(held.get(row), Mapping))
+    of = f"{read_back:,} of {count_text(len(sent), 'updated ticket')}"
     if stopped:
-        return checked, "Read-back: not done, the run stopped first."
-    how = (
-        f"Read-back: {count_text(len(sent), 'updated ticket')} read back in pages "
-        f"({count_text(requests, 'request')}"
-        + (f"; {len(singles):,} of them one by one" if singles else "")
-        + ")."
-    )
-    return checked, how
+        said = "Read-back: not done, the run stopped first."
+    elif failed:
+        said = (
+            f"Read-back: not done: {failed}; {of} read back before it failed "
+            f"({count_text(requests, 'request')}); the others are Not checked."
+        )
+    elif interrupted:
+        said = (
+            f"Read-back: stopped (Ctrl-C) after {of} read back "
+            f"({count_text(requests, 'request')}); the others are Not checked."
+        )
+    else:
+        said = (
+            f"Read-back: {count_text(len(sent), 'updated ticket')} read back in pages "
+            f"({count_text(requests, 'request')}"
+            + (f"; {len(singles):,} of them one by one" if singles else "")
+            + ")."
+        )
+    if record_failed:
+        said += f" The journal could not record the verifications: {record_failed}."
+    return ReadBack(checked, said, interrupted, record_failed)

@@ -10,6 +10,7 @@ from ..tickets import (
     Outcome,
     PlannedRow,
     RowResult,
+    TicketUpdate,
     update_applied,
 )
 
@@ -31,6 +32,8 @@ class Continuation:
     # Before values the earlier run captured for rows it was sending when it died: if the
     # read-back finds the update applied, they are still the ticket's values before it.
     known_before: dict[int, dict[str, object]] = field(default_factory=dict)
+    # The request the earlier run sent for such a row (only the fields that differed then).
+    known_sent: dict[int, TicketUpdate] = field(default_factory=dict)
     # Rows the earlier run saw refused with HTTP 403 (the account may not change that ticket).
     known_forbidden: set[int] = field(default_factory=set)
     # Carried rows to read back without sending (the continuing run verifies; they were not).
@@ -65,6 +68,9 @@ def continue_run(previous: Journal, planned: Iterable[PlannedRow]) -> Continuati
             plan.read_back.add(row.row_number)
             if before.before is not None:
                 plan.known_before[row.row_number] = before.before
+            sent = TicketUpdate.from_json_text(before.request_json or "")
+            if sent is not None:
+                plan.known_sent[row.row_number] = sent
     return plan
 
 

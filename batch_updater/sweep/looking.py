@@ -62,17 +62,20 @@ def sheet_facts(sheet: Sheet) -> SheetFacts:
         for fld, header in AS_EXPORTED_COLUMNS
         if normalize_header(header) in columns
     }
-    exported = (
-        {
-            row.row_number: {
-                fld: row.values[index] if index < len(row.values) else None
-                for fld, index in positions.items()
-            }
-            for row in sheet.rows
+    exported: dict[int, Mapping[Field, object]] = {}
+    for row in sheet.rows if positions else ():
+        values = {
+            fld: row.values[index] if index < len(row.values) else None
+            for fld, index in positions.items()
         }
-        if positions
-        else {}
-    )
+        # A real ticket always has a state: a row without an Exported State was added to the
+        # sheet by hand (its hidden cells are all empty), and is decided like a hand-made row,
+        # with no conflict check. An empty Exported Priority, Assigned To or Description is
+        # what the ticket held ("" is a real exported value).
+        state = values.get(Field.TICKET_STATE, "-")
+        if state is None or (isinstance(state, str) and not state.strip()):
+            continue
+        exported[row.row_number] = values
     items = dict(sheet.export_items)
     return SheetFacts(
         exported,

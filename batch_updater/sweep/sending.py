@@ -114,18 +114,28 @@ def send_rows(
         known = _Known(batch, current)
         report = _sender_run(client, rows, settings, info, journal, known, console)
         results = report.results
+        interrupted, record_failed = report.interrupted, report.record_failed
         if current is not None and current.verify_in_pages:
-            results, said = verify_in_pages(
+            # Every row is sent: the read-back cannot lose the run (it says what it could not do).
+            back = verify_in_pages(
                 client, settings, report, current, prepared.facts, journal, console
             )
-            info = info.noting(said) if said else info
+            results = back.results
+            info = info.noting(back.said) if back.said else info
+            if back.interrupted and not interrupted:
+                interrupted = True
+                info = replace(
+                    info,
+                    stopped_reason="interrupted (Ctrl-C or a stop signal) during the read-back",
+                )
+            record_failed = record_failed or back.record_failed
         # Rows abandoned in flight stay "sending" in the journal: a resume reads them back.
         return Sent(
             results,
-            report.interrupted,
-            report.stopped and not report.interrupted,
+            interrupted,
+            report.stopped and not interrupted,
             journal,
-            report.record_failed,
+            record_failed,
             _ended(report, client, settings, info),
         )
 
@@ -187,7 +197,10 @@ def _sender_run(
                 _policies(settings, info),
                 SenderHooks(
                     progress=progress,
-                    on_sending=lambda row: journal.mark_sending(row.row_number),
+                    on_sending=lambda row: journal.mark_sending(
+                        row.row_number,
+                        request_json=row.update.to_json_text() if row.update else None,
+                    ),
                     on_result=lambda result: journal.record(
                         result, verified=result.verification or None
                     ),
@@ -239,6 +252,7 @@ def _earlier_rows(batch: Continuation) -> EarlierRows:
     return EarlierRows(
         read_back_first=frozenset(batch.read_back),
         known_before=batch.known_before,
+        known_sent=batch.known_sent,
         known_forbidden=frozenset(batch.known_forbidden),
         check_carried=batch.verify_carried,
     )
