@@ -868,3 +868,18 @@ def test_ctrl_c_during_the_read_back_makes_the_run_interrupted(
         note.startswith("Read-back: stopped (Ctrl-C) after 2 of 3 updated tickets read back")
         for note in notes
     ), notes
+
+
+def test_a_sheet_exported_from_another_server_is_warned_about(tmp_path: Path, make_simulator):
+    test_server, production = make_simulator(), make_simulator()
+    sheet = exported_sheet(tmp_path, test_server, {"INCA0000001": {"State": "Not Applicable"}})
+
+    _, console = run_sheet_in(sheet, production)
+
+    assert (
+        f"Warning: this sheet was exported from {test_server.url}; this run goes to "
+        f"{production.url}. Its Exported values are that server's: a ticket that differs here "
+        "is reported as a Conflict, and not sent."
+    ) in console.texts("warn")
+    _, same = run_sheet_in(sheet, test_server, again=True)
+    assert not [text for text in same.texts("warn") if "was exported from" in text]

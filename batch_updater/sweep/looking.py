@@ -44,7 +44,7 @@ class SheetFacts:
 
     exported: Mapping[int, Mapping[Field, object]] = field(default_factory=dict)
     query: tuple[tuple[str, str], ...] | None = None  # the export's Search, if it is known
-    export_server: str = ""
+    export_server: str = ""  # the server the export read ("" when simulated, or not known)
     exported_at: str = ""
 
     @property
@@ -80,7 +80,8 @@ def sheet_facts(sheet: Sheet) -> SheetFacts:
     return SheetFacts(
         exported,
         _query(items.get("Query (JSON)")),
-        items.get("Server", "").removesuffix(" (simulated)"),
+        # A simulated export's server is gone with it: no server to compare a run's with.
+        "" if items.get("Server", "").endswith(" (simulated)") else items.get("Server", ""),
         items.get("Exported at (ISO 8601)", ""),
     )
 

@@ -140,6 +140,15 @@ def send_rows(
         )
 
 
+def _same_server(exported_from: str, client: CcsClient) -> bool:
+    from ..settings import normalize_url
+
+    try:
+        return normalize_url(exported_from).rstrip("/") == client.base_url.rstrip("/")
+    except ValueError:
+        return False
+
+
 def _look(
     client: CcsClient,
     settings: Settings,
@@ -150,6 +159,13 @@ def _look(
 ) -> Looked:
     """What the tickets hold now, said on the terminal: how it was read, and what it found."""
     checks = prepared.batch.verify_carried
+    exported_from = prepared.facts.export_server
+    if exported_from and not request.simulate and not _same_server(exported_from, client):
+        console.warn(
+            f"Warning: this sheet was exported from {exported_from}; this run goes to "
+            f"{client.base_url}. Its Exported values are that server's: a ticket that differs "
+            "here is reported as a Conflict, and not sent."
+        )
     looked = look(
         client,
         settings,
