@@ -182,7 +182,8 @@ class PageReader:
         self._tell = tell or (lambda reason, delay: None)
         self._rng = random.Random()  # the jitter of the backoff
 
-    def _pace(self) -> bool:
+    def pace(self) -> bool:
+        """Wait for a slot of the shared limiter; False when the run stops first."""
         return self.limiter.acquire(self.halt) and not self.halt.is_set()
 
     def _page(
@@ -194,23 +195,31 @@ class PageReader:
     ) -> tuple[Reply, int]:
         """One page's answer, retried as every request is, and the requests it took; sends == 0
         when the run stopped first (or, for a page read ahead, the reading ended first)."""
+
+        def pace() -> bool:
+            return self.pace() and not (enough is not None and enough.is_set())
+
+        return self.retried(
+            lambda: self.client.search(fields, page, page_size, pace=pace), f"page {page}"
+        )
+
+    def retried(self, send: Callable[[], Reply], what: str) -> tuple[Reply, int]:
+        """A read (`send`, paced by this reader), retried as every request is (429, 5xx, no
+        answer), until its answer is final: the answer, and the requests it took; sends == 0
+        when the run stopped before it could go out."""
         tries = Tries()
         sends = 0
 
-        def pace() -> bool:
-            return self._pace() and not (enough is not None and enough.is_set())
+        def tell(reason: str, delay: float) -> None:
+            self._tell(f"{what}: {reason}", delay)
 
         while True:
-            reply = self.client.search(fields, page, page_size, pace=pace)
+            reply = send()
             sends += reply.sends
             if reply.sends == 0 or not retryable(reply):
                 if reply.status is not None:
                     self.limiter.succeeded()  # an answer other than 429: the pace recovers
                 return reply, sends
-
-            def tell(reason: str, delay: float) -> None:
-                self._tell(f"page {page}: {reason}", delay)
-
             if not wait_to_retry(
                 reply, tries, self.retry, self.limiter, self._rng, self.halt, tell
             ):
@@ -219,22 +228,17 @@ class PageReader:
     def read_one(self, ticket_number: str) -> Mapping[str, object] | Reply | None:
         """One ticket (GET), retried like every request: its values, the answer that refused
         it, or None when the run stopped first."""
-        tries = Tries()
-        while not self.halt.is_set():
-            reply = self.client.get_ticket(ticket_number, pace=self._pace)
-            if reply.sends == 0:
-                return None
-            if reply.ok:
-                self.limiter.succeeded()
-                held = ticket_in_answer(reply.body, ticket_number)
-                if held is not None:
-                    return held
-                return Reply(reply.status, f"the answer held no ticket {ticket_number}")
-            if not retryable(reply) or not wait_to_retry(
-                reply, tries, self.retry, self.limiter, self._rng, self.halt, self._tell
-            ):
-                return reply
-        return None
+        reply, _ = self.retried(
+            lambda: self.client.get_ticket(ticket_number, pace=self.pace), ticket_number
+        )
+        if reply.sends == 0:
+            return None
+        if not reply.ok:
+            return reply
+        held = ticket_in_answer(reply.body, ticket_number)
+        if held is not None:
+            return held
+        return Reply(reply.status, f"the answer held no ticket {ticket_number}")
 
     def read(
         self,

@@ -3,8 +3,6 @@ shape their CCS version answers with (API-CONTRACT, "Reading tickets")."""
 
 from __future__ import annotations
 
-import random
-import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -54,31 +52,21 @@ def key_spelling(body: object) -> str:
 def show(request: ShowRequest, settings: Settings, console: Console) -> ShowOutcome:
     """GET one ticket (paced and retried like every request) and return the answer as sent."""
     from ..pacing import RateLimiter
-    from ..runner import retryable
-    from ..runner.row import Tries, wait_to_retry
+    from ..runner.pages import PageReader
     from .sending import retry_policy
+
+    def tell(reason: str, delay: float) -> None:
+        console.note(f"Retrying {reason}, in {delay:.1f} s.")
 
     with ExitStack() as stack:
         login = server(stack, settings, request, console)
         client = client_for(login, settings, request, console)
         stack.callback(client.close)
         client.login()
-        limiter = RateLimiter(settings.rate)
-        halt = threading.Event()
-        tries = Tries()
-
-        def pace() -> bool:
-            return limiter.acquire(halt)
-
-        def tell(reason: str, delay: float) -> None:
-            console.note(f"Retrying: {reason}, in {delay:.1f} s.")
-
-        while True:
-            reply = client.show_ticket(request.ticket, pace=pace)
-            if not retryable(reply) or not wait_to_retry(
-                reply, tries, retry_policy(settings), limiter, random.Random(), halt, tell
-            ):
-                break
+        reader = PageReader(client, RateLimiter(settings.rate), retry_policy(settings), tell=tell)
+        reply, _ = reader.retried(
+            lambda: client.show_ticket(request.ticket, pace=reader.pace), request.ticket
+        )
     if reply.ok:
         return ShowOutcome(
             ExitStatus.OK,
