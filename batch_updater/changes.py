@@ -17,7 +17,7 @@ without it (validation trims a row's values): an untouched value is never sent t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -77,10 +77,12 @@ def _shown(fld: Field, value: object) -> str:
     return json.dumps("" if value is None else value, ensure_ascii=False)
 
 
-def _exported_value(fld: Field, value: object) -> object:
+def _exported_value(fld: Field, value: object, priorities: Sequence[str] = ()) -> object:
     if fld is Field.TICKET_STATE:
         state = exported_state(value)
         return state if state is not None else value
+    if fld is Field.PRIORITY and priorities:
+        return priority_number(value, priorities) or value
     return "" if value is None else value
 
 
@@ -90,15 +92,21 @@ def decide(
     exported: Mapping[Field, object] | None = None,
     *,
     overwrite_conflicts: bool = False,
+    priorities: Sequence[str] = (),
 ) -> Decision:
     """The decision for one row from the ticket's current values (as the server gave them).
 
     `exported`: the row's "as exported" values by field (a sheet made by `export`), or None.
     A field that changed in CCS since the export is a conflict only when the row would change
     it: a field the ticket already holds as the row asks is no conflict, whoever set it.
+    `priorities`: the configured names, in order, when Priority is sent as a number
+    (`priority_format: integer`): then 2 and the server's "Medium" are the same priority.
     """
     wanted = _wanted(update)
     held = {fld: ticket_field(current, fld.value) for fld in wanted}
+    if priorities and Field.PRIORITY in held:
+        found, value = held[Field.PRIORITY]
+        held[Field.PRIORITY] = (found, priority_number(value, priorities) or value)
     differing = [fld for fld, value in wanted.items() if not _holds(fld, value, held[fld])]
     if not differing:
         return Decision(
@@ -111,7 +119,7 @@ def decide(
         for fld in wanted
         if exported is not None
         and fld in exported
-        and not _unchanged_since(fld, _exported_value(fld, exported[fld]), held[fld])
+        and not _unchanged_since(fld, _exported_value(fld, exported[fld], priorities), held[fld])
         and not _holds(fld, wanted[fld], held[fld])
     )
     change = _only(update, differing, current)
@@ -140,6 +148,15 @@ def decide(
 
 # The fields whose surrounding white space is not a difference (validation trims a row's).
 _TRIMMED = frozenset({Field.TICKET_DESCRIPTION, Field.ASSIGNED_TO})
+
+
+def priority_number(value: object, priorities: Sequence[str]) -> int | None:
+    """The position (from 1) of a priority name in the configured list, in any case; None."""
+    text = str(value).strip().casefold() if isinstance(value, str) else None
+    for position, name in enumerate(priorities, start=1):
+        if text == name.strip().casefold():
+            return position
+    return None
 
 
 def _holds(fld: Field, value: object, held: tuple[bool, object]) -> bool:

@@ -294,3 +294,17 @@ def test_an_empty_or_odd_exported_state_does_not_raise() -> None:
     for odd in (None, "", "x", 2.5):
         decision = decide(row, TICKET, {**EXPORTED, Field.TICKET_STATE: odd})
         assert decision.verdict is Verdict.CONFLICT  # not what the ticket holds: safe, not sent
+
+
+def test_a_priority_sent_as_a_number_is_the_servers_name_at_that_place() -> None:
+    names = ("Low", "Medium", "High")
+    # priority_format: integer; the server answers with the name.
+    same = decide(update(priority=1), TICKET, priorities=names)
+    assert same.verdict is Verdict.UNCHANGED
+    raised = decide(update(priority=3), TICKET, priorities=names)
+    assert sent(raised) == {"TicketNumber": "INCA0000001", "Priority": 3}
+    exported = {Field.PRIORITY: "Low"}
+    moved = decide(update(priority=3), {**TICKET, "Priority": "Medium"}, exported, priorities=names)
+    assert moved.verdict is Verdict.CONFLICT
+    # Without the names, a number is not a name: the row is sent.
+    assert decide(update(priority=1), TICKET).verdict is Verdict.CHANGE

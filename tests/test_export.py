@@ -883,3 +883,15 @@ def test_a_sheet_exported_from_another_server_is_warned_about(tmp_path: Path, ma
     ) in console.texts("warn")
     _, same = run_sheet_in(sheet, test_server, again=True)
     assert not [text for text in same.texts("warn") if "was exported from" in text]
+
+
+def test_priorities_sent_as_numbers_leave_unedited_rows_unchanged(tmp_path: Path, simulator):
+    sheet = exported_sheet(tmp_path, simulator, {"INCA0000002": {"Priority": "High"}})
+    simulator.clear_requests()
+
+    outcome, _ = run_sheet_in(sheet, simulator, cli={"priority_format": "integer"})
+
+    assert patches(simulator) == [{"TicketNumber": "INCA0000002", "Priority": 3}]
+    counts = {r.outcome.value for r in outcome.results if r.ticket_number != "INCA0000002"}
+    assert counts == {"Unchanged"}
+    assert simulator.ticket("INCA0000002")["Priority"] == "High"

@@ -131,6 +131,9 @@ class CurrentState:
     # The "as exported" values of each row of a sheet made by `export`, by row number.
     exported: Mapping[int, Mapping[Field, object]] = field(default_factory=dict)
     overwrite_conflicts: bool = False
+    # The configured priority names, in order, when Priority is sent as a number: the server's
+    # name of a priority is then that number (see changes.decide).
+    priorities: tuple[str, ...] = ()
     # --verify: the rows in `known` are read back in pages once every row is sent (the caller
     # does it), not with a GET each.
     verify_in_pages: bool = False

@@ -234,6 +234,7 @@ class RowSend:
             held,
             sender.current.exported.get(number),
             overwrite_conflicts=sender.current.overwrite_conflicts,
+            priorities=sender.current.priorities,
         )
         if decision.verdict is not Verdict.CHANGE or decision.update is None:
             self.request_json = None

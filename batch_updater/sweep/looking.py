@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..changes import Verdict, decide
 from ..exported import AS_EXPORTED_COLUMNS
-from ..tickets import Field, PlannedRow, Sheet, count_text, ticket_field
+from ..tickets import Field, PlannedRow, PriorityFormat, Sheet, count_text, ticket_field
 from .common import log
 
 if TYPE_CHECKING:
@@ -136,13 +136,16 @@ def look(
             if number in numbers:
                 known[numbers[number]] = ticket
     look_first = frozenset(row.row_number for row in rows if row.row_number not in known)
-    current = CurrentState(known, look_first, facts.exported, overwrite_conflicts)
+    integer = str(settings.priority_format) == PriorityFormat.INTEGER.value
+    priorities = tuple(settings.priorities) if integer else ()
+    current = CurrentState(known, look_first, facts.exported, overwrite_conflicts, priorities)
     verdicts = [
         decide(
             row.update,
             known[row.row_number],
             facts.exported.get(row.row_number),
             overwrite_conflicts=overwrite_conflicts,
+            priorities=priorities,
         ).verdict
         for row in rows
         if row.row_number in known and row.update is not None
