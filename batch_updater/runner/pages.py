@@ -273,23 +273,9 @@ class PageReader:
         page = 0
         from_one = False  # page 1 repeated page 0: taken as a server counting pages from 1
         while True:
-            if self.halt.is_set():
-                return {"stopped": True}
-            if looked_for is not None and looked_for <= reading.seen.keys():
-                return {}
-            if max_pages is not None and reading.pages >= max_pages:
-                reading.notes.append(f"stopped after {count_text(reading.pages, 'page')}")
-                return {"partial": True}
-            if (
-                max_pages is not None
-                and reading.total is not None
-                and -(-reading.total // reading.page_size) > max_pages
-            ):
-                reading.notes.append(
-                    f"the server holds {count_text(reading.total, 'ticket')}: more pages than "
-                    "reading the missing tickets one by one would take"
-                )
-                return {"partial": True}
+            enough = self._enough(reading, looked_for, max_pages)
+            if enough is not None:
+                return enough
             reply = ahead.get(page, last=max_pages)
             if reply.sends == 0:
                 return {"stopped": True}
@@ -347,6 +333,30 @@ class PageReader:
             if len(answer.tickets) < reading.page_size:
                 return {}
             page += 1
+
+    def _enough(
+        self, reading: _Reading, looked_for: set[str] | None, max_pages: int | None
+    ) -> dict[str, Any] | None:
+        """How the reading ends before its next page (for `_done`), or None to read it: the run
+        stopped, every ticket looked for was seen, or the page limit is reached (or would be)."""
+        if self.halt.is_set():
+            return {"stopped": True}
+        if looked_for is not None and looked_for <= reading.seen.keys():
+            return {}
+        if max_pages is not None and reading.pages >= max_pages:
+            reading.notes.append(f"stopped after {count_text(reading.pages, 'page')}")
+            return {"partial": True}
+        if (
+            max_pages is not None
+            and reading.total is not None
+            and -(-reading.total // reading.page_size) > max_pages
+        ):
+            reading.notes.append(
+                f"the server holds {count_text(reading.total, 'ticket')}: more pages than "
+                "reading the missing tickets one by one would take"
+            )
+            return {"partial": True}
+        return None
 
     def _take(self, tickets: Sequence[Mapping[str, object]], reading: _Reading) -> int:
         """Keep the tickets not seen before; how many were new."""

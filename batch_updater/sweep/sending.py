@@ -99,18 +99,7 @@ def send_rows(
             _confirm(count, login, settings, console)
         journal, info = prepared.start_journal(info)
         # Said before the progress starts, so that it stands above a progress bar.
-        if count:
-            console.note(
-                f"Sending {'up to ' if current is not None and current.look_first else ''}"
-                f"{count_text(count, 'update')} to {login.url} as {login.username} at "
-                f"{settings.rate:g} requests/s ({_concurrency_text(settings.concurrency)}); "
-                f"run {journal.run_id}."
-            )
-        else:
-            console.note(
-                f"Nothing to send: every ticket already holds its row's values, or changed "
-                f"since the export; each row's outcome is recorded (run {journal.run_id})."
-            )
+        console.note(_sending_line(count, current, login, settings, journal.run_id))
         known = _Known(batch, current)
         report = _sender_run(client, rows, settings, info, journal, known, console)
         results = report.results
@@ -138,6 +127,23 @@ def send_rows(
             record_failed,
             _ended(report, client, settings, info),
         )
+
+
+def _sending_line(
+    count: int, current: CurrentState | None, login: Login, settings: Settings, run_id: str
+) -> str:
+    """What is about to be sent, where, as whom, how fast, in which run (or that nothing is)."""
+    if not count:
+        return (
+            "Nothing to send: every ticket already holds its row's values, or changed since "
+            f"the export; each row's outcome is recorded (run {run_id})."
+        )
+    return (
+        f"Sending {'up to ' if current is not None and current.look_first else ''}"
+        f"{count_text(count, 'update')} to {login.url} as {login.username} at "
+        f"{settings.rate:g} requests/s ({_concurrency_text(settings.concurrency)}); "
+        f"run {run_id}."
+    )
 
 
 def _same_server(exported_from: str, client: CcsClient) -> bool:
