@@ -163,33 +163,27 @@ def _holds(fld: Field, value: object, held: tuple[bool, object]) -> bool:
     """Whether the ticket holds the value a row asks for: `same_value`, or for a Description or
     Assigned To the same text once the ticket's surrounding white space is stripped (the row's
     value was trimmed by validation; one a rollback sends with its white space must match it)."""
-    found, held_value = held
-    if not found:
-        return False
-    if same_value(fld.value, value, held_value):
-        return True
-    return (
-        fld in _TRIMMED
-        and isinstance(value, str)
-        and isinstance(held_value, str)
-        and held_value.strip() == value
-    )
+    return _matches(fld, value, held, both_trimmed=False)
 
 
 def _unchanged_since(fld: Field, exported: object, held: tuple[bool, object]) -> bool:
     """Whether the ticket holds what it held when exported: `same_value`, or for a Description
     or Assigned To the same text once both sides' surrounding white space is stripped."""
+    return _matches(fld, exported, held, both_trimmed=True)
+
+
+def _matches(fld: Field, value: object, held: tuple[bool, object], *, both_trimmed: bool) -> bool:
     found, held_value = held
     if not found:
         return False
-    if same_value(fld.value, exported, held_value):
+    if same_value(fld.value, value, held_value):
         return True
-    return (
-        fld in _TRIMMED
-        and isinstance(exported, str)
-        and isinstance(held_value, (str, type(None)))
-        and (held_value or "").strip() == exported.strip()
-    )
+    if fld not in _TRIMMED or not isinstance(value, str):
+        return False
+    if both_trimmed:  # an exported empty cell is None on the server's side too
+        held_value = "" if held_value is None else held_value
+        value = value.strip()
+    return isinstance(held_value, str) and held_value.strip() == value
 
 
 def _only(
