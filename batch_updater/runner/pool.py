@@ -342,7 +342,10 @@ class Sender:
         carried = self.earlier.check_carried.get(row.row_number)
         if carried is not None:  # only to be read back: it keeps what the earlier run did
             return carried
-        reason = self._report.stopped_reason or "the run stopped"
+        # A Ctrl-C (cancel) may be seen by a worker's slot before its reason is written down.
+        reason = self._report.stopped_reason or (
+            "interrupted" if self.cancel.is_set() else "the run stopped"
+        )
         if reason == "interrupted":
             reason = "the run was interrupted (Ctrl-C) before this row was sent"
         return RowResult(
