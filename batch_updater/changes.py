@@ -69,12 +69,16 @@ def exported_state(value: object) -> int | None:
 _STATE_LABELS = {int(state): state.label for state in TicketState}
 
 
-def _shown(fld: Field, value: object) -> str:
+def shown_value(fld: Field, value: object) -> str:
+    """A value in a message: a state by its label, text in double quotes as it is (a
+    `domain\\user` name keeps its one backslash), a number as it is, nothing as ""."""
     if fld is Field.TICKET_STATE:
         state = exported_state(value)
         if state in _STATE_LABELS:
-            return json.dumps(_STATE_LABELS[state])
-    return json.dumps("" if value is None else value, ensure_ascii=False)
+            return f'"{_STATE_LABELS[state]}"'
+    if isinstance(value, str) or value is None:
+        return f'"{value or ""}"'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _exported_value(fld: Field, value: object, priorities: Sequence[str] = ()) -> object:
@@ -125,8 +129,8 @@ def decide(
     change = _only(update, differing, current)
     if conflicts:
         said = "; ".join(
-            f"{FIELD_LABELS[fld]} was {_shown(fld, exported[fld])} when exported, is now "  # type: ignore[index]
-            f"{_shown(fld, held[fld][1])}"
+            f"{FIELD_LABELS[fld]} was {shown_value(fld, exported[fld])} when exported, is now "  # type: ignore[index]
+            f"{shown_value(fld, held[fld][1])}"
             for fld in conflicts
         )
         if not overwrite_conflicts:

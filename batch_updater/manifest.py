@@ -62,20 +62,8 @@ def build_manifest(
         "results": {"path": str(results_path.resolve()), "sha256": sha256_of(results_path)}
     }
     for role, path in files.items():
-        if path is not None and Path(path).is_file():
-            entry: dict[str, object] = {
-                "path": str(Path(path).resolve()),
-                "sha256": sha256_of(Path(path)),
-            }
-            if role == "input" and run.input_sha256 and entry["sha256"] != run.input_sha256:
-                # The run describes the sheet as it was read: that is the file the manifest
-                # vouches for. A file rewritten since is named as such, never passed as the same.
-                entry = {
-                    **entry,
-                    "sha256": run.input_sha256,
-                    "sha256_at_end": entry["sha256"],
-                    "changed_during_run": True,
-                }
+        entry = _file_entry(path, _read_as(run, role))
+        if entry is not None:
             hashed[role] = entry
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -93,9 +81,46 @@ def build_manifest(
         "stopped_reason": run.stopped_reason or None,
         "input_sha256_when_read": run.input_sha256,
         "run_journal": run.journal_path or None,
+        "plan": {
+            key: run.plan.get(key)
+            for key in ("file", "sha256", "planned_by", "approved_by", "approval_sha256")
+        }
+        if run.plan
+        else None,
         "settings": dict(run.settings),
         "files": hashed,
     }
+
+
+def _read_as(run: RunInfo, role: str) -> str:
+    """The SHA-256 of a file as the run read it ("" when it was not hashed then): the input's,
+    and for an apply the plan file's and the approval's."""
+    if role == "input":
+        return run.input_sha256
+    if run.plan and role in ("plan", "approval"):
+        return str(run.plan.get("file_sha256" if role == "plan" else "approval_file_sha256") or "")
+    return ""
+
+
+def _file_entry(path: Path | None, read_as: str) -> dict[str, object] | None:
+    """A file of the manifest: its path and SHA-256. The manifest vouches for the file the run
+    read: one rewritten since is named as such (and one gone is recorded as read), never passed
+    as the same."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        if not read_as:
+            return None
+        return {"path": str(Path(path).resolve()), "sha256": read_as, "missing_at_end": True}
+    entry: dict[str, object] = {"path": str(Path(path).resolve()), "sha256": sha256_of(Path(path))}
+    if read_as and entry["sha256"] != read_as:
+        entry = {
+            **entry,
+            "sha256": read_as,
+            "sha256_at_end": entry["sha256"],
+            "changed_during_run": True,
+        }
+    return entry
 
 
 def build_export_manifest(identity: ExportIdentity, workbook: Path) -> dict[str, object]:

@@ -298,6 +298,9 @@ class RunInfo:
     run_id: str = ""
     follows: str = ""  # "resumes run R" or "retries the failed rows of run R"
     journal_path: str = ""
+    # The plan a run applies (`batch-update apply`): its SHA-256, file, who planned and who
+    # approved it, and the plan and approval documents themselves (see plans.plan_record).
+    plan: Mapping[str, object] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.notes, tuple):
@@ -406,8 +409,11 @@ def compare_ticket(update: TicketUpdate, ticket: Mapping[str, object]) -> list[s
         if not found:
             differences.append(f"{name} is missing from the server's answer")
         elif not holds_value(name, sent, held):
-            differences.append(
-                f"{name} is {json.dumps(held, ensure_ascii=False)}, expected "
-                f"{json.dumps(sent, ensure_ascii=False)}"
-            )
+            differences.append(f"{name} is {quoted_value(held)}, expected {quoted_value(sent)}")
     return differences
+
+
+def quoted_value(value: object) -> str:
+    """A value in a message: text in double quotes as it is (a `domain\\user` keeps its one
+    backslash), anything else as JSON."""
+    return f'"{value}"' if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -91,8 +91,8 @@ def test_a_field_changed_in_ccs_since_the_export_is_a_conflict_naming_both_value
     assert decision.verdict is Verdict.CONFLICT and decision.update is None
     assert decision.conflicts == (Field.ASSIGNED_TO,)
     assert decision.message == (
-        'changed in CCS since the export: Assigned To was "corp\\\\jsmith" when exported, is now '
-        '"corp\\\\mgarcia"; not sent (--overwrite-conflicts sends it anyway)'
+        'changed in CCS since the export: Assigned To was "corp\\jsmith" when exported, is now '
+        '"corp\\mgarcia"; not sent (--overwrite-conflicts sends it anyway)'
     )
 
 

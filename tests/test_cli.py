@@ -89,6 +89,9 @@ def test_help_lists_every_command_and_every_exit_code() -> None:
     assert list(command.commands) == [
         "run",
         "export",
+        "plan",
+        "approve",
+        "apply",
         "resume",
         "retry",
         "rollback",

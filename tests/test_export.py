@@ -407,8 +407,8 @@ def test_a_ticket_changed_in_ccs_since_the_export_is_a_conflict_and_not_sent(
     conflict = next(r for r in outcome.results if r.ticket_number == "INCA0000001")
     assert conflict.outcome.value == "Conflict" and conflict.request_json is None
     assert conflict.message == (
-        f"changed in CCS since the export: Assigned To was {json.dumps(before['AssignedTo'])} when "
-        'exported, is now "corp\\\\colleague"; not sent (--overwrite-conflicts sends it anyway)'
+        f'changed in CCS since the export: Assigned To was "{before["AssignedTo"]}" when '
+        'exported, is now "corp\\colleague"; not sent (--overwrite-conflicts sends it anyway)'
     )
     assert [body["TicketNumber"] for body in patches(simulator)].count("INCA0000001") == 0
     assert simulator.ticket("INCA0000001")["AssignedTo"] == "corp\\colleague"

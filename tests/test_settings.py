@@ -113,6 +113,8 @@ def test_defaults_without_any_source(cwd: Path) -> None:
     assert loaded.priority_format is PriorityFormat.NAME
     assert loaded.description_max_length == 4000
     assert loaded.write_csv is False
+    assert loaded.require_approval is False
+    assert loaded.plan_expiry_days == 7
     assert loaded.source_of("rate") == "default"
 
 
@@ -453,6 +455,26 @@ def test_normalized_urls_are_stable(host: str, scheme: str, port: int | None, su
             "or false.",
         ),
         (
+            "plan:\n  require_approval: 'maybe'\n",
+            'batch-update.yaml, key "plan.require_approval": "maybe" is not true or false; use '
+            "true or false.",
+        ),
+        (
+            "plan:\n  expiry_days: 0\n",
+            'batch-update.yaml, key "plan.expiry_days": 0 is out of range; use a whole number of '
+            "days from 1 to 365, e.g. 7.",
+        ),
+        (
+            "plan:\n  expiry_days: 366\n",
+            'batch-update.yaml, key "plan.expiry_days": 366 is out of range; use a whole number '
+            "of days from 1 to 365, e.g. 7.",
+        ),
+        (
+            "plan:\n  expiry_days: 1.5\n",
+            'batch-update.yaml, key "plan.expiry_days": 1.5 is not a whole number; use a whole '
+            "number of days from 1 to 365, e.g. 7.",
+        ),
+        (
             "auth:\n  username: 12345\n",
             'batch-update.yaml, key "auth.username": 12345 is not a user name; use a user name '
             "such as 'corp\\svc-ccs' (in single quotes).",
@@ -700,7 +722,8 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "rate: 5\n",
             'batch-update.yaml: unknown key "rate"; did you mean "pacing.rate"?',
-            "The groups are server, auth, pacing, retries, stop, input, columns, output, evidence.",
+            "The groups are server, auth, pacing, retries, stop, input, columns, output, evidence, "
+            "plan.",
         ),
         (
             "server:\n  rate: 5\n",
@@ -710,7 +733,8 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "pacng:\n  rate: 5\n",
             'batch-update.yaml: unknown key "pacng"; did you mean "pacing"?',
-            "The groups are server, auth, pacing, retries, stop, input, columns, output, evidence.",
+            "The groups are server, auth, pacing, retries, stop, input, columns, output, evidence, "
+            "plan.",
         ),
         (
             "auth:\n  user: 'corp\\x'\n",
@@ -723,6 +747,30 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
             'The keys under "output" are dir, write_csv, log_file, journal_dir, journal_keep_days.',
         ),
         (
+            "plan:\n  expiry: 7\n",
+            'batch-update.yaml: unknown key "plan.expiry"; did you mean "plan.expiry_days"?',
+            'The keys under "plan" are require_approval, expiry_days.',
+        ),
+        (
+            "plan:\n  plan_expiry_days: 7\n",
+            'batch-update.yaml: unknown key "plan.plan_expiry_days"; did you mean '
+            '"plan.expiry_days"?',
+            'The keys under "plan" are require_approval, expiry_days.',
+        ),
+        (
+            "require_approval: true\n",
+            'batch-update.yaml: unknown key "require_approval"; did you mean '
+            '"plan.require_approval"?',
+            "The groups are server, auth, pacing, retries, stop, input, columns, output, evidence, "
+            "plan.",
+        ),
+        (
+            "plan:\n  zzz: 1\n",
+            'batch-update.yaml: unknown key "plan.zzz". The keys under "plan" are '
+            "require_approval, expiry_days.",
+            None,
+        ),
+        (
             "stop:\n  zzz: 1\n",
             'batch-update.yaml: unknown key "stop.zzz". The keys under "stop" are '
             "forbidden_at_start, transient_streak.",
@@ -731,7 +779,7 @@ def test_a_backoff_cap_below_the_base_is_an_error(cwd: Path) -> None:
         (
             "telemetry: true\n",
             'batch-update.yaml: unknown key "telemetry". The groups are server, auth, pacing, '
-            "retries, stop, input, columns, output, evidence.",
+            "retries, stop, input, columns, output, evidence, plan.",
             None,
         ),
     ],
@@ -831,6 +879,8 @@ def test_describe_is_plain_data(cwd: Path) -> None:
     assert described["priorities"] == ["Low", "Medium", "High"]
     assert described["password"] is None
     assert described["config_path"] == str(cwd / "batch-update.yaml")
+    assert described["require_approval"] is False
+    assert described["plan_expiry_days"] == 7
     assert "sources" not in described
     assert list(described) == [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
 
@@ -979,6 +1029,19 @@ def test_input_settings_from_the_file(cwd: Path) -> None:
     assert loaded.priority_format is PriorityFormat.INTEGER
     assert loaded.ticket_pattern == "^INCA\\d{7}$"
     assert loaded.max_rows == 500
+
+
+def test_plan_settings_from_the_file(cwd: Path) -> None:
+    loaded = load_text(cwd, "plan:\n  require_approval: true\n  expiry_days: 30\n")
+    assert loaded.require_approval is True
+    assert loaded.plan_expiry_days == 30
+    assert loaded.source_of("require_approval") == "config file"
+    assert loaded.source_of("plan_expiry_days") == "config file"
+    described = loaded.describe()
+    assert (described["require_approval"], described["plan_expiry_days"]) == (True, 30)
+    bounds = load_text(cwd, "plan:\n  require_approval: false\n  expiry_days: 365\n")
+    assert (bounds.require_approval, bounds.plan_expiry_days) == (False, 365)
+    assert load_text(cwd, "plan:\n  expiry_days: 1\n").plan_expiry_days == 1
 
 
 def test_settings_are_frozen_and_hashable() -> None:

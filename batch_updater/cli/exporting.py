@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .common import ExitStatus, _echo, _fail
-from .running import command_settings
+from .running import command_settings, on_terminal
 
 
 def _transport(given: dict[str, Any]) -> Any:
@@ -24,12 +24,8 @@ def _transport(given: dict[str, Any]) -> Any:
 def export_tickets(options: Mapping[str, Any]) -> ExitStatus:
     """Export as the command's options say; returns the exit status."""
     from ..sweep import ExportRequest, export, search_query
-    from .terminal import TerminalConsole
 
-    given = dict(options)
-    console = TerminalConsole(quiet=bool(given.pop("quiet", False)))
-    verbose = bool(given.pop("verbose", False))
-    config_path = given.pop("config_path", None)
+    given, console, verbose, config_path = on_terminal(options)
     state = given.pop("state", None)
     request = ExportRequest(
         out=given.pop("out", None),

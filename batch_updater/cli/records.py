@@ -59,6 +59,13 @@ def check_manifest_files(results: Path) -> ExitStatus:
             "the workbook is the one the export wrote"
             if workbook.role == "export"
             else "the workbook, the input and the journal are the ones the run produced"
+            + (
+                ", and the plan and its approval the ones it applied"
+                if {"plan", "approval"} <= {check.role for check in checks}
+                else ", and the plan the one it applied"
+                if "plan" in {check.role for check in checks}
+                else ""
+            )
         )
         click.echo(f"{results.name}: {said}.")
         return ExitStatus.OK

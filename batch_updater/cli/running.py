@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +39,8 @@ def run_sheet(
     run it undoes (see RunRequest).
     """
     from ..sweep import RunRequest, Transport, run
-    from .terminal import TerminalConsole
 
-    given = dict(options)
-    console = TerminalConsole(quiet=bool(given.pop("quiet", False)))
-    verbose = bool(given.pop("verbose", False))
-    config_path = given.pop("config_path", None)
+    given, console, verbose, config_path = on_terminal(options)
     request = RunRequest(
         file,
         dry_run=bool(given.pop("dry_run", False)),
@@ -63,14 +59,33 @@ def run_sheet(
         rolls_back=rolls_back,
     )
     settings = command_settings(given, config_path, verbose, file, console)
-    outcome = run(request, settings, console)
-    try:
-        _tell(outcome)
-    except BrokenPipeError:
-        # Our output is piped into a reader that has gone (| head): the evidence is written;
-        # say nothing more (and let the interpreter's last flush find nowhere to fail).
-        _silence_output()
+    return tell_run(run(request, settings, console))
+
+
+def tell_run(outcome: RunOutcome) -> ExitStatus:
+    """A run's outcome told on the terminal; its exit status."""
+    print_safely(lambda: _tell(outcome))
     return outcome.status
+
+
+def print_safely(tell: Callable[[], None]) -> None:
+    """Print what a command found; when our output is piped into a reader that has gone
+    (| head), say nothing more: what the command wrote is written (and let the interpreter's
+    last flush find nowhere to fail)."""
+    try:
+        tell()
+    except BrokenPipeError:
+        _silence_output()
+
+
+def on_terminal(options: Mapping[str, Any]) -> tuple[dict[str, Any], TerminalConsole, bool, Any]:
+    """A command's options with the terminal's own taken out: what is left (the settings'
+    last layer), the console, --verbose and --config."""
+    from .terminal import TerminalConsole
+
+    given = dict(options)
+    console = TerminalConsole(quiet=bool(given.pop("quiet", False)))
+    return given, console, bool(given.pop("verbose", False)), given.pop("config_path", None)
 
 
 def _silence_output() -> None:

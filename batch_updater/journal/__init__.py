@@ -70,6 +70,7 @@ from .runs import (
     list_runs,
     prune,
     read_run,
+    runs_of_plan,
 )
 from .store import Journal
 
@@ -99,6 +100,7 @@ __all__ = [
     "new_run_id",
     "prune",
     "read_run",
+    "runs_of_plan",
     "safe_stem",
     "settings_digest",
 ]

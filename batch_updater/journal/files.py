@@ -58,7 +58,8 @@ CREATE TABLE journal_run (
     row_count INTEGER NOT NULL,
     sheet_json TEXT,
     workers INTEGER,
-    python_version TEXT
+    python_version TEXT,
+    plan_json TEXT
 );
 CREATE TABLE journal_row (
     row_number INTEGER PRIMARY KEY,
@@ -201,15 +202,9 @@ def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
     if found is None:
         raise JournalError(f"{path} has no run record: it is not a complete batch-update journal.")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
-    workers = None
-    if _has_column(connection, "journal_run", "workers"):
-        workers = connection.execute("SELECT workers FROM journal_run WHERE id = 1").fetchone()[0]
-    python_version = ""
-    if _has_column(connection, "journal_run", "python_version"):
-        python_version = (
-            connection.execute("SELECT python_version FROM journal_run WHERE id = 1").fetchone()[0]
-            or ""
-        )
+    workers = _optional(connection, "workers")
+    python_version = _optional(connection, "python_version")
+    plan_json = _optional(connection, "plan_json")
     (
         run_id,
         input_path,
@@ -265,9 +260,17 @@ def _read_run(connection: sqlite3.Connection, path: Path) -> RunRecord:
         stopped_reason=stopped_reason,
         row_count=row_count,
         schema_version=version,
-        workers=workers,
-        python_version=python_version,
+        workers=workers if isinstance(workers, int) else None,
+        python_version=python_version if isinstance(python_version, str) else "",
+        plan_json=plan_json if isinstance(plan_json, str) else None,
     )
+
+
+def _optional(connection: sqlite3.Connection, column: str) -> object:
+    """A column of the run record that journals written before it was added lack: None then."""
+    if not _has_column(connection, "journal_run", column):
+        return None
+    return connection.execute(f"SELECT {column} FROM journal_run WHERE id = 1").fetchone()[0]
 
 
 def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:

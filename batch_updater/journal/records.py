@@ -114,6 +114,23 @@ class RunRecord:
     schema_version: int
     workers: int | None = None  # automatic concurrency: the most requests in flight at once
     python_version: str = ""  # "" in journals written before it was kept
+    # The plan the run applies (`batch-update apply`), as JSON (RunInfo.plan); None otherwise.
+    plan_json: str | None = None
+
+    @property
+    def plan(self) -> dict[str, object] | None:
+        if not self.plan_json:
+            return None
+        try:
+            plan = json.loads(self.plan_json)
+        except ValueError:
+            return {"unreadable": True}
+        return plan if isinstance(plan, dict) else {"unreadable": True}
+
+    @property
+    def plan_sha256(self) -> str:
+        plan = self.plan
+        return str(plan.get("sha256") or "") if plan else ""
 
     @property
     def is_finished(self) -> bool:
@@ -154,6 +171,7 @@ class RunRecord:
             python_version=self.python_version,
             run_id=self.run_id,
             journal_path=str(self.path.resolve()),
+            plan=self.plan,
         )
 
 

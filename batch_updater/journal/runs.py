@@ -131,6 +131,19 @@ def finished_run_with_input(
     return None
 
 
+def runs_of_plan(
+    folder: str | PurePath | Sequence[str | PurePath],
+    plan_sha256: str,
+    *,
+    on_skipped: Callable[[Path, JournalError], None] | None = None,
+) -> list[RunRecord]:
+    """The runs that applied the plan with this SHA-256 (or resumed or retried its apply),
+    newest first: a plan is applied once."""
+    return [
+        run for run in list_runs(folder, on_skipped=on_skipped) if run.plan_sha256 == plan_sha256
+    ]
+
+
 def find_run(
     folder: str | PurePath | Sequence[str | PurePath],
     run_id_or_path: str | PurePath,

@@ -171,8 +171,8 @@ def _insert_run(
         "sheet_name, settings_digest, settings_json, server_url, ccs_user, operator, "
         "tool_version, host, pid, dry_run, simulated, resumed_from, retry_of, notes_json, "
         "started, finished, ended, exit_code, results_path, stopped_reason, row_count, "
-        "sheet_json, python_version) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?, NULL, ?, NULL, NULL, '', ?, ?, ?)",
+        "sheet_json, python_version, plan_json) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, '', ?, ?, ?, ?)",
         (
             run_id,
             input_path,
@@ -198,5 +198,6 @@ def _insert_run(
             sheet_json,
             # The interpreter the run ran under: the journal is written by the run's own process.
             run.python_version or platform.python_version(),
+            json.dumps(dict(run.plan), ensure_ascii=False) if run.plan is not None else None,
         ),
     )

@@ -50,7 +50,8 @@ from .layout import (
     evidence_columns,
     result_headers,
 )
-from .paths import check_output_path, default_results_path, free_path
+from .paths import check_output_path, default_results_path, free_path, write_atomically
+from .plan_book import plan_sha256_in, write_plan_book
 from .results import write_results
 from .rollback_book import ROLLBACK_HEADERS, default_rollback_path, rollback_rows, write_rollback
 
@@ -84,10 +85,13 @@ __all__ = [
     "default_rollback_path",
     "evidence_columns",
     "free_path",
+    "plan_sha256_in",
     "result_headers",
     "rollback_rows",
     "safe_text",
+    "write_atomically",
     "write_export",
+    "write_plan_book",
     "write_results",
     "write_rollback",
 ]

@@ -68,9 +68,10 @@ OUTCOME_MEANINGS: dict[Outcome, str] = {
     Outcome.UPDATED: "The server accepted the change (HTTP 204).",
     Outcome.UNCHANGED: "The ticket already held every value the row asks for (as read from CCS "
     "when the run started, in pages, or just before its update); nothing was sent.",
-    Outcome.CONFLICT: "The ticket changed in CCS since the export the sheet was made from, in a "
-    "field the row would overwrite; nothing was sent. Message names the field, its exported and "
-    "its current value. Check the change, then edit the row or run with --overwrite-conflicts.",
+    Outcome.CONFLICT: "The ticket changed in CCS since the export the sheet was made from (in a "
+    "field the row would overwrite), or since the plan an apply sends; nothing was sent. Message "
+    "names the field, its value then and its current value. Check the change, then edit the row "
+    "or run with --overwrite-conflicts (for an apply: make a new plan).",
     Outcome.FAILED: "The server refused the change (400, 403, 404), it still answered with an "
     "error (5xx) after the last retry, or it could not be reached at all. The ticket was not "
     "changed by this row.",

@@ -132,3 +132,32 @@ def _appeared_error(target: Path, option: str) -> OutputError:
         f"overwrite it.",
         tip=f"Move it away, or choose another name with {option}, and write the results again.",
     )
+
+
+def write_atomically(
+    path: Path,
+    save: Callable[[Path], None],
+    what: str,
+    *,
+    inputs: Sequence[Path] = (),
+    option: str = "--out",
+) -> Path:
+    """Write a file through `save(temporary path)`, then move it into place: never over an
+    existing file or an input, never a half-written file at `path`. `what`: "the plan workbook"."""
+    _check_target(path, inputs, option)
+    temp: Path | None = None
+    try:
+        temp = _create_temp_beside(path)
+        save(temp)
+        if os.path.lexists(path):
+            raise _appeared_error(path, option)
+        _move_into_place(temp, path, option)
+    except OSError as exc:
+        raise OutputError(
+            f"Could not write {what} {path}: {exc.strerror or exc}.",
+            tip=f"Check the free space and the permissions of {path.parent}, or choose another "
+            f"place with {option}.",
+        ) from exc
+    finally:
+        _remove_quietly(temp)
+    return path

@@ -52,6 +52,7 @@ def _input_items(sheet: Sheet, run: RunInfo) -> _Items:
         items.append(("Run ID", run.run_id))
     if run.follows:
         items.append(("Follows", run.follows))
+    items += _plan_items(run)
     items += [
         ("Input file", Path(run.input_path).name if run.input_path else sheet.file_name),
         ("Input path", run.input_path or sheet.path),
@@ -61,6 +62,18 @@ def _input_items(sheet: Sheet, run: RunInfo) -> _Items:
         ("Rows read", len(sheet.rows)),
     ]
     return items
+
+
+def _plan_items(run: RunInfo) -> _Items:
+    """The plan a run applied (`batch-update apply`): which, who planned it, who approved it."""
+    plan = run.plan
+    if not plan:
+        return []
+    return [
+        ("Plan", f"{plan.get('file', '')} (SHA-256 {plan.get('sha256', '')})"),
+        ("Planned by", str(plan.get("planned_by", ""))),
+        ("Approved by", str(plan.get("approved_by", ""))),
+    ]
 
 
 def _count_items(sheet: Sheet, tally: _Tally) -> _Items:
@@ -212,6 +225,7 @@ def _write_run_sheet(workbook: Workbook, run: RunInfo) -> None:
         ("Finished (UTC)", _iso_utc(run.finished, milliseconds=False) or "not recorded"),
         ("Input SHA-256", run.input_sha256),
         ("Run journal", run.journal_path or "none"),
+        *_plan_items(run),
     ]
     for key in sorted(run.settings):
         facts.append((f"Setting: {key}", _setting_text(key, run.settings[key])))

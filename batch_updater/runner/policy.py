@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from ..ccs import Reply
+from ..changes import Decision, Verdict, decide
+from ..plans import PlanRow, decide_planned
 from ..tickets import (
     Field,
     Outcome,
@@ -137,9 +139,28 @@ class CurrentState:
     # --verify: the rows in `known` are read back in pages once every row is sent (the caller
     # does it), not with a GET each.
     verify_in_pages: bool = False
+    # The plan the run applies (`batch-update apply`), by row number: each row is then decided
+    # by the plan (its body sent only to a ticket that still has the planned fingerprint).
+    planned: Mapping[int, PlanRow] | None = None
 
     def looks_at(self, row_number: int) -> bool:
         return row_number in self.known or row_number in self.look_first
+
+    def decide(self, row_number: int, update: TicketUpdate, held: Mapping[str, object]) -> Decision:
+        """What to do with a row, from its ticket's values now: by the plan the run applies,
+        else by what the row asks and what the ticket held at export."""
+        if self.planned is None:
+            return decide(
+                update,
+                held,
+                self.exported.get(row_number),
+                overwrite_conflicts=self.overwrite_conflicts,
+                priorities=self.priorities,
+            )
+        planned = self.planned.get(row_number)
+        if planned is None:
+            return Decision(Verdict.CONFLICT, None, "not a row of the plan; nothing was sent")
+        return decide_planned(planned, held)
 
 
 @dataclass(frozen=True)

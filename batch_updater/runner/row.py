@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..ccs import Reply, ticket_in_answer
-from ..changes import Verdict, decide
+from ..changes import Verdict
 from ..errors import AuthError
 from ..pacing import RateLimiter, backoff_delay
 from ..tickets import Outcome, PlannedRow, RowResult, TicketUpdate, compare_ticket
@@ -229,13 +229,7 @@ class RowSend:
             self.reply = held
             self.request_json = None
             return self._result(Outcome.FAILED, _unread_message(held))
-        decision = decide(
-            self.update,
-            held,
-            sender.current.exported.get(number),
-            overwrite_conflicts=sender.current.overwrite_conflicts,
-            priorities=sender.current.priorities,
-        )
+        decision = sender.current.decide(number, self.update, held)
         if decision.verdict is not Verdict.CHANGE or decision.update is None:
             self.request_json = None
             if sender.policies.capture_before:

@@ -178,6 +178,13 @@ _KEYS: tuple[_Key, ...] = (
             0, 100_000, accepted="a whole number of days from 0 (keep forever) to 100000, e.g. 90"
         ),
     ),
+    _Key("require_approval", "plan", "require_approval", _parse_bool),
+    _Key(
+        "plan_expiry_days",
+        "plan",
+        "expiry_days",
+        _int_in(1, 365, accepted="a whole number of days from 1 to 365, e.g. 7"),
+    ),
 )
 _COLUMNS_KEY = _Key("column_mapping", "columns", "", _parse_columns)
 _IGNORED_COLUMNS_KEY = _Key("ignored_columns", "columns", "", _parse_ignored_columns)
@@ -199,6 +206,7 @@ _GROUPS: Mapping[str, Mapping[str, _Key]] = MappingProxyType(
             "columns",
             "output",
             "evidence",
+            "plan",
         )
     }
 )

@@ -172,6 +172,11 @@ class Settings:
     journal_keep_days: int = 90
     capture_before: bool = False
     verify: bool = False
+    # plan
+    # Every live change must go through plan and approve: a live run, rollback and a resume or
+    # retry of anything but an approved plan's apply are refused; apply needs an approval.
+    require_approval: bool = False
+    plan_expiry_days: int = 7  # how long a plan from `batch-update plan` may be applied
     # provenance
     config_path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=lambda: FrozenMapping())

@@ -18,10 +18,13 @@ recorded runs: the list, a workbook rebuilt, a rollback made ready), `common` (n
 as written).
 """
 
+from .applying import ApplyRequest, apply_plan
+from .approving import ApproveOutcome, ApproveRequest, approve
 from .console import Console, Progress, Stops
 from .continuation import Continuation, continue_run
 from .export import ExportOutcome, ExportRequest, export, search_query
 from .outcome import ExitStatus, NothingToSend, RunOutcome, RunRequest, Transport
+from .planning import PlanOutcome, PlanRequest, make_plan
 from .run import ROLLS_BACK, planned_results, run
 from .server import SIMULATED_SERVER
 from .show import ShowOutcome, ShowRequest, show
@@ -29,12 +32,19 @@ from .show import ShowOutcome, ShowRequest, show
 __all__ = [
     "ROLLS_BACK",
     "SIMULATED_SERVER",
+    "ApplyRequest",
+    "ApproveOutcome",
+    "ApproveRequest",
+    "CompareOutcome",
+    "CompareRequest",
     "Console",
     "Continuation",
     "ExitStatus",
     "ExportOutcome",
     "ExportRequest",
     "NothingToSend",
+    "PlanOutcome",
+    "PlanRequest",
     "Progress",
     "RunOutcome",
     "RunRequest",
@@ -42,8 +52,12 @@ __all__ = [
     "ShowRequest",
     "Stops",
     "Transport",
+    "apply_plan",
+    "approve",
+    "compare_runs",
     "continue_run",
     "export",
+    "make_plan",
     "planned_results",
     "run",
     "search_query",

@@ -6,6 +6,7 @@ import getpass
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +20,8 @@ log.addHandler(logging.NullHandler())
 MAX_PROBLEMS_SHOWN = 20
 
 
-def _operator() -> str:
+def _os_user() -> str:
+    """The OS user running the command, with its Windows domain when there is one."""
     try:
         user = getpass.getuser()
     except Exception:  # getuser raises different things on different platforms
@@ -27,7 +29,16 @@ def _operator() -> str:
     domain = os.environ.get("USERDOMAIN")
     if domain and "\\" not in user:
         user = f"{domain}\\{user}"
-    return f"{user} on {socket.gethostname()}"
+    return user
+
+
+def _who_here() -> dict[str, str]:
+    """The OS user and host of this command, as a plan or an approval records them."""
+    return {"os_user": _os_user(), "host": socket.gethostname()}
+
+
+def _operator() -> str:
+    return f"{_os_user()} on {socket.gethostname()}"
 
 
 def _quoted(path: Path) -> str:
@@ -59,3 +70,21 @@ def _concurrency_text(concurrency: int | str) -> str:
     if isinstance(concurrency, int):
         return f"{concurrency} at a time"
     return f"{AUTO_START_WORKERS} to {AUTO_MAX_WORKERS} at a time, as the response time needs"
+
+
+def write_document_file(
+    target: Path, document: Mapping[str, object], own_key: str, what: str
+) -> str:
+    """Write a plan or an approval with its own SHA-256 (atomically, never over a file); the
+    SHA-256. `what`: "the plan file"."""
+    from ..plans import document_text
+    from ..report import write_atomically
+
+    text, sha = document_text(document, own_key)
+
+    def save(temp: Path) -> None:
+        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+
+    write_atomically(target, save, what)
+    return sha

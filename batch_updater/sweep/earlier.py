@@ -152,7 +152,9 @@ def _follow_earlier_run(
             f"retries the failed rows of run {earlier.run_id} (started {_when(earlier.started)})"
         )
     else:
-        if not request.again and not info.simulated:
+        # An apply is guarded by its plan instead (applied once, and only to tickets that
+        # still hold what was planned: see sweep.applying).
+        if not request.again and not info.simulated and info.plan is None:
             _guard(folders, request.file, info)
         return Continuation(send=list(valid)), info
     return _continue(earlier, request, replace(info, follows=follows), valid, console)
@@ -228,6 +230,7 @@ def _continue(
             tip="Run the changed file as a new run (add --again if asked), or restore the "
             "file the run read.",
         )
+    info = _same_plan(earlier, info, valid)
     with Journal.open(earlier.path) as journal:
         batch = continue_run(journal, valid)
     if request.retry_of and not batch.send:
@@ -252,6 +255,28 @@ def _continue(
         }
     console.note(_continuing(earlier, batch))
     return batch, info
+
+
+def _same_plan(earlier: RunRecord, info: RunInfo, valid: Sequence[PlannedRow]) -> RunInfo:
+    """A resume or retry of a plan's apply applies the same plan (from the earlier run's
+    journal, checked again: its hash, its expiry, its changes against the sheet's rows); with
+    plan.require_approval, only an approved plan's apply is continued."""
+    from ..errors import ConfigError
+    from ..plans import check_against_rows, check_expiry, plan_of_record
+
+    plan = earlier.plan
+    if plan is not None:
+        recorded = plan_of_record(plan)
+        check_expiry(recorded, continuing=earlier.run_id)
+        check_against_rows(recorded, {row.row_number: row.update for row in valid})
+    if info.settings.get("require_approval") is True and not (plan and plan.get("approved")):
+        raise ConfigError(
+            f"plan.require_approval is on, and run {earlier.run_id} did not apply an approved "
+            "plan: continuing it would make a change nobody approved. Nothing was sent.",
+            tip="Make a plan of the rows still to change (batch-update plan FILE), have it "
+            "approved, and apply it.",
+        )
+    return replace(info, plan=plan) if plan is not None else info
 
 
 def _continuing(earlier: RunRecord, batch: Continuation) -> str:

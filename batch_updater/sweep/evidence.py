@@ -63,6 +63,17 @@ def choose_outputs(request: RunRequest, settings: Settings, started: datetime) -
     return Outputs(out, csv_path)
 
 
+def _plan_files(info: RunInfo) -> dict[str, Path | None]:
+    """The plan file and its approval, for the manifest of a run that applied a plan."""
+    if not info.plan:
+        return {}
+    approval = str(info.plan.get("approval_file") or "")
+    return {
+        "plan": Path(str(info.plan.get("path") or "")),
+        "approval": Path(approval) if approval else None,
+    }
+
+
 def write_evidence(
     request: RunRequest,
     settings: Settings,
@@ -102,7 +113,7 @@ def write_evidence(
     manifest = write_manifest(
         info,
         out,
-        files={"input": request.file, "journal": journal_copy},
+        files={"input": request.file, "journal": journal_copy, **_plan_files(info)},
         target=free_path(manifest_path(out)),  # a manifest that appeared meanwhile keeps its name
     )
     warnings = _warnings_after(request.file, info, results, record_failed, recorded)

@@ -23,7 +23,7 @@ from ..exported import ExportedTicket, ExportIdentity, context_keys, rows_sha256
 from ..tickets import Field, count_text
 from .common import _operator, log
 from .outcome import ExitStatus, Transport
-from .server import client_for, server
+from .server import logged_in
 
 if TYPE_CHECKING:
     from ..ccs import CcsClient
@@ -154,11 +154,8 @@ def export(request: ExportRequest, settings: Settings, console: Console) -> Expo
     timings: dict[str, float] = {}
     try:
         with ExitStack() as stack:
-            login = server(stack, settings, request, console)
-            client = client_for(login, settings, request, console)
-            stack.callback(client.close)
             began = time.perf_counter()
-            client.login()
+            login, client = logged_in(stack, settings, request, console)
             timings["login"] = time.perf_counter() - began
             console.note(
                 f"Reading tickets from {login.url} as {login.username}"

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..journal import Journal, RunRecord
 from .common import _here_if_possible, _when
 from .earlier import _journal_folder, _searched_folders
-from .evidence import check_workbook_name, write_rollback_of
+from .evidence import _plan_files, check_workbook_name, write_rollback_of
 from .run import ROLLS_BACK
 
 if TYPE_CHECKING:
@@ -120,7 +120,13 @@ def rebuild_report(
             # The run may have died before it wrote its rollback workbook: the journal has it all.
             rollback = write_rollback_of(Path(record.input_path), ordered, info, target.parent)
     manifest = write_manifest(
-        info, target, files={"input": Path(record.input_path), "journal": Path(record.path)}
+        info,
+        target,
+        files={
+            "input": Path(record.input_path),
+            "journal": Path(record.path),
+            **_plan_files(info),
+        },
     )
     return Rebuilt(record.run_id, target, rollback, manifest)
 

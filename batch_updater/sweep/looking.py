@@ -10,19 +10,21 @@ Conflict, or only the fields that differ sent (`changes.decide`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..changes import Verdict, decide
+from ..changes import Verdict
 from ..exported import AS_EXPORTED_COLUMNS
 from ..tickets import Field, PlannedRow, PriorityFormat, Sheet, count_text, ticket_field
 from .common import log
 
 if TYPE_CHECKING:
     from ..ccs import CcsClient
+    from ..plans import PlanRow
     from ..runner import CurrentState
-    from ..runner.pages import PageRead
+    from ..runner.pages import PageRead, PageReader
     from ..settings import Settings
     from .console import Console
 
@@ -121,8 +123,14 @@ def look(
     console: Console,
     *,
     overwrite_conflicts: bool = False,
+    planned: Mapping[int, PlanRow] | None = None,
+    read_back: Collection[int] = (),
 ) -> Looked:
-    """Read what the rows' tickets hold now, in pages where that is cheaper than one GET each."""
+    """Read what the rows' tickets hold now, in pages where that is cheaper than one GET each.
+
+    planned: the rows of the plan a run applies, which decide each row instead (see
+    `plans.decide_planned`). read_back: rows an earlier run may have applied (a resume reads
+    them back before deciding): not counted as Unchanged or Conflict here, but as to be sent."""
     from ..runner import CurrentState
 
     numbers = {row.ticket_number.strip().upper(): row.row_number for row in rows}
@@ -138,19 +146,17 @@ def look(
     look_first = frozenset(row.row_number for row in rows if row.row_number not in known)
     integer = str(settings.priority_format) == PriorityFormat.INTEGER.value
     priorities = tuple(settings.priorities) if integer else ()
-    current = CurrentState(known, look_first, facts.exported, overwrite_conflicts, priorities)
+    current = CurrentState(
+        known, look_first, facts.exported, overwrite_conflicts, priorities, planned=planned
+    )
+    decided = [row for row in rows if row.row_number in known and row.row_number not in read_back]
     verdicts = [
-        decide(
-            row.update,
-            known[row.row_number],
-            facts.exported.get(row.row_number),
-            overwrite_conflicts=overwrite_conflicts,
-            priorities=priorities,
-        ).verdict
-        for row in rows
-        if row.row_number in known and row.update is not None
+        current.decide(row.row_number, row.update, known[row.row_number]).verdict
+        for row in decided
+        if row.update is not None
     ]
     changing = sum(1 for verdict in verdicts if verdict is Verdict.CHANGE)
+    changing += sum(1 for row in rows if row.row_number in known and row.row_number in read_back)
     return Looked(
         current,
         _how(read, facts, len(known), len(look_first)),
@@ -169,20 +175,10 @@ def _pages(
     console: Console,
 ) -> PageRead | None:
     """The tickets read in pages: the export's query, or every ticket while it is cheaper."""
-    from ..pacing import RateLimiter
-    from ..runner.pages import PageReader
-    from .sending import retry_policy
-
     if facts.query is None and len(rows) < PAGES_FROM_ROWS:
         return None
-
-    def tell(reason: str, delay: float) -> None:
-        console.note(f"Retrying the read of {reason}, in {delay:.1f} s.")
-
     with console.sending() as stops:
-        reader = PageReader(
-            client, RateLimiter(settings.rate), retry_policy(settings), halt=stops.cancel, tell=tell
-        )
+        reader = page_reader(client, settings, stops.cancel, console)
         if facts.query is not None:
             read = reader.read(facts.query)
         else:
@@ -194,6 +190,23 @@ def _pages(
     if read.failure:
         log.info("current state: the pages failed: %s", read.failure)
     return read
+
+
+def page_reader(
+    client: CcsClient, settings: Settings, halt: threading.Event, console: Console
+) -> PageReader:
+    """A reader of tickets (pages, or one GET) through a limiter at the configured rate and the
+    retry step every request shares; each retry said on the console."""
+    from ..pacing import RateLimiter
+    from ..runner.pages import PageReader
+    from .sending import retry_policy
+
+    def tell(reason: str, delay: float) -> None:
+        console.note(f"Retrying the read of {reason}, in {delay:.1f} s.")
+
+    return PageReader(
+        client, RateLimiter(settings.rate), retry_policy(settings), halt=halt, tell=tell
+    )
 
 
 def _how(read: PageRead | None, facts: SheetFacts, known: int, one_by_one: int) -> str:

@@ -50,6 +50,7 @@ class RunRequest:
     exact: a rollback's rows by row number of FILE (its rollback workbook, the readable record):
     what is sent is their captured values, not the cells as the reader cleans them up.
     rolls_back: the run id a rollback undoes.
+    plan: the plan an apply sends (checked by `sweep.applying` before the run starts).
     """
 
     file: Path
@@ -65,6 +66,9 @@ class RunRequest:
     transport: Transport = Transport()
     exact: Mapping[int, RollbackRow] | None = None
     rolls_back: str | None = None
+    # The plan this run applies (`batch-update apply`), as the run records it
+    # (plans.plan_record): its rows decide what is sent.
+    plan: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..errors import AuthError, InputError, ServerUnreachable
 from ..tickets import Outcome, PlannedRow, RowResult, RunInfo, Sheet, count_text
-from .common import MAX_PROBLEMS_SHOWN, _operator
+from .common import MAX_PROBLEMS_SHOWN, _operator, _quoted
 from .earlier import _create_journal, _follow_earlier_run, _journal_folder
 from .evidence import Recorded, choose_outputs, write_evidence
 from .looking import sheet_facts
@@ -43,6 +43,8 @@ def run(request: RunRequest, settings: Settings, console: Console) -> RunOutcome
         sheet, input_sha256 = _read(request.file, settings, rules)
     with _timed(timings, "validate"):
         plan = _plan(sheet, rules, request, console)
+        if not request.dry_run:
+            _check_approval_rule(request, settings, plan)
         outputs = choose_outputs(request, settings, started)
         info = _run_info(request, settings, sheet, plan, input_sha256, started)
         decided = {r.row_number: r for r in planned_results(plan.rows, request.dry_run)}
@@ -146,7 +148,41 @@ def _run_info(
         verify=settings.verify and not request.dry_run,
         settings=settings.describe(),
         python_version=platform.python_version(),
+        plan=request.plan,
     )
+
+
+def _check_approval_rule(request: RunRequest, settings: Settings, plan: Plan) -> None:
+    """plan.require_approval: a live change is an approved plan's apply (a resume or retry is
+    checked against the run it continues; the simulator is not live); an apply's rows are the
+    plan's rows, and its changes theirs."""
+    from ..errors import ConfigError
+    from ..plans import check_against_rows, plan_of_record, record_text
+    from .planning import rows_sha256
+
+    if request.plan is not None:
+        document = request.plan.get("document")
+        made = document.get("input") if isinstance(document, Mapping) else None
+        wanted = made.get("rows_sha256") if isinstance(made, Mapping) else None
+        if wanted != rows_sha256(plan.rows):
+            raise InputError(
+                f"{request.file.name} is read into other rows than when "
+                f"{record_text(request.plan, 'file')} was made (the same file, read with other "
+                "settings: columns, priorities or the sheet). Nothing was sent.",
+                tip="Apply with the configuration the plan was made with, or make a new plan.",
+            )
+        check_against_rows(
+            plan_of_record(request.plan), {r.row_number: r.update for r in plan.rows}
+        )
+        return
+    if settings.require_approval and not (request.resume or request.retry_of or request.simulate):
+        what = f"a rollback of run {request.rolls_back}" if request.rolls_back else "a live run"
+        raise ConfigError(
+            f"plan.require_approval is on: {what} must go through plan and approve. Nothing "
+            "was sent.",
+            tip=f"batch-update plan {_quoted(request.file)}, then batch-update approve PLAN (a "
+            "second CCS account), then batch-update apply PLAN.",
+        )
 
 
 def _send_sheet(

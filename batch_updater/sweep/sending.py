@@ -3,7 +3,7 @@ confirmation, the journal started, and the sender wired to the journal and the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -15,10 +15,11 @@ from .confirming import verify_in_pages
 from .continuation import Continuation
 from .looking import Looked, SheetFacts, look
 from .outcome import RunRequest
-from .server import Login, client_for, server, verified
+from .server import Login, Reach, client_for, same_server, server, verified
 
 if TYPE_CHECKING:
     from ..ccs import CcsClient
+    from ..plans import PlanRow
     from ..runner import CurrentState, EarlierRows, RetryPolicy, SendPolicies, SendReport
     from ..settings import Settings
     from .console import Console
@@ -92,7 +93,7 @@ def send_rows(
         client.login()
         current = None
         if request.exact is None:  # a rollback sends exactly what was captured
-            looked = _look(client, settings, rows, prepared, request, console)
+            looked = _look(client, settings, rows, prepared, request, console, _planned(info))
             current, count = replace(looked.current, verify_in_pages=info.verify), looked.to_send
             info = info.noting(looked.how + ".")
         if ask and count:
@@ -136,7 +137,7 @@ def _sending_line(
     if not count:
         return (
             "Nothing to send: every ticket already holds its row's values, or changed since "
-            f"the export; each row's outcome is recorded (run {run_id})."
+            f"the export (or the plan); each row's outcome is recorded (run {run_id})."
         )
     return (
         f"Sending {'up to ' if current is not None and current.look_first else ''}"
@@ -146,13 +147,24 @@ def _sending_line(
     )
 
 
-def _same_server(exported_from: str, client: CcsClient) -> bool:
-    from ..settings import normalize_url
+def warn_if_exported_elsewhere(
+    facts: SheetFacts, client: CcsClient, request: Reach, console: Console
+) -> None:
+    """Say so when the sheet was exported from another server than the one this run reads."""
+    exported_from = facts.export_server
+    if exported_from and not request.simulate and not same_server(exported_from, client.base_url):
+        console.warn(
+            f"Warning: this sheet was exported from {exported_from}; this run goes to "
+            f"{client.base_url}. Its Exported values are that server's: a ticket that differs "
+            "here is reported as a Conflict, and not sent."
+        )
 
-    try:
-        return normalize_url(exported_from).rstrip("/") == client.base_url.rstrip("/")
-    except ValueError:
-        return False
+
+def _planned(info: RunInfo) -> Mapping[int, PlanRow] | None:
+    """The rows of the plan the run applies (checked again), or None for a run of a sheet."""
+    from ..plans import plan_of_record
+
+    return plan_of_record(info.plan).rows if info.plan is not None else None
 
 
 def _look(
@@ -162,16 +174,11 @@ def _look(
     prepared: Prepared,
     request: RunRequest,
     console: Console,
+    planned: Mapping[int, PlanRow] | None = None,
 ) -> Looked:
     """What the tickets hold now, said on the terminal: how it was read, and what it found."""
     checks = prepared.batch.verify_carried
-    exported_from = prepared.facts.export_server
-    if exported_from and not request.simulate and not _same_server(exported_from, client):
-        console.warn(
-            f"Warning: this sheet was exported from {exported_from}; this run goes to "
-            f"{client.base_url}. Its Exported values are that server's: a ticket that differs "
-            "here is reported as a Conflict, and not sent."
-        )
+    warn_if_exported_elsewhere(prepared.facts, client, request, console)
     looked = look(
         client,
         settings,
@@ -179,7 +186,10 @@ def _look(
         prepared.facts,
         console,
         overwrite_conflicts=request.overwrite_conflicts,
+        planned=planned,
+        read_back=prepared.batch.read_back,
     )
+    since = "the plan" if planned is not None else "the export"
     found = [
         (
             f"{looked.unchanged:,} already {'holds its' if looked.unchanged == 1 else 'hold their'}"
@@ -187,9 +197,7 @@ def _look(
         )
         if looked.unchanged
         else "",
-        f"{looked.conflicts:,} changed in CCS since the export (Conflict)"
-        if looked.conflicts
-        else "",
+        f"{looked.conflicts:,} changed in CCS since {since} (Conflict)" if looked.conflicts else "",
     ]
     console.note(
         looked.how + "." + (" " + "; ".join(f for f in found if f) + "." if any(found) else "")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import warnings
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from .outcome import Transport
 
 if TYPE_CHECKING:
     from ..ccs import CcsClient
+    from ..plans import Plan
     from ..settings import Secret, Settings
     from .console import Console
 
@@ -41,17 +43,54 @@ class Login:
     encoding: str
 
 
-def server(stack: ExitStack, settings: Settings, request: Reach, console: Console) -> Login:
-    """The built-in simulator (started for the run), or the server and credentials given."""
+def server(
+    stack: ExitStack,
+    settings: Settings,
+    request: Reach,
+    console: Console,
+    *,
+    not_as: str = "",
+) -> Login:
+    """The built-in simulator (started for the run), or the server and credentials given.
+
+    not_as: an account the simulator must not log in as (an approver is not the planner): its
+    other account is used, which may read tickets but not change them.
+    """
     if not request.simulate:
         return _credentials(settings, request.transport, console)
+    from ..plans import same_account
     from ..settings import Secret
     from ..sim import DEFAULT_USERS, Simulator
 
-    admin = next(user for user in DEFAULT_USERS if user.remediation_admin)
+    user = next(
+        user
+        for user in sorted(DEFAULT_USERS, key=lambda user: not user.remediation_admin)
+        if not (not_as and same_account(user.name, not_as))
+    )
     sim = stack.enter_context(Simulator(port=0, **SIMULATED_SERVER))
     console.note(f"Simulated CCS server at {sim.url} (nothing real is touched).")
-    return Login(sim.url, admin.name, Secret(admin.password), "base64")
+    return Login(sim.url, user.name, Secret(user.password), "base64")
+
+
+def logged_in(
+    stack: ExitStack,
+    settings: Settings,
+    request: Reach,
+    console: Console,
+    *,
+    not_as: str = "",
+    before: Callable[[Login], None] | None = None,
+) -> tuple[Login, CcsClient]:
+    """The server (or the simulator), and a client logged in to it, closed with the stack.
+    A refused login or an unreachable server raises (AuthError, ServerUnreachable). before:
+    a check of who logs in, made before any request (it raises to refuse)."""
+    login = server(stack, settings, request, console, not_as=not_as)
+    if before is not None:
+        before(login)
+    client = client_for(login, settings, request, console)
+    stack.callback(client.close)
+    client.login()
+    return login, client
 
 
 def verified(request: Reach) -> bool:
@@ -129,3 +168,41 @@ def _credentials(settings: Settings, transport: Transport, console: Console) -> 
         )
     encoding = getattr(settings.password_encoding, "value", settings.password_encoding)
     return Login(url, username, password, str(encoding))
+
+
+def plan_server(plan: Plan, request: Reach, settings: Settings, doing: str) -> Settings:
+    """The settings for the server a plan was made against (or the simulator, again): its URL
+    when the config names none; refused when the config names another, or the plan was made
+    against the simulator and this is not (or the other way round). doing: "apply it"."""
+    from ..errors import ConfigError
+
+    made = plan.text("server")
+    if plan.simulated != request.simulate:
+        raise ConfigError(
+            f"{plan.path.name} was made against {'the simulator' if plan.simulated else made}; "
+            "nothing was done.",
+            tip=f"Add --simulate to {doing}."
+            if plan.simulated
+            else f"{doing.capitalize()} without --simulate.",
+        )
+    if request.simulate:
+        return settings
+    if not settings.url:
+        return replace(settings, url=made)
+    if not same_server(settings.url, made):
+        raise ConfigError(
+            f"{plan.path.name} was made against {made}; this config goes to {settings.url}. "
+            "Nothing was done.",
+            tip=f"Use --url {made} to {doing} there, or make a plan against {settings.url}.",
+        )
+    return settings
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two server URLs name one server (scheme, host and port, any case, any slash)."""
+    from ..settings import normalize_url
+
+    try:
+        return normalize_url(a).rstrip("/").casefold() == normalize_url(b).rstrip("/").casefold()
+    except ValueError:
+        return False

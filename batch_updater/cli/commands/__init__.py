@@ -3,8 +3,11 @@
 A new command is a module here with one click command, added to COMMANDS.
 """
 
+from .apply import apply_command
+from .approve import approve_command
 from .check import check_command
 from .export import export_command
+from .plan import plan_command
 from .report import report_command
 from .resume import resume_command
 from .retry import retry_command
@@ -16,6 +19,9 @@ from .show import show_command
 COMMANDS = (
     run_command,
     export_command,
+    plan_command,
+    approve_command,
+    apply_command,
     resume_command,
     retry_command,
     rollback_command,
