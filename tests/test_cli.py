@@ -98,6 +98,7 @@ def test_help_lists_every_command_and_every_exit_code() -> None:
         "report",
         "runs",
         "check",
+        "compare",
         "show",
     ]
     assert [code for code in exit_codes_of(text) if code.isdigit()] == [

@@ -58,6 +58,8 @@ _connection_options = _group(
         help="CA certificate(s) for an internal CA.",
     ),
 )
+# Where a command that reads without simulating goes (compare).
+connection_options = _connection_options
 # Where the run goes: the server, who logs in, and how the connection is checked.
 server_options = _group(_simulate_option, _yes_option, _connection_options)
 # Where a command that only reads goes (export, show): no confirmation to skip.

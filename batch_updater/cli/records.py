@@ -117,3 +117,46 @@ def rollback_from_journal(run_ref: str, options: dict[str, Any]) -> ExitStatus:
     options["verify"] = options.get("verify") or True  # shows each ticket holds them again
     options["again"] = True  # the guard for this rollback is the one above
     return run_sheet(rollback.workbook, options, exact=rollback.rows, rolls_back=rollback.run_id)
+
+
+def compare_two_runs(runs: tuple[str, ...], options: dict[str, Any]) -> ExitStatus:
+    """Compare two runs as the command's options say; print the table; the exit status."""
+    from ..sweep import CompareRequest, compare_runs
+    from .exporting import _transport
+    from .running import command_settings, on_terminal, print_safely
+
+    given, console, verbose, config_path = on_terminal(options)
+    request = CompareRequest(
+        run_b=runs[-1],
+        run_a=runs[0] if len(runs) == 2 else None,
+        offline=bool(given.pop("offline", False)),
+        out=given.pop("out", None),
+        transport=_transport(given),
+    )
+    settings = command_settings(given, config_path, verbose, None, console)
+    outcome = compare_runs(request, settings, console)
+    print_safely(lambda: _tell_comparison(outcome))
+    return outcome.status
+
+
+def _tell_comparison(outcome: Any) -> None:
+    from ..comparison import Category
+
+    a, b = outcome.a.record, outcome.b.record
+    click.echo(f"Run A: {a.run_id} ({_when(a.started)[:16]}, {a.input_name}), {outcome.a.checked}")
+    click.echo(f"Run B: {b.run_id} ({_when(b.started)[:16]}, {b.input_name}), {outcome.b.checked}")
+    click.echo(f"Baseline: {outcome.baseline}.")
+    counts = outcome.comparison.counts()
+    for category in Category:
+        detail = ""
+        items = outcome.comparison.of(category)
+        if category is Category.FAILED_AGAIN and items:
+            longest = max(item.in_a_row for item in items)
+            detail = f"   (up to {longest} runs in a row)"
+        if category is Category.CHANGED_IN_CCS and outcome.current.startswith("not read"):
+            detail = "   (not read)" if "offline" not in outcome.current else "   (--offline)"
+        click.echo(f"  {category.value:<18}{counts[category]:>7,}{detail}")
+    if outcome.comparison.not_keyed:
+        click.echo(f"  {count_text(outcome.comparison.not_keyed, 'row')} without a ticket number")
+    click.echo(f"Current values: {outcome.current}.")
+    click.echo(f"Comparison workbook: {outcome.workbook}")

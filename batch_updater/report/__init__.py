@@ -26,6 +26,7 @@ from .cells import (
     csv_text,
     safe_text,
 )
+from .compare_book import write_comparison
 from .export_book import (
     EXPORT_ITEM_HEADERS,
     EXPORT_NOTE,
@@ -90,6 +91,7 @@ __all__ = [
     "rollback_rows",
     "safe_text",
     "write_atomically",
+    "write_comparison",
     "write_export",
     "write_plan_book",
     "write_results",

@@ -20,6 +20,7 @@ as written).
 
 from .applying import ApplyRequest, apply_plan
 from .approving import ApproveOutcome, ApproveRequest, approve
+from .comparing import CompareOutcome, CompareRequest, compare_runs
 from .console import Console, Progress, Stops
 from .continuation import Continuation, continue_run
 from .export import ExportOutcome, ExportRequest, export, search_query

@@ -6,6 +6,7 @@ A new command is a module here with one click command, added to COMMANDS.
 from .apply import apply_command
 from .approve import approve_command
 from .check import check_command
+from .compare import compare_command
 from .export import export_command
 from .plan import plan_command
 from .report import report_command
@@ -28,6 +29,7 @@ COMMANDS = (
     report_command,
     runs_command,
     check_command,
+    compare_command,
     show_command,
 )
 
