@@ -10,7 +10,6 @@ of any size costs about what its cells cost.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,7 @@ from ..exported import (
 from ..tickets import Field, TicketState
 from .cells import _CONTROL_CHARS_RE, _ODD_FIRST, _styled, _xlsx_value, safe_text
 from .layout import _BOLD, _WIDTH_SAMPLE_ROWS
-from .paths import (
-    _appeared_error,
-    _check_target,
-    _create_temp_beside,
-    _move_into_place,
-    _remove_quietly,
-)
+from .paths import write_atomically
 from .results import _abandon
 
 EXPORT_NOTE = (
@@ -92,10 +85,8 @@ def write_export(
             f"holds {_EXCEL_MAX_COLUMNS:,}.",
             tip="Choose fewer context columns.",
         )
-    _check_target(path, [], _OPTION)
-    temp: Path | None = None
-    try:
-        temp = _create_temp_beside(path)
+
+    def save(temp: Path) -> None:
         workbook = Workbook(write_only=True)
         workbook.properties.creator = f"batch-update {identity.tool_version}"
         workbook.properties.title = "batch-update export"
@@ -115,17 +106,8 @@ def write_export(
         except BaseException:
             _abandon(workbook)
             raise
-        if os.path.lexists(path):
-            raise _appeared_error(path, _OPTION)
-        _move_into_place(temp, path, _OPTION)
-    except OSError as exc:
-        raise OutputError(
-            f"Could not write the export workbook {path}: {exc.strerror or exc}.",
-            tip=f"Check the free space and the permissions of {path.parent}, or choose another "
-            f"place with {_OPTION}.",
-        ) from exc
-    finally:
-        _remove_quietly(temp)
+
+    write_atomically(path, save, "the export workbook", option=_OPTION)
 
 
 def _headers(context_headers: Sequence[tuple[str, str]]) -> list[str]:
