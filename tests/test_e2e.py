@@ -1304,6 +1304,23 @@ def test_a_full_journal_disk_stops_sending_writes_the_workbook_and_the_resume_fi
 
 
 @POSIX_ONLY
+@pytest.mark.parametrize("args", [["runs"], ["compare", "--offline", "x"]])
+def test_a_command_whose_reader_has_gone_ends_quietly(tmp_path: Path, args: list[str]) -> None:
+    """`batch-update runs | head`: the reader gone before anything is printed is no bug."""
+    process = start_command(args, tmp_path)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader goes away at once
+    try:
+        code = process.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the command hung once its output could not be written") from None
+    said = process.stderr.read()
+    assert "Internal error" not in said and "Traceback" not in said, said
+    assert code in (ExitStatus.OK, ExitStatus.USAGE), said  # compare of no run: a usage error
+
+
+@POSIX_ONLY
 def test_a_reader_of_the_output_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
     """`batch-update ... | head`: once the reader has gone, every line written is a broken pipe;
     the run still sends every row, records it and writes its evidence, and ends."""

@@ -43,6 +43,13 @@ def guarded(function: Callable[..., ExitStatus]) -> Callable[..., None]:
                 raise
             _echo("\nInterrupted; nothing was sent.")
             status = ExitStatus.INTERRUPTED
+        except BrokenPipeError:
+            # Our output is piped into a reader that has gone (| head): what the command did is
+            # done; say nothing more. (A run keeps its own status: see running.print_safely.)
+            from .running import _silence_output
+
+            _silence_output()
+            status = ExitStatus.OK
         except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
             if debug:
                 raise
