@@ -545,3 +545,53 @@ def test_plan_out_must_be_a_json_file_and_a_rejection_needs_a_reason(
     outcome, _ = plan_in(sheet, simulator)
     with pytest.raises(ConfigError, match="--reject needs a reason"):
         approve_in(outcome.plan_path, simulator, reject="  ")
+
+
+def test_a_report_of_an_apply_names_the_plan_and_its_manifest_covers_it(
+    tmp_path: Path, simulator
+) -> None:
+    from batch_updater.sweep.history import rebuild_report
+
+    outcome, _ = plan_in(every_kind(tmp_path, simulator), simulator)
+    approve_in(outcome.plan_path, simulator)
+    applied, _ = apply_in(outcome.plan_path, simulator)
+    run_id = read_run(journal_copy_path(applied.workbook)).run_id
+
+    rebuilt = rebuild_report(run_id, None, tmp_path / "rebuilt.xlsx", None, None)
+    assert summary_of(rebuilt.workbook)["Approved by"].startswith(AUDITOR)
+    checks = {check.role: check for check in check_manifest(rebuilt.workbook)}
+    assert {"plan", "approval"} <= set(checks) and all(c.ok for c in checks.values())
+
+
+def test_a_retry_of_an_expired_plans_apply_is_refused(tmp_path: Path, simulator, monkeypatch):
+    import batch_updater.plans as plans
+    from batch_updater.sweep import RunRequest, run
+
+    outcome, _ = plan_in(every_kind(tmp_path, simulator), simulator)
+    applied, _ = apply_in(outcome.plan_path, simulator)
+    run_id = read_run(journal_copy_path(applied.workbook)).run_id
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.now(timezone.utc) + timedelta(days=8)
+
+    monkeypatch.setattr(plans, "datetime", Later)
+    simulator.clear_requests()
+    with pytest.raises(InputError, match=r"expired at .* it cannot be continued"):
+        run(
+            RunRequest(sheet_of(outcome.plan_path), yes=True, retry_of=run_id),
+            settings_for(simulator),
+            FakeConsole(),
+        )
+    assert patches(simulator) == []
+
+
+def test_a_plan_of_a_sheet_exported_from_another_server_says_so(
+    tmp_path: Path, simulator, make_simulator
+) -> None:
+    exported, _ = export_in(tmp_path, make_simulator(), query=(("TicketState", "1"),))
+    _, console = plan_in(exported.workbook, simulator)
+    assert any(
+        "this sheet was exported from" in text for kind, text in console.said if kind == "warn"
+    )
