@@ -107,6 +107,18 @@ def summary_of(workbook: Path) -> dict[object, object]:
     return {row[0]: row[1] for row in sheet.iter_rows(values_only=True) if len(row) > 1}
 
 
+def eight_days_later(monkeypatch) -> None:
+    """The plans' clock a week and a day on: a plan of the default expiry has expired."""
+    import batch_updater.plans as plans
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.now(timezone.utc) + timedelta(days=8)
+
+    monkeypatch.setattr(plans, "datetime", Later)
+
+
 def by_row(outcome) -> dict[int, object]:
     return {result.row_number: result for result in outcome.results}
 
@@ -285,16 +297,9 @@ def test_a_changed_input_is_refused_and_nothing_is_sent(tmp_path: Path, simulato
 
 
 def test_an_expired_plan_is_refused(tmp_path: Path, simulator, monkeypatch) -> None:
-    import batch_updater.plans as plans
-
     outcome, _ = plan_in(every_kind(tmp_path, simulator), simulator)
 
-    class Later(datetime):
-        @classmethod
-        def now(cls, tz=None):  # type: ignore[override]
-            return datetime.now(timezone.utc) + timedelta(days=8)
-
-    monkeypatch.setattr(plans, "datetime", Later)
+    eight_days_later(monkeypatch)
     simulator.clear_requests()
     with pytest.raises(InputError, match="expired at"):
         apply_in(outcome.plan_path, simulator)
@@ -564,19 +569,13 @@ def test_a_report_of_an_apply_names_the_plan_and_its_manifest_covers_it(
 
 
 def test_a_retry_of_an_expired_plans_apply_is_refused(tmp_path: Path, simulator, monkeypatch):
-    import batch_updater.plans as plans
     from batch_updater.sweep import RunRequest, run
 
     outcome, _ = plan_in(every_kind(tmp_path, simulator), simulator)
     applied, _ = apply_in(outcome.plan_path, simulator)
     run_id = read_run(journal_copy_path(applied.workbook)).run_id
 
-    class Later(datetime):
-        @classmethod
-        def now(cls, tz=None):  # type: ignore[override]
-            return datetime.now(timezone.utc) + timedelta(days=8)
-
-    monkeypatch.setattr(plans, "datetime", Later)
+    eight_days_later(monkeypatch)
     simulator.clear_requests()
     with pytest.raises(InputError, match=r"expired at .* it cannot be continued"):
         run(
